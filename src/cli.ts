@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+import { describeError, UserError } from './errors.js';
+
+/**
+ * Each command is a module under src/cli/ exporting
+ *   `summary: string` (one line for the top-level help),
+ *   `run(argv: string[]): Promise<number>` (exit code; prints its own --help).
+ * Modules are loaded lazily so a command pays only for what it uses.
+ */
+interface CommandModule {
+  summary: string;
+  run(argv: string[]): Promise<number>;
+}
+
+const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  serve: () => import('./cli/serve.js'),
+  'credential-process': () => import('./cli/credential-process.js'),
+  update: () => import('./cli/update.js'),
+  check: () => import('./cli/check.js'),
+  pki: () => import('./cli/pki.js'),
+  emulator: () => import('./cli/emulator.js'),
+};
+
+async function topLevelHelp(): Promise<string> {
+  const lines = ['Usage: rolesanywhere-credentiald <command> [options]', '', 'Commands:'];
+  for (const [name, load] of Object.entries(COMMANDS)) {
+    let summary = '';
+    try {
+      summary = (await load()).summary;
+    } catch {
+      summary = '(unavailable)';
+    }
+    lines.push(`  ${name.padEnd(20)} ${summary}`);
+  }
+  lines.push('', 'Run `rolesanywhere-credentiald <command> --help` for a command\'s options.');
+  return lines.join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write((await topLevelHelp()) + '\n');
+    return name ? 0 : 1;
+  }
+  if (name === '--version' || name === 'version') {
+    const { VERSION } = await import('./version.js');
+    process.stdout.write(VERSION + '\n');
+    return 0;
+  }
+  const load = COMMANDS[name];
+  if (!load) {
+    throw new UserError(`unknown command "${name}"; run with --help to list the commands`);
+  }
+  return (await load()).run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    // One line, no stack: errors here are the user's to fix.
+    process.stderr.write(`rolesanywhere-credentiald: ${describeError(err)}\n`);
+    if (process.env.ROLESANYWHERE_DEBUG && !(err instanceof UserError) && err instanceof Error) {
+      process.stderr.write(`${err.stack ?? ''}\n`);
+    }
+    process.exitCode = err instanceof UserError ? err.exitCode : 1;
+  },
+);

@@ -1,0 +1,33 @@
+import type { KeyObject, X509Certificate } from 'node:crypto';
+
+/** What to load: the paths and password sources a user gave. */
+export interface IdentitySource {
+  /** PEM certificate (leaf first, extra CERTIFICATE blocks are the chain) or a PKCS#12 (.p12/.pfx) bundle. */
+  certificate: string;
+  /** PEM/DER private key. Omitted when `certificate` is a PKCS#12 bundle. */
+  privateKey?: string;
+  /** PEM bundle of intermediate CA certificates. */
+  intermediates?: string;
+  /** Password for an encrypted key or PKCS#12 bundle. */
+  password?: string;
+}
+
+export type KeyAlgorithm = 'RSA' | 'EC';
+
+/** A loaded, validated signing identity. Immutable once built. */
+export interface Identity {
+  /** Leaf certificate. */
+  certificate: X509Certificate;
+  /** Leaf certificate DER. */
+  certificateDer: Buffer;
+  /** Intermediate CA certificates, nearest the leaf first (as sent in X-Amz-X509-Chain). */
+  chain: X509Certificate[];
+  privateKey: KeyObject;
+  keyAlgorithm: KeyAlgorithm;
+  /** Leaf serial number in decimal, as the service expects in the Credential field. */
+  serialDecimal: string;
+  /** Files it was loaded from (for messages). */
+  source: IdentitySource;
+  /** Warnings found while loading (e.g. certificate expires soon); never secrets. */
+  warnings: string[];
+}

@@ -1,0 +1,24 @@
+/** Temporary AWS credentials as returned by CreateSession. */
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  /** When the credentials stop working. */
+  expiration: Date;
+  /** The role the session assumed (from the response, or the requested role ARN). */
+  roleArn: string;
+  /** The account of the role, from its ARN. */
+  accountId?: string;
+  /** The assumed-role ARN, when the service returned it. */
+  assumedRoleArn?: string;
+}
+
+/** Everything that selects which session to create (not how to connect). */
+export interface SessionParameters {
+  trustAnchorArn: string;
+  profileArn: string;
+  roleArn: string;
+  /** Seconds, 900..43200; the service default is 3600. */
+  durationSeconds?: number;
+  roleSessionName?: string;
+}
