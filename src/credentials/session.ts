@@ -1,0 +1,388 @@
+import { describeError } from '../errors.js';
+import type { Identity } from '../identity/types.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import type { AwsCredentials } from '../rolesanywhere/types.js';
+
+/** Gets fresh credentials for an identity (CreateSession). Must honour `signal`. */
+export type FetchCredentials = (identity: Identity, signal: AbortSignal) => Promise<AwsCredentials>;
+
+export interface SessionOptions {
+  profile: string;
+  identity: Identity;
+  fetchCredentials: FetchCredentials;
+  /** First retry delay after a failure (ms). */
+  backoffInitialMs?: number;
+  /** Cap of the retry delay (ms). */
+  backoffMaxMs?: number;
+  logger?: Logger;
+  /** Clock (ms since epoch); tests may inject. */
+  now?: () => number;
+  /** Random in [0,1) for jitter; tests may inject. */
+  random?: () => number;
+}
+
+export interface FailureInfo {
+  message: string;
+  reason: string;
+  at: Date;
+}
+
+/** What a route gets: credentials to serve, or why there are none. */
+export type CredentialLookup =
+  | { ok: true; credentials: AwsCredentials; lastUpdated: Date }
+  | { ok: false; message: string; at?: Date };
+
+export interface SessionStatus {
+  profile: string;
+  /** Credentials are held and outside the expiry margin. */
+  ready: boolean;
+  expiration?: Date;
+  /** When the served credentials were obtained. */
+  lastUpdated?: Date;
+  lastRefreshAt?: Date;
+  lastRefreshOutcome?: 'success' | 'failure';
+  lastFailure?: FailureInfo;
+  refreshAttempts: number;
+  refreshSuccesses: number;
+  failuresByReason: Record<string, number>;
+  identityReloads: number;
+  identityReloadFailures: number;
+  lastIdentityError?: FailureInfo;
+  certificateSerial: string;
+  certificateNotAfter: Date;
+  /** Next scheduled refresh, if any. */
+  nextRefreshAt?: Date;
+}
+
+/** Never serve credentials within this margin of their expiration (scaled down for short lifetimes). */
+export const MAX_EXPIRY_MARGIN_MS = 60_000;
+
+/** The expiry margin for credentials of the given lifetime: min(60 s, 10% of the lifetime). */
+export function expiryMarginMs(lifetimeMs: number): number {
+  return Math.max(0, Math.min(MAX_EXPIRY_MARGIN_MS, Math.floor(lifetimeMs / 10)));
+}
+
+function reasonOf(err: unknown): string {
+  if (err && typeof err === 'object') {
+    const r = (err as { reason?: unknown }).reason;
+    if (typeof r === 'string' && r) return r;
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && code) return code.toLowerCase();
+    if ((err as { name?: unknown }).name === 'AbortError' || (err as { name?: unknown }).name === 'TimeoutError') return 'timeout';
+  }
+  return 'error';
+}
+
+function accountFromArn(arn: string): string | undefined {
+  const parts = arn.split(':');
+  return parts.length >= 5 && /^\d{12}$/.test(parts[4] ?? '') ? parts[4] : undefined;
+}
+
+/**
+ * Keeps one profile's credentials fresh. Fetches at start, refreshes in the
+ * background at half the actual lifetime (± 10% jitter), retries failures with
+ * exponential backoff while the previous credentials keep being served, and
+ * stops serving credentials once they are within the expiry margin. Exactly
+ * one fetch is in flight at a time. Reads (`lookup`, `status`) never do I/O.
+ */
+export class CredentialSession {
+  readonly profile: string;
+  private identityValue: Identity;
+  private readonly fetchCredentials: FetchCredentials;
+  private readonly backoffInitialMs: number;
+  private readonly backoffMaxMs: number;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  private creds?: AwsCredentials;
+  private credsIssuedAt = 0;
+  private inflight?: Promise<void>;
+  private controller?: AbortController;
+  private timer?: NodeJS.Timeout;
+  private nextRefreshAt?: number;
+  private generation = 0;
+  private consecutiveFailures = 0;
+  private stopped = false;
+  private started = false;
+
+  private lastRefreshAt?: number;
+  private lastRefreshOutcome?: 'success' | 'failure';
+  private lastFailure?: FailureInfo;
+  private refreshAttempts = 0;
+  private refreshSuccesses = 0;
+  private readonly failuresByReason = new Map<string, number>();
+  private identityReloads = 0;
+  private identityReloadFailures = 0;
+  private lastIdentityError?: FailureInfo;
+  private readonly waiters = new Set<() => void>();
+
+  constructor(options: SessionOptions) {
+    this.profile = options.profile;
+    this.identityValue = options.identity;
+    this.fetchCredentials = options.fetchCredentials;
+    this.backoffInitialMs = Math.max(1, options.backoffInitialMs ?? 1000);
+    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoffMaxMs ?? 30_000);
+    this.log = (options.logger ?? silentLogger()).child({ profile: options.profile });
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  get identity(): Identity {
+    return this.identityValue;
+  }
+
+  /** Starts the first fetch (does not wait for it). */
+  start(): void {
+    if (this.started || this.stopped) return;
+    this.started = true;
+    void this.refresh();
+  }
+
+  /** Cancels timers and aborts an in-flight fetch. Served credentials are dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.nextRefreshAt = undefined;
+    this.controller?.abort();
+    this.controller = undefined;
+    this.notify();
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /**
+   * Starts a refresh now unless one is already in flight (single-flight);
+   * resolves when that attempt has finished (successfully or not).
+   */
+  refresh(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.inflight) return this.inflight;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.nextRefreshAt = undefined;
+    const generation = this.generation;
+    const controller = new AbortController();
+    this.controller = controller;
+    const identity = this.identityValue;
+    this.refreshAttempts++;
+    const started = this.now();
+    const run = (async () => {
+      let result: AwsCredentials | undefined;
+      let error: unknown;
+      try {
+        result = await this.fetchCredentials(identity, controller.signal);
+      } catch (err) {
+        error = err;
+      }
+      if (generation !== this.generation || this.stopped) return; // superseded (identity change or stop)
+      if (result) this.onSuccess(result, started, identity);
+      else this.onFailure(error);
+    })().finally(() => {
+      if (this.inflight === run) {
+        this.inflight = undefined;
+        this.controller = undefined;
+      }
+      this.notify();
+    });
+    this.inflight = run;
+    return run;
+  }
+
+  /**
+   * Switches to a new identity (rotated certificate): the current credentials
+   * keep being served while a new session is fetched at once with the new
+   * identity. An in-flight fetch made with the old identity is abandoned.
+   */
+  setIdentity(identity: Identity): void {
+    if (this.stopped) return;
+    this.identityValue = identity;
+    this.identityReloads++;
+    this.log.info(
+      { event: 'identity_reloaded', serial: identity.serialDecimal, notAfter: new Date(identity.certificate.validTo).toISOString() },
+      'certificate changed; fetching a new session with it',
+    );
+    if (this.inflight) {
+      this.generation++;
+      this.controller?.abort();
+      this.inflight = undefined;
+      this.controller = undefined;
+    }
+    this.consecutiveFailures = 0;
+    if (this.started) void this.refresh();
+  }
+
+  /** Records a rejected certificate/key change; the current identity stays. */
+  recordIdentityError(err: unknown): void {
+    this.identityReloadFailures++;
+    this.lastIdentityError = { message: describeError(err), reason: reasonOf(err), at: new Date(this.now()) };
+    this.log.error(
+      { event: 'identity_reload_failed', reason: this.lastIdentityError.reason, error: this.lastIdentityError.message, serial: this.identityValue.serialDecimal },
+      'new certificate or key refused; keeping the current identity',
+    );
+  }
+
+  /** Credentials to serve now, or why there are none. No I/O. */
+  lookup(): CredentialLookup {
+    const now = this.now();
+    const c = this.creds;
+    if (c && this.isUsable(c, now)) {
+      return { ok: true, credentials: c, lastUpdated: new Date(this.credsIssuedAt) };
+    }
+    if (this.lastFailure) {
+      return {
+        ok: false,
+        message: `no valid credentials for profile "${this.profile}": last refresh failed at ${this.lastFailure.at.toISOString()}: ${this.lastFailure.message}`,
+        at: this.lastFailure.at,
+      };
+    }
+    if (c) {
+      return { ok: false, message: `no valid credentials for profile "${this.profile}": the cached credentials expire at ${c.expiration.toISOString()} and a refresh is in progress` };
+    }
+    return { ok: false, message: `no credentials yet for profile "${this.profile}": the first CreateSession call is in progress` };
+  }
+
+  status(): SessionStatus {
+    const now = this.now();
+    const failures: Record<string, number> = {};
+    for (const [k, v] of this.failuresByReason) failures[k] = v;
+    const c = this.creds;
+    return {
+      profile: this.profile,
+      ready: c !== undefined && this.isUsable(c, now),
+      expiration: c?.expiration,
+      lastUpdated: c ? new Date(this.credsIssuedAt) : undefined,
+      lastRefreshAt: this.lastRefreshAt === undefined ? undefined : new Date(this.lastRefreshAt),
+      lastRefreshOutcome: this.lastRefreshOutcome,
+      lastFailure: this.lastFailure,
+      refreshAttempts: this.refreshAttempts,
+      refreshSuccesses: this.refreshSuccesses,
+      failuresByReason: failures,
+      identityReloads: this.identityReloads,
+      identityReloadFailures: this.identityReloadFailures,
+      lastIdentityError: this.lastIdentityError,
+      certificateSerial: this.identityValue.serialDecimal,
+      certificateNotAfter: new Date(this.identityValue.certificate.validTo),
+      nextRefreshAt: this.nextRefreshAt === undefined ? undefined : new Date(this.nextRefreshAt),
+    };
+  }
+
+  /** Resolves once `predicate` holds (checked after every refresh outcome) or rejects after `timeoutMs`. */
+  waitFor(predicate: (s: CredentialSession) => boolean, timeoutMs: number): Promise<void> {
+    if (predicate(this)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (predicate(this)) {
+          cleanup();
+          resolve();
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`profile ${this.profile}: condition not reached within ${timeoutMs} ms`));
+      }, timeoutMs);
+      timer.unref();
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.waiters.delete(check);
+      };
+      this.waiters.add(check);
+    });
+  }
+
+  private notify(): void {
+    for (const w of [...this.waiters]) w();
+  }
+
+  private isUsable(c: AwsCredentials, now: number): boolean {
+    const lifetime = c.expiration.getTime() - this.credsIssuedAt;
+    return now < c.expiration.getTime() - expiryMarginMs(lifetime);
+  }
+
+  private onSuccess(result: AwsCredentials, started: number, identity: Identity): void {
+    const now = this.now();
+    const exp = result.expiration instanceof Date ? result.expiration.getTime() : NaN;
+    if (!Number.isFinite(exp)) {
+      this.onFailure(Object.assign(new Error('the service returned credentials without a valid expiration'), { reason: 'invalid_response' }));
+      return;
+    }
+    // Lifetime from the moment we asked: a response that took long counts against it.
+    const lifetime = exp - started;
+    if (now >= exp - expiryMarginMs(lifetime)) {
+      this.onFailure(
+        Object.assign(
+          new Error(`the service returned credentials that expire at ${new Date(exp).toISOString()}, already past or within the expiry margin (check the clock)`),
+          { reason: 'expired_on_arrival' },
+        ),
+      );
+      return;
+    }
+    const creds: AwsCredentials = { ...result, accountId: result.accountId ?? accountFromArn(result.roleArn) };
+    this.creds = creds;
+    this.credsIssuedAt = started;
+    this.lastRefreshAt = now;
+    this.lastRefreshOutcome = 'success';
+    this.lastFailure = undefined;
+    this.refreshSuccesses++;
+    this.consecutiveFailures = 0;
+    // Refresh at half the actual lifetime, ± 10% of it.
+    const jitter = (this.random() * 2 - 1) * 0.1 * lifetime;
+    const delay = Math.max(1000, Math.min(lifetime / 2 + jitter, exp - now - expiryMarginMs(lifetime) - 1000));
+    this.schedule(delay);
+    this.log.info(
+      {
+        event: 'refresh',
+        outcome: 'success',
+        expiration: new Date(exp).toISOString(),
+        serial: identity.serialDecimal,
+        nextRefreshInMs: Math.round(delay),
+      },
+      'credentials refreshed',
+    );
+  }
+
+  private onFailure(err: unknown): void {
+    const now = this.now();
+    const reason = reasonOf(err);
+    const message = describeError(err);
+    this.lastRefreshAt = now;
+    this.lastRefreshOutcome = 'failure';
+    this.lastFailure = { message, reason, at: new Date(now) };
+    this.failuresByReason.set(reason, (this.failuresByReason.get(reason) ?? 0) + 1);
+    const base = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(this.consecutiveFailures, 30));
+    this.consecutiveFailures++;
+    // Jitter: 75%..125% of the step, still capped.
+    const delay = Math.max(1, Math.min(this.backoffMaxMs, base * (0.75 + this.random() * 0.5)));
+    this.schedule(delay);
+    const c = this.creds;
+    const serving = c !== undefined && this.isUsable(c, now);
+    this.log.warn(
+      {
+        event: 'refresh',
+        outcome: 'failure',
+        reason,
+        error: message,
+        serial: this.identityValue.serialDecimal,
+        retryInMs: Math.round(delay),
+        servingCachedUntil: serving ? new Date(c!.expiration.getTime() - expiryMarginMs(c!.expiration.getTime() - this.credsIssuedAt)).toISOString() : undefined,
+      },
+      serving ? 'refresh failed; still serving the cached credentials' : 'refresh failed; no valid credentials to serve',
+    );
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.nextRefreshAt = this.now() + delayMs;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.refresh();
+    }, delayMs);
+    this.timer.unref();
+  }
+}

@@ -1,0 +1,256 @@
+import { isDeepStrictEqual } from 'node:util';
+import type { DaemonConfig, ProfileConfig } from '../config/types.js';
+import { CredentialSession, type FetchCredentials } from '../credentials/session.js';
+import { describeError, UserError } from '../errors.js';
+import type { Identity, IdentitySource } from '../identity/types.js';
+import { IdentityWatcher } from '../identity/watch.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { buildApp, type ServedProfile, type ServerState } from './app.js';
+import { ImdsTokenStore } from './imds-tokens.js';
+import { closeAll, isLoopbackListenHost, listenAll, urlHost, type BoundServer } from './listen.js';
+import { RequestMetrics } from './metrics.js';
+import { ensureEndpointToken, TokenVerifier } from './token.js';
+
+export interface DaemonDeps {
+  /** Builds the CreateSession call for a profile. */
+  fetchFactory: (profile: ProfileConfig) => FetchCredentials;
+  /** Loads a profile's identity (validated). */
+  loadIdentity: (profile: ProfileConfig, source: IdentitySource) => Promise<Identity>;
+  logger?: Logger;
+}
+
+interface ProfileRuntime {
+  config: ProfileConfig;
+  session: CredentialSession;
+  watcher: IdentityWatcher;
+}
+
+/** The identity files of a profile. Passwords come from the profile config, never logged. */
+export function identitySourceOf(profile: ProfileConfig): IdentitySource {
+  const source: IdentitySource = { certificate: profile.certificate };
+  if (profile.privateKey) source.privateKey = profile.privateKey;
+  if (profile.intermediates) source.intermediates = profile.intermediates;
+  if (profile.keyPassword !== undefined) source.password = profile.keyPassword;
+  return source;
+}
+
+/**
+ * The running daemon: one credential session + certificate watcher per
+ * profile, the HTTP app bound to every listen address, and reload.
+ */
+export class Daemon {
+  private config: DaemonConfig;
+  private readonly deps: DaemonDeps;
+  private readonly log: Logger;
+  private runtimes = new Map<string, ProfileRuntime>();
+  private state!: ServerState;
+  private bound: BoundServer[] = [];
+  readonly metrics = new RequestMetrics();
+  readonly imdsTokens = new ImdsTokenStore();
+  private closed = false;
+
+  private constructor(config: DaemonConfig, deps: DaemonDeps) {
+    this.config = config;
+    this.deps = deps;
+    this.log = deps.logger ?? silentLogger();
+  }
+
+  /**
+   * Reads the token, loads every identity (a bad one fails start-up with its
+   * message), binds every listen address, then starts the sessions without
+   * waiting for the first CreateSession (readyz tells).
+   */
+  static async start(config: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
+    const d = new Daemon(config, deps);
+    const token = await d.readToken(config);
+    const runtimes = await d.buildRuntimes(config, new Map());
+    d.runtimes = runtimes;
+    d.state = d.stateFor(config, runtimes, token);
+    const loopbackOnly = config.listen.every((a) => isLoopbackListenHost(a.host));
+    if (!loopbackOnly) {
+      d.log.warn(
+        { listen: config.listen.map((a) => urlHost(a.host, a.port)) },
+        'listening on a non-loopback address: anyone who can reach it and holds the endpoint token gets AWS credentials',
+      );
+    }
+    const app = buildApp({ getState: () => d.state, metrics: d.metrics, imdsTokens: d.imdsTokens, logger: d.log });
+    try {
+      d.bound = await listenAll(app, config.listen);
+    } catch (err) {
+      await d.stopRuntimes(runtimes.values());
+      await app.close().catch(() => undefined);
+      throw err;
+    }
+    for (const rt of runtimes.values()) d.activate(rt);
+    d.log.info(
+      { listen: d.bound.map((b) => urlHost(b.host, b.port)), profiles: [...runtimes.keys()], imds: config.imds.enabled ? config.imds.profile ?? null : false },
+      'serving credentials',
+    );
+    return d;
+  }
+
+  /** Bound addresses (actual ports). */
+  get addresses(): Array<{ host: string; port: number }> {
+    return this.bound.map((b) => ({ host: b.host, port: b.port }));
+  }
+
+  get currentConfig(): DaemonConfig {
+    return this.config;
+  }
+
+  session(profile: string): CredentialSession | undefined {
+    return this.runtimes.get(profile)?.session;
+  }
+
+  watcher(profile: string): IdentityWatcher | undefined {
+    return this.runtimes.get(profile)?.watcher;
+  }
+
+  /** The lines a user needs to point SDKs here (never the token). */
+  exportLines(): string[] {
+    const preferred = this.bound.find((b) => b.host === '127.0.0.1') ?? this.bound.find((b) => isLoopbackListenHost(b.host)) ?? this.bound[0];
+    if (!preferred) return [];
+    const host = preferred.host === '0.0.0.0' ? '127.0.0.1' : preferred.host === '::' ? '::1' : preferred.host;
+    const base = `http://${urlHost(host, preferred.port)}`;
+    const lines = [
+      `export AWS_CONTAINER_CREDENTIALS_FULL_URI=${base}/v1/credentials`,
+      `export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${this.config.tokenFile}`,
+    ];
+    if (this.config.imds.enabled) lines.push(`export AWS_EC2_METADATA_SERVICE_ENDPOINT=${base}/`);
+    return lines;
+  }
+
+  /**
+   * Applies a new, already validated config. Loads the token and the identities
+   * of new/changed profiles first; if anything fails, nothing changes and the
+   * error is thrown. Unchanged profiles keep their sessions and re-check their
+   * certificate files. Listen changes need a restart (logged).
+   */
+  async reload(config: DaemonConfig): Promise<void> {
+    if (this.closed) return;
+    const token = await this.readToken(config);
+    const fresh = await this.buildRuntimes(config, this.runtimes, isDeepStrictEqual(config.refresh, this.config.refresh) && isDeepStrictEqual(config.watch, this.config.watch));
+    const old = this.runtimes;
+    const added: string[] = [];
+    const changed: string[] = [];
+    const removed: string[] = [];
+    for (const [name, rt] of fresh) {
+      const prev = old.get(name);
+      if (!prev) added.push(name);
+      else if (prev !== rt) changed.push(name);
+    }
+    for (const name of old.keys()) if (!fresh.has(name)) removed.push(name);
+    this.runtimes = fresh;
+    this.state = this.stateFor(config, fresh, token);
+    const retired = [...old.values()].filter((rt) => fresh.get(rt.config.name) !== rt);
+    await this.stopRuntimes(retired);
+    for (const rt of fresh.values()) {
+      if (old.get(rt.config.name) === rt) void rt.watcher.check();
+      else this.activate(rt);
+    }
+    if (!isDeepStrictEqual(config.listen, this.config.listen) || config.allowNonLoopback !== this.config.allowNonLoopback) {
+      this.log.warn({ listen: config.listen.map((a) => urlHost(a.host, a.port)) }, 'listen address changes take effect only after a restart; still listening on the old addresses');
+    }
+    this.config = config;
+    this.log.info({ added, changed, removed, unchanged: [...fresh.keys()].filter((n) => !added.includes(n) && !changed.includes(n)) }, 'configuration reloaded');
+  }
+
+  /** Stops accepting, lets in-flight requests finish, stops sessions and watchers. */
+  async close(graceMs = 5_000): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const closing = closeAll(this.bound, graceMs);
+    await this.stopRuntimes(this.runtimes.values());
+    await closing;
+  }
+
+  private async readToken(config: DaemonConfig): Promise<TokenVerifier> {
+    const t = await ensureEndpointToken(config.tokenFile);
+    if (t.created) this.log.info({ tokenFile: config.tokenFile }, 'generated a new endpoint token file');
+    if (t.warning) this.log.warn({ tokenFile: config.tokenFile }, t.warning);
+    return new TokenVerifier(t.value);
+  }
+
+  private stateFor(config: DaemonConfig, runtimes: Map<string, ProfileRuntime>, token: TokenVerifier): ServerState {
+    const profiles = new Map<string, ServedProfile>();
+    for (const [name, rt] of runtimes) profiles.set(name, { session: rt.session, roleArn: rt.config.roleArn, region: rt.config.region });
+    const names = [...runtimes.keys()];
+    const imdsProfile = config.imds.profile ?? (names.length === 1 ? names[0] : undefined);
+    return {
+      profiles,
+      defaultProfile: config.defaultProfile ?? (config.imds.enabled ? imdsProfile : undefined) ?? (names.length === 1 ? names[0] : undefined),
+      imds: { enabled: config.imds.enabled, profile: imdsProfile, allowV1: config.imds.allowV1 },
+      token,
+      loopbackOnly: config.listen.every((a) => isLoopbackListenHost(a.host)),
+    };
+  }
+
+  /** Reuses runtimes whose profile config is unchanged; builds (loads identities for) the rest. */
+  private async buildRuntimes(config: DaemonConfig, existing: Map<string, ProfileRuntime>, reuse = true): Promise<Map<string, ProfileRuntime>> {
+    const out = new Map<string, ProfileRuntime>();
+    const built: ProfileRuntime[] = [];
+    try {
+      for (const [name, profile] of Object.entries(config.profiles)) {
+        const prev = existing.get(name);
+        if (reuse && prev && isDeepStrictEqual(prev.config, profile)) {
+          out.set(name, prev);
+          continue;
+        }
+        const rt = await this.buildRuntime(config, profile);
+        built.push(rt);
+        out.set(name, rt);
+      }
+    } catch (err) {
+      await this.stopRuntimes(built);
+      throw err;
+    }
+    return out;
+  }
+
+  private async buildRuntime(config: DaemonConfig, profile: ProfileConfig): Promise<ProfileRuntime> {
+    const source = identitySourceOf(profile);
+    const log = this.log.child({ profile: profile.name });
+    const watcher = new IdentityWatcher({
+      source,
+      load: (s) => this.deps.loadIdentity(profile, s),
+      debounceMs: config.watch.debounceMs,
+      recheckIntervalMs: config.watch.recheckIntervalMs,
+      logger: log,
+    });
+    let identity: Identity;
+    try {
+      identity = await watcher.loadInitial();
+    } catch (err) {
+      throw err instanceof UserError
+        ? new UserError(`profile "${profile.name}": ${err.message}`, { reason: err.reason, exitCode: err.exitCode })
+        : new UserError(`profile "${profile.name}": cannot load the certificate/key: ${describeError(err)}`, { reason: 'identity' });
+    }
+    for (const w of identity.warnings) log.warn({ serial: identity.serialDecimal }, w);
+    const session = new CredentialSession({
+      profile: profile.name,
+      identity,
+      fetchCredentials: this.deps.fetchFactory(profile),
+      backoffInitialMs: config.refresh.backoffInitialMs,
+      backoffMaxMs: config.refresh.backoffMaxMs,
+      logger: this.log,
+    });
+    watcher.onIdentity = (id) => {
+      for (const w of id.warnings) log.warn({ serial: id.serialDecimal }, w);
+      session.setIdentity(id);
+    };
+    watcher.onError = (err) => session.recordIdentityError(err);
+    return { config: profile, session, watcher };
+  }
+
+  private activate(rt: ProfileRuntime): void {
+    rt.session.start();
+    rt.watcher.watch().catch((err) => this.log.error({ profile: rt.config.name, error: describeError(err) }, 'cannot watch the certificate files; relying on the periodic re-check'));
+  }
+
+  private async stopRuntimes(runtimes: Iterable<ProfileRuntime>): Promise<void> {
+    const list = [...runtimes];
+    for (const rt of list) rt.session.stop();
+    await Promise.all(list.map((rt) => rt.watcher.close().catch(() => undefined)));
+  }
+}

@@ -1,0 +1,100 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { FastifyInstance } from 'fastify';
+import { UserError } from '../errors.js';
+import type { ListenAddress } from '../config/types.js';
+
+/** Largest accepted request head; larger → 431. */
+export const MAX_HEADER_BYTES = 16 * 1024;
+
+export interface BoundServer {
+  server: Server;
+  /** The address as configured. */
+  requested: ListenAddress;
+  /** The port actually bound (differs when 0 was requested). */
+  port: number;
+  host: string;
+}
+
+/** Whether a listen host is a loopback address or name. */
+export function isLoopbackListenHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
+/** `http://host:port` with IPv6 brackets. */
+export function urlHost(host: string, port: number): string {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
+}
+
+/**
+ * Binds the app to every address (one node http server each, all sharing the
+ * same fastify routing, state and metrics). On any failure the servers already
+ * bound are closed and a UserError names the address.
+ */
+export async function listenAll(app: FastifyInstance, addresses: ListenAddress[]): Promise<BoundServer[]> {
+  await app.ready();
+  const bound: BoundServer[] = [];
+  try {
+    for (const addr of addresses) {
+      const server = createServer(
+        {
+          maxHeaderSize: MAX_HEADER_BYTES,
+          requestTimeout: 10_000,
+          headersTimeout: 5_000,
+          keepAliveTimeout: 5_000,
+        },
+        app.routing,
+      );
+      server.setTimeout(30_000);
+      const host = addr.host.replace(/^\[|\]$/g, '');
+      await new Promise<void>((resolve, reject) => {
+        const onError = (err: NodeJS.ErrnoException) => {
+          server.removeListener('listening', onListening);
+          const where = `${urlHost(host, addr.port)}`;
+          if (err.code === 'EADDRINUSE') reject(new UserError(`cannot listen on ${where}: the address is already in use (another daemon running?); stop it or choose another --listen address`, { reason: 'address_in_use' }));
+          else if (err.code === 'EADDRNOTAVAIL') reject(new UserError(`cannot listen on ${where}: no such local address on this machine; choose another --listen address`, { reason: 'address_unavailable' }));
+          else if (err.code === 'EACCES') reject(new UserError(`cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose a port above 1024`, { reason: 'address_denied' }));
+          else reject(new UserError(`cannot listen on ${where}: ${err.code ?? err.message}`, { reason: 'listen_failed' }));
+        };
+        const onListening = () => {
+          server.removeListener('error', onError);
+          resolve();
+        };
+        server.once('error', onError);
+        server.once('listening', onListening);
+        server.listen({ host, port: addr.port, exclusive: true });
+      });
+      const info = server.address() as AddressInfo;
+      bound.push({ server, requested: addr, port: info.port, host });
+    }
+  } catch (err) {
+    await closeAll(bound, 0);
+    throw err;
+  }
+  return bound;
+}
+
+/**
+ * Stops accepting connections, lets in-flight requests finish (up to `graceMs`),
+ * then drops what is left.
+ */
+export async function closeAll(bound: BoundServer[], graceMs = 5_000): Promise<void> {
+  await Promise.all(
+    bound.map(
+      ({ server }) =>
+        new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+          timer.unref();
+          server.close(() => {
+            clearTimeout(timer);
+            resolve();
+          });
+          server.closeIdleConnections();
+        }),
+    ),
+  );
+}
+

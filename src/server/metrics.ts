@@ -1,0 +1,95 @@
+import type { SessionStatus } from '../credentials/session.js';
+
+/** Counts HTTP requests by route and status code. */
+export class RequestMetrics {
+  private readonly counts = new Map<string, number>();
+  readonly startedAt = Date.now();
+
+  record(route: string, status: number): void {
+    const key = `${route}\u0000${status}`;
+    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  }
+
+  entries(): Array<{ route: string; status: number; count: number }> {
+    return [...this.counts].map(([k, count]) => {
+      const [route, status] = k.split('\u0000');
+      return { route: route!, status: Number(status), count };
+    });
+  }
+}
+
+function esc(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
+
+function labels(l: Record<string, string>): string {
+  const parts = Object.entries(l).map(([k, v]) => `${k}="${esc(v)}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+function num(n: number): string {
+  if (Number.isNaN(n)) return 'NaN';
+  if (n === Infinity) return '+Inf';
+  if (n === -Infinity) return '-Inf';
+  return String(n);
+}
+
+class Writer {
+  private readonly lines: string[] = [];
+  family(name: string, type: 'gauge' | 'counter', help: string, samples: Array<[Record<string, string>, number]>): void {
+    this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [l, v] of samples) this.lines.push(`${name}${labels(l)} ${num(v)}`);
+  }
+  toString(): string {
+    return this.lines.join('\n') + '\n';
+  }
+}
+
+/** Prometheus text exposition (format 0.0.4) of the daemon's state. No secrets. */
+export function renderMetrics(statuses: SessionStatus[], requests: RequestMetrics, now = Date.now()): string {
+  const w = new Writer();
+  const p = (s: SessionStatus) => ({ profile: s.profile });
+  const secs = (d: Date | undefined) => (d ? d.getTime() / 1000 : NaN);
+  w.family('rolesanywhere_credentials_valid', 'gauge', 'Whether the profile holds credentials it will serve (1) or not (0).', statuses.map((s) => [p(s), s.ready ? 1 : 0]));
+  w.family(
+    'rolesanywhere_credentials_expiry_timestamp_seconds',
+    'gauge',
+    'Expiration of the cached credentials (Unix time).',
+    statuses.filter((s) => s.expiration).map((s) => [p(s), secs(s.expiration)]),
+  );
+  w.family(
+    'rolesanywhere_credentials_remaining_seconds',
+    'gauge',
+    'Seconds until the cached credentials expire (negative when expired).',
+    statuses.filter((s) => s.expiration).map((s) => [p(s), Math.round((s.expiration!.getTime() - now) / 1000)]),
+  );
+  w.family(
+    'rolesanywhere_refresh_last_timestamp_seconds',
+    'gauge',
+    'Time of the last CreateSession attempt outcome (Unix time).',
+    statuses.filter((s) => s.lastRefreshAt).map((s) => [p(s), secs(s.lastRefreshAt)]),
+  );
+  w.family(
+    'rolesanywhere_refresh_last_success',
+    'gauge',
+    'Whether the last CreateSession attempt succeeded (1) or failed (0).',
+    statuses.filter((s) => s.lastRefreshOutcome).map((s) => [p(s), s.lastRefreshOutcome === 'success' ? 1 : 0]),
+  );
+  w.family('rolesanywhere_refresh_attempts_total', 'counter', 'CreateSession attempts.', statuses.map((s) => [p(s), s.refreshAttempts]));
+  w.family('rolesanywhere_refresh_successes_total', 'counter', 'Successful CreateSession calls.', statuses.map((s) => [p(s), s.refreshSuccesses]));
+  const failures: Array<[Record<string, string>, number]> = [];
+  for (const s of statuses) for (const [reason, n] of Object.entries(s.failuresByReason)) failures.push([{ profile: s.profile, reason }, n]);
+  w.family('rolesanywhere_refresh_failures_total', 'counter', 'Failed CreateSession attempts by reason.', failures);
+  w.family('rolesanywhere_certificate_not_after_timestamp_seconds', 'gauge', 'notAfter of the certificate in use (Unix time).', statuses.map((s) => [p(s), secs(s.certificateNotAfter)]));
+  w.family('rolesanywhere_certificate_reloads_total', 'counter', 'Certificate/key changes picked up.', statuses.map((s) => [p(s), s.identityReloads]));
+  w.family('rolesanywhere_certificate_reload_failures_total', 'counter', 'Certificate/key changes refused (current identity kept).', statuses.map((s) => [p(s), s.identityReloadFailures]));
+  w.family(
+    'rolesanywhere_http_requests_total',
+    'counter',
+    'HTTP requests by route and status code.',
+    requests.entries().map((e) => [{ route: e.route, code: String(e.status) }, e.count]),
+  );
+  w.family('rolesanywhere_process_start_time_seconds', 'gauge', 'Start time of the daemon (Unix time).', [[{}, requests.startedAt / 1000]]);
+  w.family('rolesanywhere_process_uptime_seconds', 'gauge', 'Seconds since the daemon started.', [[{}, Math.round((now - requests.startedAt) / 1000)]]);
+  return w.toString();
+}

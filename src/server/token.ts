@@ -1,0 +1,87 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { UserError } from '../errors.js';
+
+export interface EndpointToken {
+  /** The token value. Never log it. */
+  value: string;
+  /** True when the file did not exist and was generated now. */
+  created: boolean;
+  /** A problem worth a warning (e.g. readable by others); never contains the token. */
+  warning?: string;
+}
+
+/**
+ * Reads the endpoint token from `path`, or generates a 256-bit token and
+ * writes it there (mode 0600, no trailing newline, atomic) when missing.
+ */
+export async function ensureEndpointToken(path: string): Promise<EndpointToken> {
+  let text: string | undefined;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') throw new UserError(`token file ${path} is a directory; point --token-file at a file`, { reason: 'token_file' });
+    if (code === 'EACCES') throw new UserError(`token file ${path} is not readable by this user; fix its permissions or owner`, { reason: 'token_file' });
+    if (code !== 'ENOENT') throw new UserError(`cannot read token file ${path}: ${code ?? String(err)}`, { reason: 'token_file' });
+  }
+  if (text !== undefined) {
+    validateToken(text, path);
+    let warning: string | undefined;
+    try {
+      const st = await stat(path);
+      if ((st.mode & 0o077) !== 0) warning = `token file ${path} is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`;
+    } catch {
+      // ignore
+    }
+    return { value: text, created: false, warning };
+  }
+  const value = randomBytes(32).toString('base64url');
+  const dir = dirname(path);
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+  } catch (err) {
+    throw new UserError(`cannot create the token file's directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; create it or choose another --token-file`, { reason: 'token_file' });
+  }
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  try {
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(value, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await chmod(tmp, 0o600);
+    await rename(tmp, path);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw new UserError(`cannot write token file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; check the directory's permissions or choose another --token-file`, { reason: 'token_file' });
+  }
+  return { value, created: true };
+}
+
+function validateToken(text: string, path: string): void {
+  if (text.length === 0) throw new UserError(`token file ${path} is empty; put a token in it (no trailing newline) or delete it to have one generated`, { reason: 'token_file' });
+  if (/[\r\n]/.test(text)) {
+    throw new UserError(`token file ${path} contains a line break (SDKs reject such tokens); rewrite it without a newline, e.g. printf '%s' "$TOKEN" > ${path}`, { reason: 'token_file' });
+  }
+  if (!/^[\x21-\x7e]+$/.test(text)) {
+    throw new UserError(`token file ${path} contains spaces or non-printable/non-ASCII characters; use a token of visible ASCII characters, or delete the file to have one generated`, { reason: 'token_file' });
+  }
+  if (text.length < 16) throw new UserError(`token file ${path} holds a token shorter than 16 characters; use a longer random token or delete the file to have one generated`, { reason: 'token_file' });
+}
+
+/** Constant-time check of a presented token against the expected one. */
+export class TokenVerifier {
+  private readonly digest: Buffer;
+  constructor(token: string) {
+    this.digest = createHash('sha256').update(token, 'utf8').digest();
+  }
+  matches(presented: string | string[] | undefined): boolean {
+    if (typeof presented !== 'string') return false;
+    const d = createHash('sha256').update(presented, 'utf8').digest();
+    return timingSafeEqual(d, this.digest);
+  }
+}
