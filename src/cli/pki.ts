@@ -1,8 +1,245 @@
-// Placeholder until the command lands; replaced by its owner.
+// `pki init` / `pki issue`: a small CA and client certificates for IAM Roles
+// Anywhere, made with node:crypto (no openssl needed).
+import { readFile } from 'node:fs/promises';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
+import {
+  DEFAULT_CA_DAYS,
+  DEFAULT_CA_NAME,
+  DEFAULT_CLIENT_DAYS,
+  DEFAULT_CLIENT_NAME,
+  initPki,
+  issueClientCertificate,
+  parseDays,
+  parseKeyType,
+  serialDecimal,
+} from '../pki/ca.js';
 
-export const summary = '(not built yet)';
+export const summary = 'create a test CA and client certificates for Roles Anywhere (pki init | pki issue)';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new UserError('the pki command is not built yet');
+const USAGE = `Usage: rolesanywhere-credentiald pki <init|issue> [options]
+
+  pki init DIR      create a CA (ca.pem, ca.key) and a client certificate (client.pem, client.key) in DIR
+  pki issue         issue another client certificate from the CA in --ca-dir
+
+Run \`rolesanywhere-credentiald pki init --help\` or \`pki issue --help\` for options.`;
+
+const INIT_USAGE = `Usage: rolesanywhere-credentiald pki init DIR [options]
+
+Creates DIR (mode 0700) if missing and writes:
+  DIR/ca.pem, DIR/ca.key          CA certificate and key (v3, CA:TRUE, keyCertSign+cRLSign)
+  DIR/client.pem, DIR/client.key  client certificate and key (CA:FALSE, digitalSignature, clientAuth)
+Private keys are unencrypted PKCS#8 PEM with mode 0600. Existing files are never replaced without --force.
+
+Options:
+  --key-type rsa|ec         CA key: rsa = RSA 4096 (default), ec = EC P-384
+  --client-key-type rsa|ec  client key: rsa = RSA 2048, ec = EC P-256 (default: same type as the CA)
+  --ca-name NAME            CA common name, or a full subject "/CN=x/O=y" (default "${DEFAULT_CA_NAME}")
+  --client-name NAME        client common name, or a full subject (default "${DEFAULT_CLIENT_NAME}")
+  --days N                  client certificate validity in days (default ${DEFAULT_CLIENT_DAYS})
+  --ca-days N               CA validity in days (default ${DEFAULT_CA_DAYS})
+  --force                   overwrite existing files
+  -h, --help                show this help`;
+
+const ISSUE_USAGE = `Usage: rolesanywhere-credentiald pki issue --ca-dir DIR --name NAME [options]
+
+Issues a client certificate from DIR/ca.pem + DIR/ca.key and writes DIR/NAME.pem and
+DIR/NAME.key (mode 0600); with --pfx also DIR/NAME.pfx (PKCS#12, AES-256, mode 0600).
+
+Options:
+  --ca-dir DIR              directory holding ca.pem and ca.key (from \`pki init\`)
+  --name NAME               file name for the new certificate: letters, digits, ".", "_", "-"
+  --subject SUBJECT         certificate subject, e.g. "/CN=host-1/O=Example" (default "/CN=NAME")
+  --days N                  validity in days (default ${DEFAULT_CLIENT_DAYS}; never past the CA's expiry)
+  --key-type rsa|ec         rsa = RSA 2048, ec = EC P-256 (default: same type as the CA)
+  --pfx                     also write DIR/NAME.pfx with the key and certificate
+  --pfx-password-file FILE  read the PKCS#12 password from FILE (one trailing newline is ignored)
+                            (or set ROLESANYWHERE_PFX_PASSWORD)
+  --pfx-password PASSWORD   the password on the command line (visible to other users; avoid)
+  --force                   overwrite existing files
+  -h, --help                show this help`;
+
+function parse<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const msg = (err as Error).message.split('\n')[0] ?? '';
+    throw new UserError(`${msg.replace(/\. To specify a positional argument.*$/, '')}; run with --help for usage`.replace(/^(.)/, (c) => c.toLowerCase()), {
+      reason: 'usage',
+    });
+  }
+}
+
+/** Quotes a path for a POSIX shell when it needs it. */
+function sh(value: string): string {
+  return /^[A-Za-z0-9_./:=@%+-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+function day(d: string): string {
+  return new Date(d).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+async function init(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      'key-type': { type: 'string' },
+      'client-key-type': { type: 'string' },
+      'ca-name': { type: 'string' },
+      'client-name': { type: 'string' },
+      days: { type: 'string' },
+      'ca-days': { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  );
+  if (values.help) {
+    process.stdout.write(INIT_USAGE + '\n');
+    return 0;
+  }
+  if (positionals.length === 0) throw new UserError('pki init needs a directory: `pki init DIR` (run with --help for options)', { reason: 'usage' });
+  if (positionals.length > 1) throw new UserError(`pki init takes one directory, got ${positionals.length}: ${positionals.join(' ')}`, { reason: 'usage' });
+  const result = await initPki({
+    dir: positionals[0]!,
+    keyType: parseKeyType(values['key-type']),
+    clientKeyType: parseKeyType(values['client-key-type'], '--client-key-type'),
+    caName: values['ca-name'],
+    clientName: values['client-name'],
+    days: parseDays(values.days),
+    caDays: parseDays(values['ca-days'], '--ca-days'),
+    force: Boolean(values.force),
+  });
+  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  const { paths, ca, client } = result;
+  const out = [
+    `Created a CA and a client certificate in ${result.dir}:`,
+    `  ${paths.caCert}      CA certificate: ${ca.certificate.subject.replace(/\n/g, ', ')} (${result.caKeyLabel}, ${ca.signatureAlgorithm}, expires ${day(ca.certificate.validTo)})`,
+    `  ${paths.caKey}      CA private key (mode 0600) — keep it secret; anyone with it can mint trusted certificates`,
+    `  ${paths.clientCert}  client certificate: ${client.certificate.subject.replace(/\n/g, ', ')}, serial ${serialDecimal(client.certificate)} (${result.clientKeyLabel}, expires ${day(client.certificate.validTo)})`,
+    `  ${paths.clientKey}  client private key (mode 0600)`,
+    '',
+    `Trust anchor certificate (${paths.caCert}) — paste this into the trust anchor's certificate bundle:`,
+    '',
+    ca.pem.trimEnd(),
+    '',
+    'Next steps:',
+    '  1. Create the trust anchor from the CA certificate (console: "External certificate bundle", or):',
+    `       aws rolesanywhere create-trust-anchor --name my-trust-anchor --enabled \\`,
+    `         --source "$(jq -n --rawfile pem ${sh(paths.caCert)} '{sourceType:"CERTIFICATE_BUNDLE",sourceData:{x509CertificateData:$pem}}')"`,
+    '  2. Create a profile for a role whose trust policy allows rolesanywhere.amazonaws.com:',
+    '       aws rolesanywhere create-profile --name my-profile --enabled --role-arns arn:aws:iam::ACCOUNT:role/ROLE',
+    '  3. Serve credentials with the client certificate:',
+    `       rolesanywhere-credentiald serve --certificate ${sh(paths.clientCert)} --private-key ${sh(paths.clientKey)} \\`,
+    '         --trust-anchor-arn TRUST_ANCHOR_ARN --profile-arn PROFILE_ARN --role-arn arn:aws:iam::ACCOUNT:role/ROLE',
+    `  More client certificates: rolesanywhere-credentiald pki issue --ca-dir ${sh(result.dir)} --name NAME`,
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+  return 0;
+}
+
+async function readPasswordFile(path: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(
+      code === 'ENOENT' ? `--pfx-password-file ${path} not found` : `cannot read --pfx-password-file ${path} (${code ?? 'error'})`,
+    );
+  }
+  const password = text.replace(/\r?\n$/, '');
+  if (password === '') throw new UserError(`--pfx-password-file ${path} is empty; put the PKCS#12 password in it`);
+  if (/[\r\n]/.test(password)) throw new UserError(`--pfx-password-file ${path} has more than one line; put only the password in it`);
+  return password;
+}
+
+async function issue(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(
+    argv,
+    {
+      'ca-dir': { type: 'string' },
+      name: { type: 'string' },
+      subject: { type: 'string' },
+      days: { type: 'string' },
+      'key-type': { type: 'string' },
+      pfx: { type: 'boolean' },
+      'pfx-password-file': { type: 'string' },
+      'pfx-password': { type: 'string' },
+      force: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  );
+  if (values.help) {
+    process.stdout.write(ISSUE_USAGE + '\n');
+    return 0;
+  }
+  if (positionals.length > 0) throw new UserError(`unexpected argument "${positionals[0]}"; pki issue takes --ca-dir DIR --name NAME`, { reason: 'usage' });
+  const caDir = values['ca-dir'];
+  const name = values.name;
+  if (!caDir) throw new UserError('pki issue needs --ca-dir DIR (the directory holding ca.pem and ca.key from `pki init`)', { reason: 'usage' });
+  if (!name) throw new UserError('pki issue needs --name NAME (the new files are DIR/NAME.pem and DIR/NAME.key)', { reason: 'usage' });
+  const days = parseDays(values.days);
+  const keyType = parseKeyType(values['key-type']);
+
+  const passwordFile = values['pfx-password-file'];
+  const passwordFlag = values['pfx-password'];
+  const wantPfx = Boolean(values.pfx) || passwordFile !== undefined || passwordFlag !== undefined;
+  let pfxPassword: string | undefined;
+  if (wantPfx) {
+    if (passwordFile !== undefined && passwordFlag !== undefined) {
+      throw new UserError('give either --pfx-password-file or --pfx-password, not both');
+    }
+    if (passwordFile !== undefined) {
+      pfxPassword = await readPasswordFile(passwordFile);
+    } else if (passwordFlag !== undefined) {
+      if (passwordFlag === '') throw new UserError('--pfx-password is empty; give a non-empty password (preferably with --pfx-password-file)');
+      process.stderr.write('warning: --pfx-password puts the password in your shell history and the process list; prefer --pfx-password-file or ROLESANYWHERE_PFX_PASSWORD\n');
+      pfxPassword = passwordFlag;
+    } else if (process.env.ROLESANYWHERE_PFX_PASSWORD !== undefined) {
+      pfxPassword = process.env.ROLESANYWHERE_PFX_PASSWORD;
+      if (pfxPassword === '') throw new UserError('ROLESANYWHERE_PFX_PASSWORD is empty; set it to a non-empty password');
+    } else {
+      throw new UserError('--pfx needs a password: give --pfx-password-file FILE or set ROLESANYWHERE_PFX_PASSWORD');
+    }
+  }
+
+  const result = await issueClientCertificate({
+    caDir,
+    name,
+    subject: values.subject,
+    days,
+    keyType,
+    pfxPassword,
+    force: Boolean(values.force),
+  });
+  for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
+  const c = result.cert.certificate;
+  const out = [
+    `Issued ${c.subject.replace(/\n/g, ', ')} by ${result.ca.certificate.subject.replace(/\n/g, ', ')}:`,
+    `  serial ${serialDecimal(c)}, ${result.keyLabel} key, ${result.cert.signatureAlgorithm}, valid until ${day(c.validTo)}`,
+    `  ${result.certPath}  certificate`,
+    `  ${result.keyPath}  private key (mode 0600)`,
+    ...(result.pfxPath ? [`  ${result.pfxPath}  PKCS#12 bundle of both (mode 0600)`] : []),
+    '',
+    'Use it with:',
+    result.pfxPath
+      ? `  rolesanywhere-credentiald serve --certificate ${sh(result.pfxPath)} --key-password-file FILE \\`
+      : `  rolesanywhere-credentiald serve --certificate ${sh(result.certPath)} --private-key ${sh(result.keyPath)} \\`,
+    '    --trust-anchor-arn TRUST_ANCHOR_ARN --profile-arn PROFILE_ARN --role-arn ROLE_ARN',
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+  return 0;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return sub === undefined ? 1 : 0;
+  }
+  if (sub === 'init') return init(rest);
+  if (sub === 'issue') return issue(rest);
+  throw new UserError(`unknown pki command "${sub}"; use \`pki init DIR\` or \`pki issue --ca-dir DIR --name NAME\``, { reason: 'usage' });
 }
