@@ -1,0 +1,71 @@
+// Helpers for daemon tests: a DaemonConfig for test identities, raw HTTP
+// requests (node:http, so any Host/header can be sent), waiting for conditions.
+import { request } from 'node:http';
+import { join } from 'node:path';
+import type { DaemonConfig, ProfileConfig } from '../../src/config/types.js';
+import type { CertFiles } from './pki.js';
+
+export const ROLE_ARN = 'arn:aws:iam::123456789012:role/test-role';
+export const TA_ARN = 'arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/11111111-2222-3333-4444-555555555555';
+export const PROFILE_ARN = 'arn:aws:rolesanywhere:us-east-1:123456789012:profile/66666666-7777-8888-9999-000000000000';
+
+export function profileFor(name: string, leaf: Pick<CertFiles, 'certPath' | 'keyPath'>, extra: Partial<ProfileConfig> = {}): ProfileConfig {
+  return {
+    name,
+    certificate: leaf.certPath,
+    privateKey: leaf.keyPath,
+    trustAnchorArn: TA_ARN,
+    profileArn: PROFILE_ARN,
+    roleArn: ROLE_ARN,
+    region: 'us-east-1',
+    noVerifySsl: false,
+    withProxy: false,
+    sessionDuration: 3600,
+    expiryWarningDays: 7,
+    ...extra,
+  };
+}
+
+export function daemonConfig(dir: string, profiles: ProfileConfig[], extra: Partial<DaemonConfig> = {}): DaemonConfig {
+  return {
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    allowNonLoopback: false,
+    tokenFile: join(dir, 'token'),
+    imds: { enabled: true, allowV1: false },
+    profiles: Object.fromEntries(profiles.map((p) => [p.name, p])),
+    logLevel: 'info',
+    refresh: { backoffInitialMs: 200, backoffMaxMs: 1000 },
+    watch: { debounceMs: 100, recheckIntervalMs: 1000 },
+    ...extra,
+  };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+/** One HTTP request to 127.0.0.1:port with exactly the given headers (Host defaults to 127.0.0.1:port). */
+export function httpRequest(port: number, method: string, path: string, headers: Record<string, string> = {}, host = '127.0.0.1'): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const h: Record<string, string> = { host: `127.0.0.1:${port}`, ...headers };
+    const req = request({ host, port, method, path, headers: h, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function waitUntil(what: string, cond: () => boolean | Promise<boolean>, timeoutMs = 20_000, intervalMs = 50): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
