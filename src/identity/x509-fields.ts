@@ -1,0 +1,166 @@
+// Reads the TBSCertificate fields that Node's X509Certificate does not expose
+// (version, signature algorithm, basicConstraints, keyUsage bits) from DER.
+import { child, DerError, expect, parseDer, readBitString, readInteger, readOctets, readOid, readTime, TAG, type Asn1 } from './der.js';
+
+export const KEY_USAGE_BITS = [
+  'digitalSignature',
+  'nonRepudiation',
+  'keyEncipherment',
+  'dataEncipherment',
+  'keyAgreement',
+  'keyCertSign',
+  'cRLSign',
+  'encipherOnly',
+  'decipherOnly',
+] as const;
+export type KeyUsageName = (typeof KEY_USAGE_BITS)[number];
+
+export const HASH_OIDS: Record<string, string> = {
+  '1.2.840.113549.2.2': 'md2',
+  '1.2.840.113549.2.5': 'md5',
+  '1.3.14.3.2.26': 'sha1',
+  '2.16.840.1.101.3.4.2.4': 'sha224',
+  '2.16.840.1.101.3.4.2.1': 'sha256',
+  '2.16.840.1.101.3.4.2.2': 'sha384',
+  '2.16.840.1.101.3.4.2.3': 'sha512',
+};
+
+interface SigAlg {
+  name: string;
+  hash?: string;
+  kind: 'RSA' | 'RSA-PSS' | 'ECDSA' | 'DSA' | 'EdDSA';
+}
+
+const SIGNATURE_ALGORITHMS: Record<string, SigAlg> = {
+  '1.2.840.113549.1.1.2': { name: 'md2WithRSAEncryption', hash: 'md2', kind: 'RSA' },
+  '1.2.840.113549.1.1.4': { name: 'md5WithRSAEncryption', hash: 'md5', kind: 'RSA' },
+  '1.2.840.113549.1.1.5': { name: 'sha1WithRSAEncryption', hash: 'sha1', kind: 'RSA' },
+  '1.2.840.113549.1.1.14': { name: 'sha224WithRSAEncryption', hash: 'sha224', kind: 'RSA' },
+  '1.2.840.113549.1.1.11': { name: 'sha256WithRSAEncryption', hash: 'sha256', kind: 'RSA' },
+  '1.2.840.113549.1.1.12': { name: 'sha384WithRSAEncryption', hash: 'sha384', kind: 'RSA' },
+  '1.2.840.113549.1.1.13': { name: 'sha512WithRSAEncryption', hash: 'sha512', kind: 'RSA' },
+  '1.2.840.113549.1.1.10': { name: 'RSASSA-PSS', kind: 'RSA-PSS' },
+  '1.2.840.10045.4.1': { name: 'ecdsa-with-SHA1', hash: 'sha1', kind: 'ECDSA' },
+  '1.2.840.10045.4.3.1': { name: 'ecdsa-with-SHA224', hash: 'sha224', kind: 'ECDSA' },
+  '1.2.840.10045.4.3.2': { name: 'ecdsa-with-SHA256', hash: 'sha256', kind: 'ECDSA' },
+  '1.2.840.10045.4.3.3': { name: 'ecdsa-with-SHA384', hash: 'sha384', kind: 'ECDSA' },
+  '1.2.840.10045.4.3.4': { name: 'ecdsa-with-SHA512', hash: 'sha512', kind: 'ECDSA' },
+  '1.2.840.10040.4.3': { name: 'dsa-with-SHA1', hash: 'sha1', kind: 'DSA' },
+  '2.16.840.1.101.3.4.3.1': { name: 'dsa-with-SHA224', hash: 'sha224', kind: 'DSA' },
+  '2.16.840.1.101.3.4.3.2': { name: 'dsa-with-SHA256', hash: 'sha256', kind: 'DSA' },
+  '1.3.101.112': { name: 'Ed25519', kind: 'EdDSA' },
+  '1.3.101.113': { name: 'Ed448', kind: 'EdDSA' },
+};
+
+export interface CertificateFields {
+  /** 1, 2 or 3 (the DER stores version - 1). */
+  version: number;
+  serial: bigint;
+  signatureAlgorithm: {
+    oid: string;
+    /** e.g. sha256WithRSAEncryption, or the OID when unknown. */
+    name: string;
+    /** Digest used, when known (for RSASSA-PSS: from its parameters, default sha1). */
+    hash?: string;
+    kind?: SigAlg['kind'];
+  };
+  notBefore: Date;
+  notAfter: Date;
+  /** DER of SubjectPublicKeyInfo. */
+  spki: Buffer;
+  /** Present only when the certificate has the extension. */
+  basicConstraints?: { ca: boolean; pathLen?: number; critical: boolean };
+  keyUsage?: { usages: Set<KeyUsageName>; critical: boolean };
+  extendedKeyUsage?: string[];
+  /** Extension OIDs, in order. */
+  extensions: string[];
+  /** Size of the whole certificate in DER bytes. */
+  derLength: number;
+}
+
+function parseAlgorithm(node: Asn1): CertificateFields['signatureAlgorithm'] {
+  expect(node, TAG.SEQUENCE, 'AlgorithmIdentifier');
+  const oid = readOid(child(node, 0, 'algorithm OID'));
+  const known = SIGNATURE_ALGORITHMS[oid];
+  if (!known) return { oid, name: oid };
+  const out: CertificateFields['signatureAlgorithm'] = { oid, name: known.name, kind: known.kind };
+  if (known.hash) out.hash = known.hash;
+  if (known.kind === 'RSA-PSS') {
+    // RSASSA-PSS-params ::= SEQUENCE { hashAlgorithm [0] AlgorithmIdentifier DEFAULT sha1, ... }
+    out.hash = 'sha1';
+    const params = node.children[1];
+    const hashTagged = params?.children.find((c) => c.tag === 0xa0);
+    const hashAlg = hashTagged?.children[0];
+    if (hashAlg) {
+      const hashOid = readOid(child(hashAlg, 0, 'PSS hash OID'));
+      out.hash = HASH_OIDS[hashOid] ?? hashOid;
+    }
+    out.name = `RSASSA-PSS with ${out.hash.toUpperCase()}`;
+  }
+  return out;
+}
+
+/** Parses the fields we check from a certificate's DER. Throws DerError on malformed input. */
+export function parseCertificateFields(der: Buffer): CertificateFields {
+  const cert = expect(parseDer(der), TAG.SEQUENCE, 'Certificate');
+  const tbs = expect(cert.children[0], TAG.SEQUENCE, 'TBSCertificate');
+  const outerAlg = parseAlgorithm(child(cert, 1, 'signatureAlgorithm'));
+  let i = 0;
+  let version = 1;
+  if (tbs.children[0]?.tag === 0xa0) {
+    version = Number(readInteger(child(tbs.children[0], 0, 'version'))) + 1;
+    i = 1;
+  }
+  const serial = readInteger(child(tbs, i, 'serialNumber'));
+  const validity = expect(tbs.children[i + 3], TAG.SEQUENCE, 'validity');
+  const spki = expect(tbs.children[i + 5], TAG.SEQUENCE, 'subjectPublicKeyInfo');
+  const fields: CertificateFields = {
+    version,
+    serial,
+    signatureAlgorithm: outerAlg,
+    notBefore: readTime(child(validity, 0, 'notBefore')),
+    notAfter: readTime(child(validity, 1, 'notAfter')),
+    spki: spki.raw,
+    extensions: [],
+    derLength: cert.raw.length,
+  };
+  const extsWrapper = tbs.children.slice(i + 6).find((c) => c.tag === 0xa3);
+  if (extsWrapper) {
+    const exts = expect(extsWrapper.children[0], TAG.SEQUENCE, 'extensions');
+    for (const ext of exts.children) {
+      const oid = readOid(child(ext, 0, 'extension OID'));
+      fields.extensions.push(oid);
+      let critical = false;
+      let valueNode = ext.children[1];
+      if (valueNode?.tag === TAG.BOOLEAN) {
+        critical = valueNode.value[0] !== 0;
+        valueNode = ext.children[2];
+      }
+      const value = readOctets(expect(valueNode, TAG.OCTET_STRING, 'extension value'));
+      if (oid === '2.5.29.19') {
+        const seq = expect(parseDer(value), TAG.SEQUENCE, 'basicConstraints');
+        let ca = false;
+        let pathLen: number | undefined;
+        for (const c of seq.children) {
+          if (c.tag === TAG.BOOLEAN) ca = c.value[0] !== 0;
+          else if (c.tag === TAG.INTEGER) pathLen = Number(readInteger(c));
+        }
+        fields.basicConstraints = pathLen === undefined ? { ca, critical } : { ca, pathLen, critical };
+      } else if (oid === '2.5.29.15') {
+        const { bytes } = readBitString(parseDer(value));
+        const usages = new Set<KeyUsageName>();
+        KEY_USAGE_BITS.forEach((name, bit) => {
+          const byte = bytes[bit >> 3];
+          if (byte !== undefined && byte & (0x80 >> (bit & 7))) usages.add(name);
+        });
+        fields.keyUsage = { usages, critical };
+      } else if (oid === '2.5.29.37') {
+        const seq = expect(parseDer(value), TAG.SEQUENCE, 'extendedKeyUsage');
+        fields.extendedKeyUsage = seq.children.map(readOid);
+      }
+    }
+  }
+  return fields;
+}
+
+export { DerError };
