@@ -1,8 +1,43 @@
-// Placeholder until the command lands; replaced by its owner.
-import { UserError } from '../errors.js';
+// `credential-process`: one CreateSession, printed in the AWS CLI/SDK
+// credential_process format. Flag-compatible with
+// `aws_signing_helper credential-process`.
+import { PROFILE_USAGE } from '../config/profile.js';
+import { formatExpiration, obtainCredentials, parseProfileArgs } from '../rolesanywhere/command.js';
+import { NO_VERIFY_SSL_WARNING } from '../rolesanywhere/profile.js';
 
-export const summary = '(not built yet)';
+export const summary = 'print temporary credentials once, for credential_process in ~/.aws/config';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new UserError('the credential-process command is not built yet');
+const USAGE = `Usage: rolesanywhere-credentiald credential-process [options]
+
+Obtains temporary AWS credentials from IAM Roles Anywhere once and prints them
+on stdout in the credential_process format:
+  {"Version":1,"AccessKeyId":…,"SecretAccessKey":…,"SessionToken":…,"Expiration":"YYYY-MM-DDTHH:MM:SSZ"}
+Errors go to stderr (one line) with exit status 1 and nothing on stdout.
+
+In ~/.aws/config:
+  [profile ra]
+  credential_process = rolesanywhere-credentiald credential-process --certificate /path/cert.pem --private-key /path/key.pem --trust-anchor-arn ARN --profile-arn ARN --role-arn ARN
+
+${PROFILE_USAGE}
+  -h, --help                  show this help
+`;
+
+export async function run(argv: string[]): Promise<number> {
+  const parsed = parseProfileArgs(argv, {}, 'credential-process');
+  if (parsed.help || !parsed.profile) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const profile = parsed.profile;
+  if (profile.noVerifySsl) process.stderr.write(`${NO_VERIFY_SSL_WARNING}\n`);
+  const creds = await obtainCredentials(profile);
+  const out = {
+    Version: 1,
+    AccessKeyId: creds.accessKeyId,
+    SecretAccessKey: creds.secretAccessKey,
+    SessionToken: creds.sessionToken,
+    Expiration: formatExpiration(creds.expiration),
+  };
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  return 0;
 }

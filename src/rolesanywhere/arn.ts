@@ -1,0 +1,111 @@
+import { UserError } from '../errors.js';
+
+/** Partitions Roles Anywhere runs in. */
+export const PARTITIONS = ['aws', 'aws-cn', 'aws-us-gov'] as const;
+export type Partition = (typeof PARTITIONS)[number];
+
+/** e.g. us-east-1, eu-central-2, cn-north-1, us-gov-west-1, ap-southeast-5 */
+const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+const ACCOUNT_RE = /^\d{12}$/;
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** IAM role path + name: path segments and a name of [\w+=,.@-], name 1..64. */
+const ROLE_RESOURCE_RE = /^role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
+
+export interface RolesAnywhereArn {
+  partition: Partition;
+  region: string;
+  accountId: string;
+  kind: 'trust-anchor' | 'profile';
+  id: string;
+  arn: string;
+}
+
+export interface RoleArn {
+  partition: Partition;
+  accountId: string;
+  /** Role name without its path. */
+  name: string;
+  arn: string;
+}
+
+export function isValidRegion(region: string): boolean {
+  return REGION_RE.test(region);
+}
+
+/** The partition a region belongs to. */
+export function partitionOfRegion(region: string): Partition {
+  if (region.startsWith('cn-')) return 'aws-cn';
+  if (region.startsWith('us-gov-')) return 'aws-us-gov';
+  return 'aws';
+}
+
+/** Throws a UserError naming the flag when `region` is not a region name. */
+export function assertRegion(region: string, label = '--region'): string {
+  if (!isValidRegion(region)) {
+    throw new UserError(`${label} "${clip(region)}" is not an AWS region name: use a region such as us-east-1`, {
+      reason: 'invalid_region',
+    });
+  }
+  return region;
+}
+
+function clip(value: string): string {
+  const oneLine = value.replace(/[\r\n\t]/g, ' ');
+  return oneLine.length > 120 ? `${oneLine.slice(0, 117)}...` : oneLine;
+}
+
+function parseRolesAnywhereArn(value: string, kind: 'trust-anchor' | 'profile', label: string): RolesAnywhereArn {
+  const expected = `arn:aws:rolesanywhere:<region>:<account-id>:${kind}/<id>`;
+  const fail = (why: string): never => {
+    throw new UserError(`${label} "${clip(value)}" is not a Roles Anywhere ${kind} ARN (${why}): expected ${expected}`, {
+      reason: 'invalid_arn',
+    });
+  };
+  const parts = value.split(':');
+  if (parts.length !== 6 || parts[0] !== 'arn') fail('not an ARN');
+  const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
+  if (!(PARTITIONS as readonly string[]).includes(partition)) fail(`unknown partition "${partition}"`);
+  if (service !== 'rolesanywhere') {
+    fail(service === 'iam' ? 'this is an IAM ARN — did you swap the role and profile flags?' : `service is "${service}", not rolesanywhere`);
+  }
+  if (!isValidRegion(region)) fail(`bad region "${region}"`);
+  if (partitionOfRegion(region) !== partition) fail(`region ${region} is not in partition ${partition}`);
+  if (!ACCOUNT_RE.test(account)) fail('the account ID must be 12 digits');
+  const slash = resource.indexOf('/');
+  const type = slash < 0 ? resource : resource.slice(0, slash);
+  const id = slash < 0 ? '' : resource.slice(slash + 1);
+  if (type !== kind) {
+    fail(type === 'trust-anchor' || type === 'profile' ? `this is a ${type} ARN — check which flag it was given to` : `resource type "${type}" is not ${kind}`);
+  }
+  if (!UUID_RE.test(id)) fail('the ID must be a UUID');
+  return { partition: partition as Partition, region, accountId: account, kind, id, arn: value };
+}
+
+export function parseTrustAnchorArn(value: string, label = '--trust-anchor-arn'): RolesAnywhereArn {
+  return parseRolesAnywhereArn(value, 'trust-anchor', label);
+}
+
+export function parseProfileArn(value: string, label = '--profile-arn'): RolesAnywhereArn {
+  return parseRolesAnywhereArn(value, 'profile', label);
+}
+
+export function parseRoleArn(value: string, label = '--role-arn'): RoleArn {
+  const expected = 'arn:aws:iam::<account-id>:role/<name>';
+  const fail = (why: string): never => {
+    throw new UserError(`${label} "${clip(value)}" is not an IAM role ARN (${why}): expected ${expected}`, {
+      reason: 'invalid_arn',
+    });
+  };
+  const parts = value.split(':');
+  if (parts.length !== 6 || parts[0] !== 'arn') fail('not an ARN');
+  const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
+  if (!(PARTITIONS as readonly string[]).includes(partition)) fail(`unknown partition "${partition}"`);
+  if (service !== 'iam') {
+    fail(service === 'rolesanywhere' ? 'this is a Roles Anywhere ARN — did you swap the role and profile flags?' : `service is "${service}", not iam`);
+  }
+  if (region !== '') fail('IAM ARNs have no region');
+  if (!ACCOUNT_RE.test(account)) fail('the account ID must be 12 digits');
+  if (!ROLE_RESOURCE_RE.test(resource)) fail('the resource must be role/<optional path/>name');
+  const name = resource.slice(resource.lastIndexOf('/') + 1);
+  return { partition: partition as Partition, accountId: account, name, arn: value };
+}

@@ -1,0 +1,67 @@
+// Shared by the `credential-process` and `update` commands: flag parsing into
+// a validated profile, and one identity-load + CreateSession round.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PROFILE_OPTIONS, profileFromFlags } from '../config/profile.js';
+import type { ProfileConfig } from '../config/types.js';
+import { UserError } from '../errors.js';
+import { loadIdentity } from '../identity/load.js';
+import { type ClientOptions, createSession } from './client.js';
+import { clientOptionsFromProfile, identitySourceFromProfile, sessionParametersFromProfile } from './profile.js';
+import type { AwsCredentials } from './types.js';
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+export interface ParsedCommand<V> {
+  values: V;
+  profile?: ProfileConfig;
+  help: boolean;
+}
+
+/** parseArgs with PROFILE_OPTIONS + `extra` + --help; errors become one-line UserErrors naming the fix. */
+export function parseProfileArgs(argv: string[], extra: Options, command: string, env: NodeJS.ProcessEnv = process.env) {
+  const options = { ...PROFILE_OPTIONS, ...extra, help: { type: 'boolean', short: 'h' } } as const satisfies Options;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    throw new UserError(`${command}: ${msg.replace(/\. To specify .*$/, '')} — run \`${command} --help\` for the options`, { reason: 'invalid_flags' });
+  }
+  if (values.help) return { values, help: true as const };
+  let profile: ProfileConfig;
+  try {
+    profile = profileFromFlags(values, env, { name: 'default' });
+  } catch (err) {
+    const problems = (err as { problems?: { path: string; message: string }[] }).problems;
+    if (err instanceof UserError && problems && problems.length > 0) {
+      const missing = problems.filter((p) => p.message.startsWith('required'));
+      const others = problems.filter((p) => !p.message.startsWith('required'));
+      const parts: string[] = [];
+      if (missing.length > 0) parts.push(`missing required ${missing.map((p) => p.path.replace(/ \(or .*\)$/, '')).join(', ')}`);
+      for (const p of others) parts.push(p.path ? `${p.path}: ${p.message}` : p.message);
+      throw new UserError(`${command}: ${parts.join('; ')}`, { reason: 'invalid_flags' });
+    }
+    throw err;
+  }
+  return { values, profile, help: false as const };
+}
+
+export interface ObtainOptions {
+  /** Where to report certificate warnings (expiring soon…); default stderr. */
+  warn?: (line: string) => void;
+  client?: Partial<ClientOptions>;
+  signal?: AbortSignal;
+}
+
+/** Loads the profile's identity (fresh, so rotated certificates are used) and creates a session. */
+export async function obtainCredentials(profile: ProfileConfig, opts: ObtainOptions = {}): Promise<AwsCredentials> {
+  const source = await identitySourceFromProfile(profile);
+  const identity = await loadIdentity(source, { expiryWarningDays: profile.expiryWarningDays });
+  for (const w of identity.warnings) (opts.warn ?? ((l) => process.stderr.write(`${l}\n`)))(`warning: ${w}`);
+  return createSession(identity, sessionParametersFromProfile(profile), clientOptionsFromProfile(profile, opts.client), opts.signal);
+}
+
+/** `YYYY-MM-DDTHH:MM:SSZ`: what botocore and the JS SDK parse strictly. */
+export function formatExpiration(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}

@@ -1,0 +1,121 @@
+import { isIP } from 'node:net';
+import { UserError } from '../errors.js';
+import type { SessionParameters } from './types.js';
+import { assertRegion, parseProfileArn, parseRoleArn, parseTrustAnchorArn, partitionOfRegion } from './arn.js';
+
+export const MIN_DURATION_SECONDS = 900;
+export const MAX_DURATION_SECONDS = 43200;
+const ROLE_SESSION_NAME_RE = /^[\w+=,.@-]{2,64}$/;
+
+/**
+ * The region to call: `region` when given, else the trust anchor ARN's.
+ * A trust anchor and a profile in different regions can never work together,
+ * so that is reported here, before any request.
+ */
+export function resolveRegion(trustAnchorArn: string, profileArn: string, region?: string): string {
+  const ta = parseTrustAnchorArn(trustAnchorArn);
+  const profile = parseProfileArn(profileArn);
+  if (ta.region !== profile.region) {
+    throw new UserError(
+      `the trust anchor is in ${ta.region} but the profile is in ${profile.region}: ` +
+        'Roles Anywhere needs both in the same region — use a trust anchor and profile from one region',
+      { reason: 'region_mismatch' },
+    );
+  }
+  if (ta.accountId !== profile.accountId) {
+    throw new UserError(
+      `the trust anchor belongs to account ${ta.accountId} but the profile to account ${profile.accountId}: ` +
+        'use a trust anchor and profile from the same account',
+      { reason: 'account_mismatch' },
+    );
+  }
+  if (region === undefined || region === '') return ta.region;
+  assertRegion(region);
+  if (region !== ta.region) {
+    throw new UserError(
+      `--region ${region} differs from the trust anchor's region ${ta.region}: ` +
+        'Roles Anywhere resources are regional — drop --region or use the ARNs of that region',
+      { reason: 'region_mismatch' },
+    );
+  }
+  return region;
+}
+
+/** Checks every session parameter; returns the region to call. Throws UserError naming the bad flag. */
+export function validateSessionParameters(params: SessionParameters, region?: string): string {
+  const resolved = resolveRegion(params.trustAnchorArn, params.profileArn, region);
+  const role = parseRoleArn(params.roleArn);
+  if (role.partition !== partitionOfRegion(resolved)) {
+    throw new UserError(`--role-arn is in partition ${role.partition} but the trust anchor is in ${partitionOfRegion(resolved)}: use a role from the same partition`, {
+      reason: 'invalid_arn',
+    });
+  }
+  const d = params.durationSeconds;
+  if (d !== undefined && (!Number.isInteger(d) || d < MIN_DURATION_SECONDS || d > MAX_DURATION_SECONDS)) {
+    throw new UserError(`--session-duration ${d} is out of range: give whole seconds from ${MIN_DURATION_SECONDS} to ${MAX_DURATION_SECONDS}`, {
+      reason: 'invalid_duration',
+    });
+  }
+  const n = params.roleSessionName;
+  if (n !== undefined && !ROLE_SESSION_NAME_RE.test(n)) {
+    throw new UserError('--role-session-name must be 2 to 64 characters of letters, digits and +=,.@_-', {
+      reason: 'invalid_session_name',
+    });
+  }
+  return resolved;
+}
+
+/** The public Roles Anywhere endpoint of a region. */
+export function endpointFor(region: string, options: { fips?: boolean } = {}): string {
+  assertRegion(region);
+  const service = options.fips ? 'rolesanywhere-fips' : 'rolesanywhere';
+  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+  return `https://${service}.${region}.${suffix}`;
+}
+
+/** 127.0.0.0/8, ::1 (and v4-mapped loopback), localhost. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) {
+    if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
+    return mapped !== null && mapped[1]!.startsWith('127.');
+  }
+  return false;
+}
+
+/**
+ * Validates an endpoint override. `https://` anything; `http://` only for a
+ * loopback host, because the request carries a signed proof of the
+ * certificate and the response carries secrets.
+ */
+export function parseEndpoint(value: string, label = '--endpoint'): URL {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UserError(`${label} "${value.slice(0, 200)}" is not a URL: give e.g. https://rolesanywhere.us-east-1.amazonaws.com`, {
+      reason: 'invalid_endpoint',
+    });
+  }
+  if (url.username || url.password) {
+    throw new UserError(`${label} must not contain a user name or password: remove the user:password@ part`, { reason: 'invalid_endpoint' });
+  }
+  if (url.search || url.hash) {
+    throw new UserError(`${label} must not have a query string or fragment: give only scheme, host, port and optional path`, {
+      reason: 'invalid_endpoint',
+    });
+  }
+  if (url.protocol === 'https:') return url;
+  if (url.protocol === 'http:') {
+    if (isLoopbackHost(url.hostname)) return url;
+    throw new UserError(
+      `${label} ${url.origin} uses plain http to a host that is not loopback: the response carries AWS secret keys, ` +
+        'so plain http is only allowed to 127.0.0.1, ::1 or localhost — use https://',
+      { reason: 'insecure_endpoint' },
+    );
+  }
+  throw new UserError(`${label} must be an https:// URL (got ${url.protocol}//)`, { reason: 'invalid_endpoint' });
+}

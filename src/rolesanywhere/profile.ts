@@ -1,0 +1,63 @@
+// Glue from a validated ProfileConfig to what the identity loader and the
+// Roles Anywhere client take. Shared by credential-process, update and serve.
+import { readFile } from 'node:fs/promises';
+import type { ProfileConfig } from '../config/types.js';
+import { UserError } from '../errors.js';
+import type { IdentitySource } from '../identity/types.js';
+import type { ClientOptions } from './client.js';
+import type { SessionParameters } from './types.js';
+
+/**
+ * Reads a key password file: the whole content, minus one trailing newline
+ * (`\n` or `\r\n`) so `echo secret > file` works. Never puts the content in a message.
+ */
+export async function readPasswordFile(path: string, label = '--key-password-file'): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new UserError(`${label} ${path} cannot be read (${code}): give a readable file holding the key password`, {
+      reason: 'password_file',
+    });
+  }
+  return text.replace(/\r?\n$/, '');
+}
+
+/** The identity files and password of a profile (reads the password file, if any). */
+export async function identitySourceFromProfile(profile: ProfileConfig): Promise<IdentitySource> {
+  const source: IdentitySource = { certificate: profile.certificate };
+  if (profile.privateKey !== undefined) source.privateKey = profile.privateKey;
+  if (profile.intermediates !== undefined) source.intermediates = profile.intermediates;
+  if (profile.keyPasswordFile !== undefined) source.password = await readPasswordFile(profile.keyPasswordFile);
+  else if (profile.keyPassword !== undefined) source.password = profile.keyPassword;
+  return source;
+}
+
+export function sessionParametersFromProfile(profile: ProfileConfig): SessionParameters {
+  const params: SessionParameters = {
+    trustAnchorArn: profile.trustAnchorArn,
+    profileArn: profile.profileArn,
+    roleArn: profile.roleArn,
+    durationSeconds: profile.sessionDuration,
+  };
+  if (profile.roleSessionName !== undefined) params.roleSessionName = profile.roleSessionName;
+  return params;
+}
+
+export function clientOptionsFromProfile(profile: ProfileConfig, extra: Partial<ClientOptions> = {}): ClientOptions {
+  const options: ClientOptions = {
+    region: profile.region,
+    noVerifySsl: profile.noVerifySsl,
+    withProxy: profile.withProxy,
+    ...extra,
+  };
+  if (profile.endpoint !== undefined) options.endpoint = profile.endpoint;
+  if (profile.caBundle !== undefined) options.caBundle = profile.caBundle;
+  return options;
+}
+
+/** The loud warning printed whenever TLS verification is off. */
+export const NO_VERIFY_SSL_WARNING =
+  'WARNING: --no-verify-ssl is set: the Roles Anywhere endpoint\'s TLS certificate is NOT verified, ' +
+  'so anyone on the network path can impersonate it and read the issued AWS credentials. Use only for testing; prefer --ca-bundle FILE.';
