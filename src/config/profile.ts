@@ -130,7 +130,7 @@ export function envName(flag: string): string {
 }
 
 export const PROFILE_NAME = /^[A-Za-z0-9_.-]+$/;
-const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
+export const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
 const ROLE_ARN = /^arn:(aws[a-z-]*):iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
 const RA_ARN = /^arn:(aws[a-z-]*):rolesanywhere:([a-z0-9-]+):(\d{12}):(trust-anchor|profile)\/([A-Za-z0-9-]+)$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
