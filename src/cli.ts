@@ -59,8 +59,10 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    // One line, no stack: errors here are the user's to fix.
-    process.stderr.write(`rolesanywhere-credentiald: ${describeError(err)}\n`);
+    // No stack: errors here are the user's to fix. A UserError's message is
+    // printed whole (a config error lists one problem per line after its header).
+    const message = err instanceof UserError ? err.message : describeError(err);
+    process.stderr.write(`rolesanywhere-credentiald: ${message}\n`);
     if (process.env.ROLESANYWHERE_DEBUG && !(err instanceof UserError) && err instanceof Error) {
       process.stderr.write(`${err.stack ?? ''}\n`);
     }
