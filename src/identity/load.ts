@@ -235,14 +235,27 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
   return material;
 }
 
-/** The message for a key that does not match the leaf, with a hint when it matches another certificate in the file. */
-export function keyMismatchMessage(m: IdentityMaterial): string {
+/** Why a key does not match the leaf, with a hint when it matches another certificate in the file. */
+export function keyMismatch(m: IdentityMaterial): { file: string; summary: string; fix: string } {
   const keyPath = m.keyPath ?? m.source.certificate;
   const idx = m.privateKey ? m.certFileExtras.findIndex((c) => keyMatchesCertificate(m.privateKey!, c)) : -1;
   if (idx >= 0) {
-    return `${m.source.certificate}: the private key matches certificate #${idx + 2} in the file, not the first one; put the client (leaf) certificate first`;
+    return {
+      file: m.source.certificate,
+      summary: `the private key matches certificate #${idx + 2} in the file, not the first one`,
+      fix: 'put the client (leaf) certificate first',
+    };
   }
-  return `${keyPath}: private key does not match the certificate ${m.source.certificate} (different public keys); use the key the certificate was issued for`;
+  return {
+    file: keyPath,
+    summary: `private key ${keyPath} does not match the certificate ${m.source.certificate} (different public keys)`,
+    fix: 'use the key the certificate was issued for',
+  };
+}
+
+export function keyMismatchMessage(m: IdentityMaterial): string {
+  const k = keyMismatch(m);
+  return `${k.file}: ${k.summary}; ${k.fix}`;
 }
 
 function ruleMessage(path: string, r: RuleResult): string {

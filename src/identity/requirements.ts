@@ -228,7 +228,7 @@ export function checkChain(leaf: X509Certificate, chain: X509Certificate[], anch
     out.push(...checkCaRules(issuer, `chain[${i}]`, options));
   }
   if (!anchors) {
-    if (chain.length === 0) out.push(pass('chain', 'no intermediates; give --ca to check the path to the trust anchor', 'warning'));
+    if (chain.length === 0) out.push(pass('chain', 'no intermediates given (add --ca to check the path to the trust anchor)', 'warning'));
     return out;
   }
   const top = path[path.length - 1]!;
