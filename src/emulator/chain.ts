@@ -1,0 +1,78 @@
+// Trust decisions the way Roles Anywhere makes them: the leaf (an end entity)
+// must chain to one of the trust anchor's CA certificates, directly or through
+// the intermediates the client sent; every certificate on the path must be
+// within its validity period.
+import type { X509Certificate } from 'node:crypto';
+
+export type ChainFailureReason = 'untrusted' | 'leaf_is_ca' | 'intermediate_not_ca' | 'expired' | 'not_yet_valid';
+
+export type ChainResult =
+  | { ok: true; /** leaf, intermediates used, anchor */ path: X509Certificate[] }
+  | { ok: false; reason: ChainFailureReason; message: string };
+
+const MAX_DEPTH = 6;
+
+function issuedBy(child: X509Certificate, parent: X509Certificate): boolean {
+  try {
+    // checkIssued: subject/issuer names (and key identifiers when present); verify: the signature.
+    return child.checkIssued(parent) && child.verify(parent.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+function describe(cert: X509Certificate): string {
+  const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
+  return cn ? `"${cn}"` : `"${cert.subject.replace(/\n/g, ', ')}"`;
+}
+
+/** Checks the validity period of one certificate at `now`. */
+export function checkValidity(cert: X509Certificate, now: Date, role: string): ChainResult | undefined {
+  const from = new Date(cert.validFrom);
+  const to = new Date(cert.validTo);
+  if (now.getTime() > to.getTime()) {
+    return { ok: false, reason: 'expired', message: `${role} certificate ${describe(cert)} expired at ${to.toISOString()}` };
+  }
+  if (now.getTime() < from.getTime()) {
+    return { ok: false, reason: 'not_yet_valid', message: `${role} certificate ${describe(cert)} is not valid before ${from.toISOString()}` };
+  }
+  return undefined;
+}
+
+/**
+ * Builds a path leaf → (intermediates…) → anchor. Intermediates may be sent
+ * in any order; each must be CA:TRUE and sign the previous certificate.
+ */
+export function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], anchors: X509Certificate[], now: Date): ChainResult {
+  if (leaf.ca) {
+    return { ok: false, reason: 'leaf_is_ca', message: 'Signing certificate must be an end-entity certificate (basicConstraints CA:FALSE), but it is a CA certificate' };
+  }
+  const path = [leaf];
+  const used = new Set<number>();
+  let current = leaf;
+  for (let depth = 0; depth < MAX_DEPTH; depth++) {
+    const anchor = anchors.find((a) => issuedBy(current, a));
+    if (anchor) {
+      path.push(anchor);
+      for (let i = 0; i < path.length; i++) {
+        const bad = checkValidity(path[i]!, now, i === 0 ? 'Signing' : i === path.length - 1 ? 'Trust anchor CA' : 'Intermediate CA');
+        if (bad) return bad;
+      }
+      return { ok: true, path };
+    }
+    const idx = intermediates.findIndex((c, i) => !used.has(i) && issuedBy(current, c));
+    if (idx < 0) break;
+    const next = intermediates[idx]!;
+    if (!next.ca) {
+      return { ok: false, reason: 'intermediate_not_ca', message: `Untrusted signing certificate: intermediate ${describe(next)} is not a CA certificate (basicConstraints CA:TRUE)` };
+    }
+    used.add(idx);
+    path.push(next);
+    current = next;
+  }
+  return {
+    ok: false,
+    reason: 'untrusted',
+    message: `Untrusted signing certificate: ${describe(leaf)} (issuer ${describe({ subject: leaf.issuer } as X509Certificate)}) does not chain to a trust anchor CA`,
+  };
+}

@@ -1,0 +1,169 @@
+// Test helper: a local Roles Anywhere + STS emulator with a fresh CA and leaf.
+//
+//   import { startTestEmulator, callCreateSession } from '../helpers/emulator.js';
+//
+//   const env = await startTestEmulator(t);               // CA + P-256 leaf, strict ARNs, us-east-1, quiet
+//   env.emulator.url                                        // http://127.0.0.1:PORT (use as the Roles Anywhere endpoint AND the STS endpoint)
+//   env.identitySource                                      // { certificate, privateKey } paths for loadIdentity / the CLI
+//   env.arns                                                // { trustAnchorArn, profileArn, roleArn } the emulator accepts
+//   env.region                                              // 'us-east-1'
+//   env.emulator.stats.createSession.ok                     // counters; env.emulator.stats.calls = per-call log
+//   env.emulator.issued                                     // credentials it issued (secrets! compare fields, don't print)
+//   env.emulator.setFaults([{ kind: 'status', status: 503, times: 2 }]); env.emulator.clearFaults();
+//   env.emulator.setCredentialLifetime(20);                 // cap issued lifetimes (seconds)
+//
+// Options: { dir?, keyType? ('p256' default, 'rsa2048', ...), lifetime? (seconds cap, default 3600),
+//   chain? (leaf issued by an intermediate; identitySource.intermediates is set), strictArns? (default true),
+//   plus any EmulatorOptions (region, maxSkewSeconds, quiet, ...) }.
+// The emulator is closed by t.teardown. Fault rules: see src/emulator/faults.ts.
+// HTTP control for out-of-process use: see the top of src/emulator/server.ts.
+import { readFile } from 'node:fs/promises';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server.js';
+import type { IdentitySource, Identity } from '../../src/identity/types.js';
+import { loadIdentity } from '../../src/identity/load.js';
+import { signX509Request } from '../../src/signing/sigv4-x509.js';
+import { makeCA, makeLeaf, tempDir, type CertFiles, type KeyType } from './pki.js';
+
+export const DEFAULT_REGION = 'us-east-1';
+export const DEFAULT_ACCOUNT = '123456789012';
+export const DEFAULT_ARNS = {
+  trustAnchorArn: `arn:aws:rolesanywhere:${DEFAULT_REGION}:${DEFAULT_ACCOUNT}:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d`,
+  profileArn: `arn:aws:rolesanywhere:${DEFAULT_REGION}:${DEFAULT_ACCOUNT}:profile/5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9`,
+  roleArn: `arn:aws:iam::${DEFAULT_ACCOUNT}:role/rolesanywhere-test-role`,
+};
+
+export interface Arns {
+  trustAnchorArn: string;
+  profileArn: string;
+  roleArn: string;
+}
+
+/** Anything with tap's teardown. */
+export interface Teardownable {
+  teardown(fn: () => unknown): void;
+}
+
+export interface TestEmulatorOptions extends Partial<EmulatorOptions> {
+  dir?: string;
+  keyType?: KeyType;
+  /** Cap on issued credential lifetimes, seconds (default 3600). */
+  lifetime?: number;
+  /** Issue the leaf from an intermediate CA (sets identitySource.intermediates). */
+  chain?: boolean;
+  /** Restrict the emulator to `arns` (default true). */
+  strictArns?: boolean;
+  arns?: Partial<Arns>;
+  leafName?: string;
+}
+
+export interface TestEmulator {
+  emulator: Emulator;
+  url: string;
+  dir: string;
+  ca: CertFiles;
+  intermediate?: CertFiles;
+  leaf: CertFiles;
+  identitySource: IdentitySource;
+  arns: Arns;
+  region: string;
+  accountId: string;
+  /** loadIdentity(identitySource). */
+  loadIdentity(): Promise<Identity>;
+}
+
+export async function startTestEmulator(t: Teardownable, opts: TestEmulatorOptions = {}): Promise<TestEmulator> {
+  const dir = opts.dir ?? (await tempDir('ra-emu-'));
+  const ca = await makeCA(dir, 'Emulator Test Root CA');
+  let intermediate: CertFiles | undefined;
+  let issuer = ca;
+  if (opts.chain) {
+    intermediate = await makeCA(dir, 'Emulator Test Intermediate CA', { issuer: ca });
+    issuer = intermediate;
+  }
+  const leaf = await makeLeaf(dir, issuer, opts.leafName ?? 'emulator-test-client', { keyType: opts.keyType ?? 'p256' });
+  const region = opts.region ?? DEFAULT_REGION;
+  const arns: Arns = { ...DEFAULT_ARNS, ...opts.arns };
+  if (region !== DEFAULT_REGION && !opts.arns) {
+    arns.trustAnchorArn = arns.trustAnchorArn.replace(`:${DEFAULT_REGION}:`, `:${region}:`);
+    arns.profileArn = arns.profileArn.replace(`:${DEFAULT_REGION}:`, `:${region}:`);
+  }
+  const strict = opts.strictArns ?? true;
+  const { dir: _d, keyType: _k, lifetime, chain: _c, strictArns: _s, arns: _a, leafName: _l, ...emuOpts } = opts;
+  const emulator = await startEmulator({
+    trustAnchorCaPems: [ca.certPem],
+    credentialLifetimeSeconds: lifetime ?? 3600,
+    region,
+    quiet: true,
+    ...(strict ? { trustAnchorArns: [arns.trustAnchorArn], profileArns: [arns.profileArn], roleArns: [arns.roleArn] } : {}),
+    ...emuOpts,
+  });
+  t.teardown(() => emulator.close());
+  const identitySource: IdentitySource = { certificate: leaf.certPath, privateKey: leaf.keyPath };
+  if (intermediate) identitySource.intermediates = intermediate.certPath;
+  return {
+    emulator,
+    url: emulator.url,
+    dir,
+    ca,
+    intermediate,
+    leaf,
+    identitySource,
+    arns,
+    region,
+    accountId: DEFAULT_ACCOUNT,
+    loadIdentity: () => loadIdentity(identitySource),
+  };
+}
+
+export interface CallOptions {
+  arns: Arns;
+  region?: string;
+  durationSeconds?: number;
+  roleSessionName?: string;
+  /** Signing time (default now). */
+  date?: Date;
+  /** Put the ARNs in the query string instead of the body. */
+  arnsInQuery?: boolean;
+  /** Change the signed headers before sending (tampering tests). */
+  mutate?: (headers: Record<string, string>) => void;
+  /** Send this body instead of the signed one (tampering tests). */
+  sendBody?: string;
+}
+
+export interface CallResult {
+  status: number;
+  /** X-Amzn-ErrorType header, if any. */
+  errorType?: string;
+  /** Parsed JSON body (undefined if not JSON). */
+  json?: any;
+  text: string;
+}
+
+/** Signs a CreateSession request with `identity` (our signer) and sends it to the emulator. */
+export async function callCreateSession(url: string, identity: Identity, opts: CallOptions): Promise<CallResult> {
+  const u = new URL(url);
+  const region = opts.region ?? DEFAULT_REGION;
+  let path = '/sessions';
+  const bodyObj: Record<string, unknown> = {};
+  if (opts.durationSeconds !== undefined) bodyObj.durationSeconds = opts.durationSeconds;
+  if (opts.roleSessionName !== undefined) bodyObj.roleSessionName = opts.roleSessionName;
+  if (opts.arnsInQuery) {
+    path += '?' + new URLSearchParams({ ...opts.arns }).toString();
+  } else Object.assign(bodyObj, opts.arns);
+  const body = JSON.stringify(bodyObj);
+  const headers = signX509Request({ identity, region, host: u.host, path, body, date: opts.date });
+  opts.mutate?.(headers);
+  const { Host: _h, ...send } = headers;
+  const res = await fetch(new URL(path, url), { method: 'POST', headers: send, body: opts.sendBody ?? body });
+  const text = await res.text();
+  let json: any;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, errorType: res.headers.get('x-amzn-errortype') ?? undefined, json, text };
+}
+
+/** Reads a file (convenience for tests that need the CA PEM). */
+export const readText = (p: string) => readFile(p, 'utf8');
