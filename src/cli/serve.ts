@@ -1,8 +1,133 @@
-// Placeholder until the command lands; replaced by its owner.
-import { UserError } from '../errors.js';
+import { loadDaemonConfig, SERVE_USAGE } from '../config/load.js';
+import type { DaemonConfig, ProfileConfig } from '../config/types.js';
+import type { FetchCredentials } from '../credentials/session.js';
+import { describeError, UserError } from '../errors.js';
+import { loadIdentity } from '../identity/load.js';
+import { createLogger, type Logger } from '../log.js';
+import { createSession } from '../rolesanywhere/client.js';
+import { clientOptionsFromProfile, identitySourceFromProfile, NO_VERIFY_SSL_WARNING, sessionParametersFromProfile } from '../rolesanywhere/profile.js';
+import { Daemon, type DaemonDeps } from '../server/daemon.js';
 
-export const summary = '(not built yet)';
+export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh and serve them to AWS SDKs (container endpoint + IMDSv2)';
 
-export async function run(_argv: string[]): Promise<number> {
-  throw new UserError('the serve command is not built yet');
+/** How long SIGTERM/SIGINT waits for in-flight requests before dropping connections. */
+const SHUTDOWN_GRACE_MS = 3_000;
+
+export function daemonDeps(logger: Logger): DaemonDeps {
+  return {
+    logger,
+    loadIdentity: async (profile: ProfileConfig) =>
+      loadIdentity(await identitySourceFromProfile(profile), { expiryWarningDays: profile.expiryWarningDays }),
+    fetchFactory: (profile: ProfileConfig): FetchCredentials => {
+      const params = sessionParametersFromProfile(profile);
+      const log = logger.child({ profile: profile.name });
+      const options = clientOptionsFromProfile(profile, {
+        // The session retries with its own backoff while serving cached credentials;
+        // keep each CreateSession call's own retries short.
+        maxAttempts: 2,
+        timeoutMs: 10_000,
+        onRetry: (info) => log.debug({ attempt: info.attempt, delayMs: info.delayMs, reason: info.error.reason, error: info.error.message }, 'CreateSession attempt failed; retrying'),
+      });
+      return (identity, signal) => createSession(identity, params, options, signal);
+    },
+  };
+}
+
+function printUserError(err: UserError): number {
+  // The full message: a config error lists one problem per line.
+  process.stderr.write(`rolesanywhere-credentiald: ${err.message}\n`);
+  return err.exitCode;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(SERVE_USAGE + '\n');
+    return 0;
+  }
+  let config: DaemonConfig;
+  try {
+    config = await loadDaemonConfig({ argv, env: process.env });
+  } catch (err) {
+    if (err instanceof UserError) return printUserError(err);
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel });
+  for (const p of Object.values(config.profiles)) {
+    if (p.noVerifySsl) logger.warn({ profile: p.name }, NO_VERIFY_SSL_WARNING);
+  }
+
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, daemonDeps(logger));
+  } catch (err) {
+    if (err instanceof UserError) {
+      logger.error({ reason: err.reason, error: err.message }, 'cannot start');
+      return printUserError(err);
+    }
+    throw err;
+  }
+  process.stderr.write(
+    ['Point AWS SDKs and CLIs at this daemon with:', ...daemon.exportLines().map((l) => `  ${l}`), ''].join('\n'),
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    let reloading: Promise<void> = Promise.resolve();
+
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        logger.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      process.removeListener('SIGHUP', hup);
+      daemon
+        .close(SHUTDOWN_GRACE_MS)
+        .catch((err) => logger.error({ error: describeError(err) }, 'error while shutting down'))
+        .finally(() => {
+          process.removeListener('SIGTERM', stop);
+          process.removeListener('SIGINT', stop);
+          logger.info('stopped');
+          logger.flush?.();
+          // Anything left holding the event loop must not keep us alive.
+          setTimeout(() => process.exit(0), 2_000).unref();
+          resolve(0);
+        });
+    };
+
+    const reload = async () => {
+      logger.info('SIGHUP: reloading the configuration and certificates');
+      let next: DaemonConfig;
+      try {
+        next = await loadDaemonConfig({ argv, env: process.env });
+      } catch (err) {
+        const problems = (err as { problems?: Array<{ path: string; message: string }> }).problems;
+        logger.error(
+          { reason: err instanceof UserError ? err.reason : 'error', error: describeError(err), problems },
+          'new configuration refused; still running with the previous one',
+        );
+        return;
+      }
+      try {
+        await daemon.reload(next);
+        if (next.logLevel !== logger.level) logger.level = next.logLevel;
+        for (const p of Object.values(next.profiles)) if (p.noVerifySsl) logger.warn({ profile: p.name }, NO_VERIFY_SSL_WARNING);
+      } catch (err) {
+        logger.error(
+          { reason: err instanceof UserError ? err.reason : 'error', error: describeError(err) },
+          'new configuration refused; still running with the previous one',
+        );
+      }
+    };
+
+    const hup = () => {
+      if (stopping) return;
+      reloading = reloading.then(reload, reload);
+    };
+
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+    process.on('SIGHUP', hup);
+  });
 }

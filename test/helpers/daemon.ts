@@ -69,3 +69,82 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI } from './cli.js';
+
+export interface ServeProcess {
+  child: ChildProcess;
+  /** Everything written so far (stdout + stderr). */
+  output(): string;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the first match of `re` in the combined output. */
+  waitForOutput(re: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** The container endpoint port (from the printed export line). */
+  port(): Promise<number>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Spawns `serve` as a real process. Killed (SIGKILL) at teardown if still running. */
+export function spawnServe(t: { teardown(fn: () => unknown): void }, args: string[], env: NodeJS.ProcessEnv = {}): ServeProcess {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let so = '';
+  let se = '';
+  const waiters = new Set<() => void>();
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    so += d;
+    for (const w of [...waiters]) w();
+  });
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+    se += d;
+    for (const w of [...waiters]) w();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => {
+      for (const w of [...waiters]) w();
+      resolve({ code, signal });
+    });
+  });
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const waitForOutput = (re: RegExp, timeoutMs = 20_000) =>
+    new Promise<RegExpMatchArray>((resolve, reject) => {
+      const check = () => {
+        const m = out.match(re);
+        if (m) {
+          cleanup();
+          resolve(m);
+        } else if (child.exitCode !== null || child.signalCode !== null) {
+          cleanup();
+          reject(new Error(`serve exited before printing ${re}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out waiting for ${re} in serve output`));
+      }, timeoutMs);
+      const cleanup = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  return {
+    child,
+    output: () => out,
+    stdout: () => so,
+    stderr: () => se,
+    waitForOutput,
+    port: async () => Number((await waitForOutput(/AWS_CONTAINER_CREDENTIALS_FULL_URI=http:\/\/127\.0\.0\.1:(\d+)/))[1]),
+    exited,
+  };
+}
