@@ -1,0 +1,43 @@
+# rolesanywhere-credentiald container image.
+#
+#   docker build -t rolesanywhere-credentiald .
+#   docker run --rm -v /etc/ra:/etc/ra:ro rolesanywhere-credentiald serve --config /etc/ra/config.yaml
+#
+# No certificate, key, password or token is baked in: mount them at run time
+# (see config/kubernetes-pod.yaml). The daemon listens on 127.0.0.1:9911 by
+# default, which is right for a pod sidecar (containers of a pod share the
+# network namespace). Publishing the port from a standalone container needs
+# --listen 0.0.0.0:9911 --allow-non-loopback, which exposes credentials to
+# whoever can reach the port: prefer a sidecar.
+
+# ---- build: compile TypeScript ----
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build
+
+# ---- runtime: production dependencies + compiled output only ----
+FROM node:20-bookworm-slim
+# RUNTIME_DIRECTORY sets the default token file (used unless --token-file,
+# ROLESANYWHERE_TOKEN_FILE or tokenFile set one) to /var/run/rolesanywhere/token:
+# a directory to share with the application, e.g. an emptyDir in Kubernetes.
+ENV NODE_ENV=production \
+    RUNTIME_DIRECTORY=/var/run/rolesanywhere
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+    && npm cache clean --force \
+    && mkdir -p /var/run/rolesanywhere \
+    && chown node:node /var/run/rolesanywhere \
+    && chmod 0750 /var/run/rolesanywhere
+COPY --from=build /src/dist ./dist
+COPY config ./config
+USER node:node
+EXPOSE 9911
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["node", "-e", "fetch('http://127.0.0.1:9911/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+ENTRYPOINT ["node", "/app/dist/cli.js"]
+CMD ["serve"]
