@@ -148,3 +148,75 @@ export function spawnServe(t: { teardown(fn: () => unknown): void }, args: strin
     exited,
   };
 }
+
+// ---- daemon in process against the emulator --------------------------------------------------
+
+import { writeFile as writeFileP } from 'node:fs/promises';
+import { daemonDeps } from '../../src/cli/serve.js';
+import { createLogger } from '../../src/log.js';
+import { Daemon } from '../../src/server/daemon.js';
+import { startTestEmulator, type TestEmulator, type TestEmulatorOptions } from './emulator.js';
+import { tempDir } from './pki.js';
+import { Writable } from 'node:stream';
+
+export interface EmulatedDaemon {
+  emu: TestEmulator;
+  daemon: Daemon;
+  config: DaemonConfig;
+  port: number;
+  token: string;
+  dir: string;
+  /** Everything the daemon logged (JSON lines). */
+  logs(): string;
+}
+
+/** The emulator + an in-process daemon whose single profile `main` uses it. */
+export async function startEmulatedDaemon(
+  t: { teardown(fn: () => unknown): void },
+  opts: { emulator?: TestEmulatorOptions; profile?: Partial<ProfileConfig>; config?: Partial<DaemonConfig> } = {},
+): Promise<EmulatedDaemon> {
+  const emu = await startTestEmulator(t, opts.emulator);
+  const dir = await tempDir('ra-daemon-');
+  const profile = profileFor('main', { certPath: emu.identitySource.certificate, keyPath: emu.identitySource.privateKey! }, {
+    ...emu.arns,
+    region: emu.region,
+    endpoint: emu.url,
+    ...(emu.identitySource.intermediates ? { intermediates: emu.identitySource.intermediates } : {}),
+    ...opts.profile,
+  });
+  const config = daemonConfig(dir, [profile], opts.config);
+  let logText = '';
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      logText += chunk.toString();
+      cb();
+    },
+  });
+  const logger = createLogger({ level: 'debug', destination: sink, pretty: false });
+  const daemon = await Daemon.start(config, daemonDeps(logger));
+  t.teardown(() => daemon.close(500));
+  const token = await readFileP(config.tokenFile, 'utf8');
+  return { emu, daemon, config, port: daemon.addresses[0]!.port, token, dir, logs: () => logText };
+}
+
+import { readFile as readFileP } from 'node:fs/promises';
+
+/** A clean environment for AWS clients: no AWS_* from the outside, empty config files, us-east-1. */
+export async function cleanAwsEnv(extra: NodeJS.ProcessEnv = {}): Promise<NodeJS.ProcessEnv> {
+  const dir = await tempDir('ra-awsenv-');
+  const cfg = join(dir, 'config');
+  const creds = join(dir, 'credentials');
+  await writeFileP(cfg, '');
+  await writeFileP(creds, '');
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_CONFIG_FILE: cfg,
+    AWS_SHARED_CREDENTIALS_FILE: creds,
+    AWS_REGION: 'us-east-1',
+    AWS_DEFAULT_REGION: 'us-east-1',
+    AWS_PAGER: '',
+  };
+  for (const k of Object.keys(process.env)) if (k.startsWith('PYENV')) env[k] = process.env[k];
+  return { ...env, ...extra };
+}
