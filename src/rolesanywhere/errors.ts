@@ -123,6 +123,16 @@ export function serviceError(status: number, rawType: string | undefined, rawMes
       const validity = ctx.certNotAfter ? ` (valid ${ctx.certNotBefore ?? '?'} to ${ctx.certNotAfter})` : '';
       return mk('access_denied', false, `Roles Anywhere refused the certificate as outside its validity period (${quoted})${validity}: renew the certificate, and check the system clock`);
     }
+    if (/scoped to a valid region|credential should be scoped|wrong region/.test(lower)) {
+      return mk('access_denied', false, `Roles Anywhere rejected the request's region (${quoted}): the request was signed for ${ctx.region} — check --region and --endpoint point at the trust anchor's region`);
+    }
+    if (/end-entity|basicconstraints|key ?usage|signature algorithm|sha-?1|key size|too large|larger than/.test(lower)) {
+      return mk(
+        'access_denied',
+        false,
+        `Roles Anywhere rejected the certificate (${quoted}): it must be an end-entity certificate (CA:FALSE) with digitalSignature key usage, signed with SHA-256 or stronger — run \`rolesanywhere-credentiald check\` with the same flags for details`,
+      );
+    }
     if (/signature expired|skew|clock|request time|date.*(too|differ)|time.*(too|differ)|x-amz-date/.test(lower)) {
       return mk('access_denied', false, `Roles Anywhere rejected the request time (${quoted}): the request's X-Amz-Date is too far from the service's clock — check the system clock (enable NTP)`);
     }

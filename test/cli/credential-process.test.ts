@@ -1,0 +1,207 @@
+// credential-process as a real process against the emulator, and the real AWS
+// CLIs using it through credential_process. Needs a fresh `npx tsc -p .`.
+import t from 'tap';
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CLI, runCli, runProcess } from '../helpers/cli.js';
+import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
+import { convertKey, makeCA, makeLeaf, makePfx, type CertFiles } from '../helpers/pki.js';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const EXPIRATION_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
+
+function arnFlags(env: TestEmulator): string[] {
+  return ['--trust-anchor-arn', env.arns.trustAnchorArn, '--profile-arn', env.arns.profileArn, '--role-arn', env.arns.roleArn, '--endpoint', env.url];
+}
+
+/** Environment with no AWS_* or ROLESANYWHERE_* variables from the outer shell. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(AWS_|ROLESANYWHERE_)/.test(k) && !/_proxy$/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Runs credential-process and checks its output is exactly what the emulator issued last. */
+async function expectCredentials(t: Tap.Test, env: TestEmulator, args: string[], extraEnv: Record<string, string> = {}, name = 'credentials') {
+  const before = env.emulator.issued.length;
+  const r = await runCli(['credential-process', ...args, ...arnFlags(env)], { cleanEnv: true, env: cleanEnv(extraEnv) });
+  t.equal(r.code, 0, `${name}: exit 0 (stderr: ${r.stderr.trim()})`);
+  t.equal(env.emulator.issued.length, before + 1, `${name}: the emulator issued one session`);
+  const issued = env.emulator.issued[env.emulator.issued.length - 1]!;
+  let out: Record<string, unknown> = {};
+  try {
+    out = JSON.parse(r.stdout);
+  } catch {
+    t.fail(`${name}: stdout is JSON`);
+    return;
+  }
+  t.same(Object.keys(out), ['Version', 'AccessKeyId', 'SecretAccessKey', 'SessionToken', 'Expiration'], `${name}: exact keys in order`);
+  t.equal(out.Version, 1);
+  t.ok(out.AccessKeyId === issued.accessKeyId, `${name}: AccessKeyId issued by the emulator`);
+  t.ok(sha(String(out.SecretAccessKey)) === sha(issued.secretAccessKey), `${name}: SecretAccessKey issued by the emulator`);
+  t.ok(sha(String(out.SessionToken)) === sha(issued.sessionToken), `${name}: SessionToken issued by the emulator`);
+  t.match(out.Expiration, EXPIRATION_RE, `${name}: Expiration format`);
+  t.equal(new Date(String(out.Expiration)).getTime(), issued.expiration.getTime(), `${name}: Expiration as issued`);
+  t.equal(r.stdout.split('\n').length, 2, `${name}: one line on stdout`);
+}
+
+declare namespace Tap {
+  type Test = typeof t;
+}
+
+const env = await startTestEmulator(t, { keyType: 'rsa2048' });
+const dir = env.dir;
+
+t.test('RSA 2048: PKCS#1 and PKCS#8 keys', async (t) => {
+  await expectCredentials(t, env, ['--certificate', env.leaf.certPath, '--private-key', await convertKey(env.leaf.keyPath, 'pkcs1')], {}, 'rsa2048 pkcs1');
+  await expectCredentials(t, env, ['--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath], {}, 'rsa2048 pkcs8');
+});
+
+t.test('RSA 4096 with an encrypted PKCS#8 key: password from file, environment, flag', async (t) => {
+  const leaf = await makeLeaf(dir, env.ca, 'rsa4096-client', { keyType: 'rsa4096' });
+  const enc = await convertKey(leaf.keyPath, 'pkcs8-encrypted', 'correct horse');
+  const pwFile = join(dir, 'pw.txt');
+  await writeFile(pwFile, 'correct horse\n', { mode: 0o600 });
+  const base = ['--certificate', leaf.certPath, '--private-key', enc];
+  await expectCredentials(t, env, [...base, '--key-password-file', pwFile], {}, 'rsa4096 --key-password-file');
+  await expectCredentials(t, env, base, { ROLESANYWHERE_KEY_PASSWORD: 'correct horse' }, 'rsa4096 ROLESANYWHERE_KEY_PASSWORD');
+  await expectCredentials(t, env, [...base, '--pkcs8-password', 'correct horse'], {}, 'rsa4096 --pkcs8-password');
+
+  const wrong = await runCli(['credential-process', ...base, '--pkcs8-password', 'wrong horse', ...arnFlags(env)], { cleanEnv: true, env: cleanEnv() });
+  t.equal(wrong.code, 1, 'wrong password: exit 1');
+  t.equal(wrong.stdout, '', 'wrong password: nothing on stdout');
+  t.notMatch(wrong.stderr, /horse/, 'the password is never printed');
+  t.match(wrong.stderr, /password/i);
+});
+
+t.test('EC P-256 (SEC1) and P-384', async (t) => {
+  const p256 = await makeLeaf(dir, env.ca, 'p256-client', { keyType: 'p256' });
+  await expectCredentials(t, env, ['--certificate', p256.certPath, '--private-key', await convertKey(p256.keyPath, 'sec1')], {}, 'p256 sec1');
+  const p384 = await makeLeaf(dir, env.ca, 'p384-client', { keyType: 'p384' });
+  await expectCredentials(t, env, ['--certificate', p384.certPath, '--private-key', p384.keyPath], {}, 'p384');
+});
+
+t.test('PKCS#12 bundles: legacy 3DES, AES-256, RC2-40', async (t) => {
+  const leaf = await makeLeaf(dir, env.ca, 'pfx-client', { keyType: 'p256' });
+  for (const encoding of ['legacy-3des', 'aes256', 'rc2-40'] as const) {
+    let pfx: string;
+    try {
+      pfx = await makePfx(leaf, [], encoding, 'pfx-pass');
+    } catch (err) {
+      t.skip(`openssl cannot write ${encoding}: ${(err as Error).message.split('\n')[0]}`);
+      continue;
+    }
+    await expectCredentials(t, env, ['--certificate', pfx, '--pkcs8-password', 'pfx-pass'], {}, `pkcs12 ${encoding}`);
+  }
+});
+
+t.test('leaf issued by an intermediate: chain sent and verified', async (t) => {
+  const chained = await startTestEmulator(t, { chain: true, keyType: 'p256' });
+  const withChain = ['--certificate', chained.leaf.certPath, '--private-key', chained.leaf.keyPath];
+  await expectCredentials(t, chained, [...withChain, '--intermediates', chained.intermediate!.certPath], {}, 'chain via --intermediates');
+
+  const r = await runCli(['credential-process', ...withChain, ...arnFlags(chained)], { cleanEnv: true, env: cleanEnv() });
+  t.equal(r.code, 1, 'without the intermediate: refused');
+  t.equal(r.stdout, '');
+  t.match(r.stderr, /Roles Anywhere refused the certificate \(AccessDeniedException: Untrusted signing certificate.*its issuer is CN=Emulator Test Intermediate CA.*--intermediates/);
+  t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+t.test('service refusals through the CLI: untrusted CA, unknown profile, role not in profile', async (t) => {
+  const otherDir = dir;
+  const otherCa: CertFiles = await makeCA(otherDir, 'Some Other CA');
+  const stranger = await makeLeaf(otherDir, otherCa, 'stranger', { keyType: 'p256' });
+  const r = await runCli(['credential-process', '--certificate', stranger.certPath, '--private-key', stranger.keyPath, ...arnFlags(env)], { cleanEnv: true, env: cleanEnv() });
+  t.equal(r.code, 1);
+  t.equal(r.stdout, '');
+  t.match(r.stderr, /refused the certificate.*its issuer is CN=Some Other CA/);
+
+  const base = ['--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath, '--endpoint', env.url, '--trust-anchor-arn', env.arns.trustAnchorArn];
+  const otherProfile = env.arns.profileArn.replace(/profile\/.*/, 'profile/00000000-0000-4000-8000-000000000000');
+  const nf = await runCli(['credential-process', ...base, '--profile-arn', otherProfile, '--role-arn', env.arns.roleArn], { cleanEnv: true, env: cleanEnv() });
+  t.equal(nf.code, 1);
+  t.equal(nf.stdout, '');
+  t.match(nf.stderr, new RegExp(`could not find a resource in us-east-1 \\(ResourceNotFoundException: .*\\): check that the profile ${otherProfile.replace(/[/.]/g, '\\$&')}`));
+
+  const role = await runCli(['credential-process', ...base, '--profile-arn', env.arns.profileArn, '--role-arn', 'arn:aws:iam::123456789012:role/not-in-profile'], { cleanEnv: true, env: cleanEnv() });
+  t.equal(role.code, 1);
+  t.equal(role.stdout, '');
+  t.match(role.stderr, /would not issue credentials for the role .*arn:aws:iam::123456789012:role\/not-in-profile is listed in the profile/);
+});
+
+t.test('bad input: clear message, exit 1, nothing on stdout, no request', async (t) => {
+  const callsBefore = env.emulator.stats.calls.length;
+  const id = ['--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath];
+  const cases: [string, string[], RegExp][] = [
+    ['no flags', [], /missing required --certificate, --trust-anchor-arn, --profile-arn, --role-arn/],
+    ['missing role', [...id, '--trust-anchor-arn', env.arns.trustAnchorArn, '--profile-arn', env.arns.profileArn], /missing required --role-arn/],
+    ['bad ARN', [...id, '--trust-anchor-arn', 'arn:aws:rolesanywhere:us-east-1:123:trust-anchor/x', '--profile-arn', env.arns.profileArn, '--role-arn', env.arns.roleArn], /--trust-anchor-arn: not a Roles Anywhere trust-anchor ARN/],
+    ['region mismatch', [...id, '--trust-anchor-arn', env.arns.trustAnchorArn, '--profile-arn', env.arns.profileArn.replace('us-east-1', 'eu-west-1'), '--role-arn', env.arns.roleArn], /is in region eu-west-1 but the trust anchor is in us-east-1/],
+    ['http to a non-loopback host', [...id, ...arnFlags(env).slice(0, 6), '--endpoint', 'http://rolesanywhere.example.com'], /--endpoint: plain http is allowed only for loopback hosts/],
+    ['duration out of range', [...id, ...arnFlags(env), '--session-duration', '60'], /--session-duration: must be a whole number of seconds from 900 to 43200/],
+    ['unknown flag', [...id, ...arnFlags(env), '--bogus'], /Unknown option '--bogus' — run `credential-process --help`/],
+    ['missing key file', ['--certificate', env.leaf.certPath, '--private-key', join(dir, 'nope.key'), ...arnFlags(env)], /nope\.key/],
+  ];
+  for (const [name, args, re] of cases) {
+    const r = await runCli(['credential-process', ...args], { cleanEnv: true, env: cleanEnv() });
+    t.equal(r.code, 1, `${name}: exit 1`);
+    t.equal(r.stdout, '', `${name}: nothing on stdout`);
+    t.match(r.stderr, re, `${name}: message`);
+    t.notMatch(r.stderr, /\n\s+at /, `${name}: no stack trace`);
+  }
+  t.equal(env.emulator.stats.calls.length, callsBefore, 'no request reached the emulator');
+});
+
+t.test('--help prints usage and exits 0; --no-verify-ssl warns loudly', async (t) => {
+  const h = await runCli(['credential-process', '--help'], { cleanEnv: true, env: cleanEnv() });
+  t.equal(h.code, 0);
+  t.match(h.stdout, /Usage: rolesanywhere-credentiald credential-process/);
+  t.match(h.stdout, /--trust-anchor-arn/);
+
+  const r = await runCli(['credential-process', '--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath, '--no-verify-ssl', ...arnFlags(env)], {
+    cleanEnv: true,
+    env: cleanEnv(),
+  });
+  t.equal(r.code, 0);
+  t.match(r.stderr, /WARNING: --no-verify-ssl .*NOT verified/);
+  t.ok(JSON.parse(r.stdout).AccessKeyId);
+});
+
+t.test('interop: the AWS CLIs use credential_process and call STS with the issued credentials', async (t) => {
+  const config = join(dir, 'aws-config');
+  const creds = join(dir, 'aws-credentials-empty');
+  await writeFile(creds, '');
+  const q = (s: string) => `"${s}"`;
+  const cmd = [process.execPath, CLI, 'credential-process', '--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath, ...arnFlags(env)].map(q).join(' ');
+  await writeFile(config, `[profile ra]\nregion = us-east-1\ncredential_process = ${cmd}\n`);
+  const awsEnv = cleanEnv({ AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: creds, AWS_PROFILE: 'ra', AWS_EC2_METADATA_DISABLED: 'true', AWS_PAGER: '' });
+  for (const [name, bin] of [
+    ['aws CLI v1 (botocore 1.43, PATH)', 'aws'],
+    ['AWS CLI v2.9 (/usr/bin/aws)', '/usr/bin/aws'],
+  ] as const) {
+    const before = env.emulator.issued.length;
+    const stsBefore = env.emulator.stats.calls.filter((c) => c.operation === 'GetCallerIdentity' && c.outcome === 'ok').length;
+    let r;
+    try {
+      r = await runProcess(bin, ['sts', 'get-caller-identity', '--endpoint-url', env.url, '--output', 'json'], { cleanEnv: true, env: awsEnv, timeoutMs: 60_000 });
+    } catch (err) {
+      t.fail(`${name}: could not run (${(err as Error).message})`);
+      continue;
+    }
+    t.equal(r.code, 0, `${name}: exit 0 (stderr: ${r.stderr.trim().slice(0, 500)})`);
+    t.equal(env.emulator.issued.length, before + 1, `${name}: credential_process ran once`);
+    const issued = env.emulator.issued[env.emulator.issued.length - 1]!;
+    let id: Record<string, string> = {};
+    try {
+      id = JSON.parse(r.stdout);
+    } catch {
+      t.fail(`${name}: JSON output`);
+    }
+    t.equal(id.Arn, issued.assumedRoleArn, `${name}: STS saw the assumed role`);
+    t.equal(id.Account, '123456789012');
+    const stsAfter = env.emulator.stats.calls.filter((c) => c.operation === 'GetCallerIdentity' && c.outcome === 'ok');
+    t.equal(stsAfter.length, stsBefore + 1, `${name}: the emulator verified one signed STS call`);
+    t.equal(stsAfter[stsAfter.length - 1]!.accessKeyId, issued.accessKeyId, `${name}: signed with the issued access key`);
+  }
+});
