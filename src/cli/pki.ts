@@ -64,9 +64,15 @@ function parse<const O extends NonNullable<ParseArgsConfig['options']>>(argv: st
     return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0] ?? '';
-    throw new UserError(`${msg.replace(/\. To specify a positional argument.*$/, '')}; run with --help for usage`.replace(/^(.)/, (c) => c.toLowerCase()), {
-      reason: 'usage',
-    });
+    const ambiguous = /option '(-[\w-]+)' argument is ambiguous/i.exec(msg);
+    if (ambiguous) {
+      throw new UserError(`${ambiguous[1]} is missing its value (for a value starting with "-", write ${ambiguous[1]}=VALUE)`, { reason: 'usage' });
+    }
+    const missing = /option '(-[\w-]+)(?: <value>)?' argument missing/i.exec(msg);
+    if (missing) throw new UserError(`${missing[1]} needs a value; run with --help for usage`, { reason: 'usage' });
+    const unknown = /unknown option '([^']+)'/i.exec(msg);
+    if (unknown) throw new UserError(`unknown option '${unknown[1]}'; run with --help for usage`, { reason: 'usage' });
+    throw new UserError(`${msg.replace(/\.$/, '')}; run with --help for usage`, { reason: 'usage' });
   }
 }
 

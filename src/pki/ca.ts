@@ -47,7 +47,7 @@ export function validateCertName(name: string): string {
       `--name "${name}" is not usable as a file name; use letters, digits, ".", "_" and "-" (up to 64, not starting with ".")`,
     );
   }
-  if (name.toLowerCase() === 'ca') throw new UserError('--name "ca" is reserved for the CA\'s own files; choose another name');
+  if (name.toLowerCase() === 'ca') throw new UserError(`--name "${name}" is reserved for the CA's own files; choose another name`);
   return name;
 }
 
