@@ -1,0 +1,49 @@
+// The machine's AWS CLIs (botocore 1.43 via pyenv; Debian's AWS CLI v2.9) get
+// credentials from the daemon and call STS on the emulator.
+import t from 'tap';
+import { runProcess } from '../helpers/cli.js';
+import { cleanAwsEnv, startEmulatedDaemon } from '../helpers/daemon.js';
+
+t.test('aws CLIs against the daemon', async (t) => {
+  const d = await startEmulatedDaemon(t);
+  await d.daemon.session('main')!.waitFor((s) => s.status().ready, 15_000);
+  const base = `http://127.0.0.1:${d.port}`;
+  const call = async (cli: string, extra: NodeJS.ProcessEnv) => {
+    const env = await cleanAwsEnv(extra);
+    const r = await runProcess(cli, ['sts', 'get-caller-identity', '--endpoint-url', d.emu.url, '--output', 'json'], { env, cleanEnv: true, timeoutMs: 45_000 });
+    return r;
+  };
+  const expectOk = (t: Tap.Test, r: { code: number | null; stdout: string; stderr: string }) => {
+    t.equal(r.code, 0, r.code === 0 ? 'exit 0' : `exit ${r.code}: ${r.stderr.slice(0, 500)}`);
+    if (r.code !== 0) return;
+    const out = JSON.parse(r.stdout);
+    t.equal(out.Account, d.emu.accountId);
+    t.match(out.Arn, /assumed-role\/rolesanywhere-test-role\//);
+  };
+
+  t.test('botocore aws CLI v1: container endpoint with token file', async (t) => {
+    expectOk(t, await call('aws', { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: d.config.tokenFile }));
+  });
+
+  t.test('botocore aws CLI v1: IMDSv2', async (t) => {
+    expectOk(t, await call('aws', { AWS_EC2_METADATA_SERVICE_ENDPOINT: `${base}/` }));
+  });
+
+  t.test('Debian AWS CLI v2.9: container endpoint with env token', async (t) => {
+    expectOk(t, await call('/usr/bin/aws', { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN: d.token }));
+  });
+
+  t.test('Debian AWS CLI v2.9: IMDSv2', async (t) => {
+    expectOk(t, await call('/usr/bin/aws', { AWS_EC2_METADATA_SERVICE_ENDPOINT: `${base}/` }));
+  });
+
+  t.test('a wrong token is refused by the daemon and the CLI fails', async (t) => {
+    const r = await call('aws', { AWS_CONTAINER_CREDENTIALS_FULL_URI: `${base}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN: 'wrong-token-0123456789' });
+    t.not(r.code, 0);
+  });
+
+  t.test('counters', async (t) => {
+    t.equal(d.emu.emulator.stats.createSession.total, 1, 'CLI calls caused no extra CreateSession');
+    t.ok(d.emu.emulator.stats.sts.ok >= 4, 'STS accepted the served credentials');
+  });
+});
