@@ -272,6 +272,7 @@ export async function loadIdentity(source: IdentitySource, options: LoadOptions 
   const keyPath = m.keyPath ?? source.certificate;
   const problem = keyTypeProblem(privateKey);
   if (problem) throw new UserError(`${keyPath}: ${problem}`, { reason: 'key_type_unsupported' });
+  if (!keyMatchesCertificate(privateKey, m.leaf)) throw new UserError(keyMismatchMessage(m), { reason: 'key_mismatch' });
 
   let rules: RuleResult[];
   try {
@@ -284,7 +285,6 @@ export async function loadIdentity(source: IdentitySource, options: LoadOptions 
   }
   const firstError = rules.find((r) => !r.ok && r.severity === 'error');
   if (firstError) throw new UserError(ruleMessage(source.certificate, firstError), { reason: `cert_rule_${firstError.id}` });
-  if (!keyMatchesCertificate(privateKey, m.leaf)) throw new UserError(keyMismatchMessage(m), { reason: 'key_mismatch' });
 
   const warnings = rules.filter((r) => !r.ok && r.severity === 'warning').map((r) => ruleMessage(source.certificate, r));
   return {
