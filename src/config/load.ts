@@ -85,7 +85,7 @@ Daemon options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>):
 
 ${PROFILE_USAGE}`;
 
-const TOP_KEYS = [
+export const TOP_KEYS = [
   'listen',
   'tokenFile',
   'imds',

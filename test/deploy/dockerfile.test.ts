@@ -1,0 +1,144 @@
+// Static checks of the Dockerfile (no Docker daemon needed) plus the one thing
+// that breaks images most often: the production install (no dev dependencies)
+// must be enough to run the compiled CLI.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { access, cp, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO } from '../helpers/cli.js';
+import { tempDir } from '../helpers/pki.js';
+import { statusServer } from '../helpers/status-server.js';
+
+const run = promisify(execFile);
+
+interface Instruction {
+  op: string;
+  args: string;
+  stage: number;
+}
+
+async function instructions(): Promise<Instruction[]> {
+  const lines = (await readFile(join(REPO, 'Dockerfile'), 'utf8')).split('\n').filter((l) => !/^\s*#/.test(l));
+  const joined = lines.join('\n').replace(/\\\n/g, ' ');
+  const out: Instruction[] = [];
+  let stage = -1;
+  for (const line of joined.split('\n')) {
+    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const op = m[1]!.toUpperCase();
+    if (op === 'FROM') stage++;
+    out.push({ op, args: m[2]!.trim(), stage });
+  }
+  return out;
+}
+
+/** JSON-array (exec) form, or undefined for shell form. */
+function execForm(args: string): string[] | undefined {
+  try {
+    const v = JSON.parse(args);
+    return Array.isArray(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+t.test('stages, base image, user, ports, entrypoint', async (t) => {
+  const ins = await instructions();
+  const froms = ins.filter((i) => i.op === 'FROM');
+  t.equal(froms.length, 2, 'multi-stage: build + runtime');
+  for (const f of froms) t.match(f.args, /^node:20-bookworm-slim\b/);
+  const last = froms.length - 1;
+  const runtime = ins.filter((i) => i.stage === last);
+  const users = runtime.filter((i) => i.op === 'USER');
+  t.equal(users.length, 1, 'runtime sets USER');
+  const user = users[0]!.args.split(':')[0]!;
+  t.notOk(['root', '0', ''].includes(user), `non-root user (${user})`);
+  t.same(runtime.filter((i) => i.op === 'EXPOSE').map((i) => i.args), ['9911']);
+  t.same(execForm(runtime.find((i) => i.op === 'ENTRYPOINT')!.args), ['node', '/app/dist/cli.js']);
+  t.same(execForm(runtime.find((i) => i.op === 'CMD')!.args), ['serve']);
+  const installs = runtime.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
+  t.equal(installs.length, 1);
+  t.match(installs[0]!.args, /--omit=dev/);
+  t.match(installs[0]!.args, /--ignore-scripts/);
+  const build = ins.filter((i) => i.stage === 0 && i.op === 'RUN').map((i) => i.args).join('\n');
+  t.match(build, /npm ci/);
+  t.match(build, /npm run build/);
+});
+
+t.test('every COPY source exists and is not excluded by .dockerignore', async (t) => {
+  const ins = await instructions();
+  const ignore = (await readFile(join(REPO, '.dockerignore'), 'utf8'))
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const tsconfig = JSON.parse(await readFile(join(REPO, 'tsconfig.json'), 'utf8'));
+  const workdirOf = (stage: number) => ins.filter((i) => i.stage === stage && i.op === 'WORKDIR').map((i) => i.args).pop();
+  for (const c of ins.filter((i) => i.op === 'COPY')) {
+    const parts = c.args.split(/\s+/);
+    const from = parts.find((p) => p.startsWith('--from='));
+    const paths = parts.filter((p) => !p.startsWith('--'));
+    const sources = paths.slice(0, -1);
+    if (from) {
+      // From the build stage: must be what the build writes (tsconfig outDir under WORKDIR).
+      for (const s of sources) t.equal(s, `${workdirOf(0)}/${tsconfig.compilerOptions.outDir}`, `COPY ${c.args}: the build output`);
+      continue;
+    }
+    for (const s of sources) {
+      await t.resolves(access(join(REPO, s)), `${s} exists`);
+      t.notOk(ignore.includes(s) || ignore.includes(`/${s}`), `${s} is not in .dockerignore`);
+      t.notMatch(s, /\.(key|pem|p12|pfx)$|secret|password|token/i, `${s} is not secret material`);
+    }
+  }
+  for (const must of ['node_modules', 'dist', '.git']) t.ok(ignore.includes(must), `.dockerignore excludes ${must}`);
+});
+
+t.test('no secrets in ENV/ARG', async (t) => {
+  const ins = await instructions();
+  const vars = ins.filter((i) => i.op === 'ENV' || i.op === 'ARG').flatMap((i) => [...i.args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=/g)].map((m) => m[1]!));
+  t.ok(vars.length > 0);
+  for (const v of vars) t.notMatch(v, /SECRET|PASSWORD|ACCESS_KEY|SESSION_TOKEN|AUTHORIZATION|PRIVATE|^AWS_/i, `${v} is not a secret`);
+});
+
+t.test('HEALTHCHECK hits /healthz and really works', async (t) => {
+  const ins = await instructions();
+  const hc = ins.find((i) => i.op === 'HEALTHCHECK');
+  t.ok(hc, 'has a HEALTHCHECK');
+  const cmdIdx = hc!.args.indexOf('CMD');
+  const cmd = execForm(hc!.args.slice(cmdIdx + 3).trim());
+  t.ok(cmd, 'exec form (no shell/curl in slim images)');
+  t.equal(cmd![0], 'node');
+  t.match(cmd!.join(' '), '127.0.0.1:9911/healthz');
+  for (const [status, want] of [
+    [200, 0],
+    [500, 1],
+  ] as const) {
+    const srv = await statusServer(status);
+    const args = cmd!.slice(1).map((a) => a.replace('127.0.0.1:9911', `127.0.0.1:${srv.port}`));
+    const code = await run(process.execPath, args).then(
+      () => 0,
+      (e: { code?: number }) => e.code ?? -1,
+    );
+    await srv.close();
+    t.equal(code, want, `HTTP ${status} → exit ${want}`);
+    t.same(srv.paths, ['/healthz']);
+  }
+});
+
+t.test('production install (npm ci --omit=dev) runs the compiled CLI', async (t) => {
+  t.setTimeout(240_000);
+  await t.resolves(access(join(REPO, 'dist', 'cli.js')), 'dist/ is built (npx tsc -p .)');
+  const dir = await tempDir('ra-prod-');
+  await cp(join(REPO, 'package.json'), join(dir, 'package.json'));
+  await cp(join(REPO, 'package-lock.json'), join(dir, 'package-lock.json'));
+  await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, maxBuffer: 16 * 1024 * 1024, timeout: 200_000 });
+  await t.rejects(access(join(dir, 'node_modules', 'typescript')), 'no dev dependencies installed');
+  await cp(join(REPO, 'dist'), join(dir, 'dist'), { recursive: true });
+  const res = await run(process.execPath, ['dist/cli.js', '--help'], { cwd: dir }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
+  );
+  t.equal(res.code, 0, `--help exits 0 (${res.stderr.slice(0, 300)})`);
+  t.match(res.stdout, /serve/);
+  t.notMatch(res.stdout, '(unavailable)', 'every command module loads without dev dependencies');
+});
