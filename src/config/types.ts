@@ -35,7 +35,9 @@ export interface ProfileConfig {
 }
 
 export interface ListenAddress {
+  /** IPv4 address, host name, or IPv6 address WITHOUT brackets (`::1`), as net.Server#listen wants it. */
   host: string;
+  /** 0..65535; 0 = the OS picks a free port (tests). */
   port: number;
 }
 
