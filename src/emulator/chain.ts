@@ -3,8 +3,48 @@
 // the intermediates the client sent; every certificate on the path must be
 // within its validity period.
 import type { X509Certificate } from 'node:crypto';
+import { parseCertificateFields } from '../identity/x509-fields.js';
 
-export type ChainFailureReason = 'untrusted' | 'leaf_is_ca' | 'intermediate_not_ca' | 'expired' | 'not_yet_valid';
+export type ChainFailureReason =
+  | 'untrusted'
+  | 'leaf_is_ca'
+  | 'leaf_key_usage'
+  | 'weak_signature'
+  | 'not_v3'
+  | 'malformed_certificate'
+  | 'intermediate_not_ca'
+  | 'expired'
+  | 'not_yet_valid';
+
+const WEAK_HASHES = new Set(['md2', 'md5', 'sha1', 'sha224']);
+
+/**
+ * The end-entity rules the service applies to the signing certificate, read
+ * from the DER (Node's `X509Certificate.ca` is OpenSSL's X509_check_ca, which
+ * answers false for a CA:TRUE certificate whose keyUsage lacks keyCertSign).
+ */
+export function checkLeafRules(leaf: X509Certificate): ChainResult | undefined {
+  let fields;
+  try {
+    fields = parseCertificateFields(leaf.raw);
+  } catch {
+    return { ok: false, reason: 'malformed_certificate', message: 'Signing certificate could not be parsed' };
+  }
+  if (fields.version !== 3) {
+    return { ok: false, reason: 'not_v3', message: `Signing certificate must be X.509 v3, it is v${fields.version}` };
+  }
+  if (fields.basicConstraints?.ca || leaf.ca) {
+    return { ok: false, reason: 'leaf_is_ca', message: 'Signing certificate must be an end-entity certificate (basicConstraints CA:FALSE), but it is a CA certificate' };
+  }
+  if (fields.keyUsage && !fields.keyUsage.usages.has('digitalSignature')) {
+    return { ok: false, reason: 'leaf_key_usage', message: 'Signing certificate keyUsage must include digitalSignature' };
+  }
+  const hash = fields.signatureAlgorithm.hash;
+  if (!hash || WEAK_HASHES.has(hash)) {
+    return { ok: false, reason: 'weak_signature', message: `Signing certificate must be signed with SHA-256 or stronger, it uses ${fields.signatureAlgorithm.name}` };
+  }
+  return undefined;
+}
 
 export type ChainResult =
   | { ok: true; /** leaf, intermediates used, anchor */ path: X509Certificate[] }
@@ -44,9 +84,8 @@ export function checkValidity(cert: X509Certificate, now: Date, role: string): C
  * in any order; each must be CA:TRUE and sign the previous certificate.
  */
 export function verifyChain(leaf: X509Certificate, intermediates: X509Certificate[], anchors: X509Certificate[], now: Date): ChainResult {
-  if (leaf.ca) {
-    return { ok: false, reason: 'leaf_is_ca', message: 'Signing certificate must be an end-entity certificate (basicConstraints CA:FALSE), but it is a CA certificate' };
-  }
+  const leafRule = checkLeafRules(leaf);
+  if (leafRule) return leafRule;
   const path = [leaf];
   const used = new Set<number>();
   let current = leaf;

@@ -17,6 +17,7 @@
 //   plus any EmulatorOptions (region, maxSkewSeconds, quiet, ...) }.
 // The emulator is closed by t.teardown. Fault rules: see src/emulator/faults.ts.
 // HTTP control for out-of-process use: see the top of src/emulator/server.ts.
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/emulator/server.js';
 import type { IdentitySource, Identity } from '../../src/identity/types.js';
@@ -163,6 +164,28 @@ export async function callCreateSession(url: string, identity: Identity, opts: C
     json = undefined;
   }
   return { status: res.status, errorType: res.headers.get('x-amzn-errortype') ?? undefined, json, text };
+}
+
+/**
+ * Builds an Identity straight from PEM files WITHOUT the loader's rule checks,
+ * for adversarial fixtures (expired, CA:TRUE leaf, ...) that loadIdentity rightly refuses.
+ */
+export async function rawIdentity(certPath: string, keyPath: string, intermediatesPath?: string): Promise<Identity> {
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
+  const [leaf, ...rest] = ((await readFile(certPath, 'utf8')).match(pem) ?? []).map((b) => new X509Certificate(b));
+  if (!leaf) throw new Error(`${certPath}: no certificate`);
+  const chain = [...rest, ...(intermediatesPath ? ((await readFile(intermediatesPath, 'utf8')).match(pem) ?? []).map((b) => new X509Certificate(b)) : [])];
+  const privateKey = createPrivateKey(await readFile(keyPath));
+  return {
+    certificate: leaf,
+    certificateDer: leaf.raw,
+    chain,
+    privateKey,
+    keyAlgorithm: privateKey.asymmetricKeyType === 'ec' ? 'EC' : 'RSA',
+    serialDecimal: BigInt('0x' + leaf.serialNumber).toString(10),
+    source: { certificate: certPath, privateKey: keyPath, intermediates: intermediatesPath },
+    warnings: [],
+  };
 }
 
 /** Reads a file (convenience for tests that need the CA PEM). */
