@@ -173,9 +173,16 @@ export interface EmulatedDaemon {
 /** The emulator + an in-process daemon whose single profile `main` uses it. */
 export async function startEmulatedDaemon(
   t: { teardown(fn: () => unknown): void },
-  opts: { emulator?: TestEmulatorOptions; profile?: Partial<ProfileConfig>; config?: Partial<DaemonConfig> } = {},
+  opts: {
+    emulator?: TestEmulatorOptions;
+    profile?: Partial<ProfileConfig>;
+    config?: Partial<DaemonConfig>;
+    /** Runs after the emulator starts; its result overrides profile fields (e.g. certificate paths). */
+    prepare?: (emu: TestEmulator) => Promise<Partial<ProfileConfig>>;
+  } = {},
 ): Promise<EmulatedDaemon> {
   const emu = await startTestEmulator(t, opts.emulator);
+  const prepared = opts.prepare ? await opts.prepare(emu) : {};
   const dir = await tempDir('ra-daemon-');
   const profile = profileFor('main', { certPath: emu.identitySource.certificate, keyPath: emu.identitySource.privateKey! }, {
     ...emu.arns,
@@ -183,6 +190,7 @@ export async function startEmulatedDaemon(
     endpoint: emu.url,
     ...(emu.identitySource.intermediates ? { intermediates: emu.identitySource.intermediates } : {}),
     ...opts.profile,
+    ...prepared,
   });
   const config = daemonConfig(dir, [profile], opts.config);
   let logText = '';
