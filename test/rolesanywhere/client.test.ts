@@ -313,3 +313,21 @@ t.test('refused before any request: plain http to a non-loopback host, region mi
   t.match(badDuration.message, /--session-duration 60 is out of range/);
   t.equal(server.requests.length, 0, 'no request was sent');
 });
+
+t.test('connect timeout: a TLS handshake that never completes', async (t) => {
+  const sockets = new Set<net.Socket>();
+  const silent = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  t.teardown(() => new Promise<void>((r) => {
+    for (const s of sockets) s.destroy();
+    silent.close(() => r());
+  }));
+  const port = (silent.address() as net.AddressInfo).port;
+  const err = await rejection(createSession(identity, params, { ...fast, maxAttempts: 2, connectTimeoutMs: 200, timeoutMs: 30_000, endpoint: `https://127.0.0.1:${port}` }));
+  t.equal(err.reason, 'timeout');
+  t.match(err.message, /did not answer in time \(no connection within 200 ms\).*gave up after 2 attempts/);
+  t.equal(sockets.size, 2, 'two connection attempts');
+});
