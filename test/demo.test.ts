@@ -1,0 +1,123 @@
+// `npm run demo` = `node dist/demo.js` (run `npx tsc -p .` first): a real
+// daemon child process, the emulator, and the AWS SDK for JavaScript v3.
+import { spawn } from 'node:child_process';
+import { stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import t from 'tap';
+import { runProcess } from './helpers/cli.js';
+
+const DEMO = fileURLToPath(new URL('../dist/demo.js', import.meta.url));
+const CALLER = /caller ARN:\s+arn:aws:sts::123456789012:assumed-role\/rolesanywhere-demo\/\d+\n/;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number): Promise<boolean> {
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  return !alive(pid);
+}
+
+function facts(stdout: string): { daemonPid: number; tmp: string } {
+  const pid = /daemon \(pid (\d+)\)/.exec(stdout)?.[1];
+  const dir = /certificate in (\S+)\/pki\n/.exec(stdout)?.[1];
+  return { daemonPid: Number(pid), tmp: dir ?? '' };
+}
+
+/** Long mixed-case base64-ish runs look like secret keys or session tokens. */
+function secretLike(text: string): string[] {
+  return (text.match(/[A-Za-z0-9/+=]{40,}/g) ?? []).filter((s) => /[a-z]/.test(s) && /[A-Z]/.test(s) && !s.startsWith('/'));
+}
+
+t.test('CI=true: the whole flow succeeds, prints what happened, exits 0 and leaves nothing running', async (t) => {
+  const res = await runProcess(process.execPath, [DEMO], { env: { CI: 'true' }, timeoutMs: 90_000 });
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, /certificate: CN=demo-workload, O=rolesanywhere-credentiald demo {2}serial \d+/);
+  t.match(res.stdout, /Started the IAM Roles Anywhere \+ STS emulator at http:\/\/127\.0\.0\.1:\d+/);
+  t.match(res.stdout, /endpoint: http:\/\/127\.0\.0\.1:\d+\/v1\/credentials/);
+  t.match(res.stdout, /access key: {2}ASIA[A-Z0-9]{16}/);
+  t.match(res.stdout, /expires: {5}\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(in \d+ minutes\)/);
+  t.match(res.stdout, CALLER);
+  t.match(res.stdout, /Demo OK/);
+  t.notMatch(res.stdout, /Press Ctrl-C/, 'does not wait in CI');
+  // The caller ARN's session name is the certificate serial the daemon signed with.
+  const serial = /serial (\d+)/.exec(res.stdout)?.[1];
+  t.ok(serial && res.stdout.includes(`assumed-role/rolesanywhere-demo/${serial}\n`), 'session is named after the certificate serial');
+  t.same(secretLike(res.stdout + res.stderr), [], 'no secret-looking strings in the output');
+  t.notMatch(res.stdout + res.stderr, /PRIVATE KEY|SecretAccessKey|NodeVersionSupportWarning/);
+
+  const { daemonPid, tmp } = facts(res.stdout);
+  t.ok(daemonPid > 0, 'daemon pid printed');
+  t.ok(await gone(daemonPid), 'the daemon was stopped');
+  await t.rejects(stat(tmp), 'the temporary PKI directory was removed');
+});
+
+t.test('without CI but with stdin not a terminal, it also exits right after the call', async (t) => {
+  const res = await runProcess(process.execPath, [DEMO], { env: { CI: undefined }, timeoutMs: 90_000 });
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, CALLER);
+  t.notMatch(res.stdout, /Press Ctrl-C/);
+});
+
+t.test('--wait keeps the daemon serving until SIGINT, then shuts both down cleanly', async (t) => {
+  const child = spawn(process.execPath, [DEMO, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
+  t.teardown(() => clearTimeout(killer));
+
+  for (let i = 0; i < 600 && !stdout.includes('Press Ctrl-C') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(stdout, /Press Ctrl-C to stop/, stderr);
+  t.match(stdout, /export AWS_CONTAINER_CREDENTIALS_FULL_URI=http:\/\/127\.0\.0\.1:\d+\/v1\/credentials/);
+  t.match(stdout, /export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\S+/);
+  t.match(stdout, /export AWS_EC2_METADATA_SERVICE_ENDPOINT=http:\/\/127\.0\.0\.1:\d+\//);
+  t.match(stdout, /aws sts get-caller-identity --region us-east-1 --endpoint-url http:\/\/127\.0\.0\.1:\d+/);
+  const { daemonPid, tmp } = facts(stdout);
+  t.ok(alive(daemonPid), 'daemon still running while the demo waits');
+
+  // The endpoint really serves while waiting (token from the printed file).
+  const uri = /AWS_CONTAINER_CREDENTIALS_FULL_URI=(\S+)/.exec(stdout)![1]!;
+  const tokenFile = /AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=(\S+)/.exec(stdout)![1]!;
+  const { readFile } = await import('node:fs/promises');
+  const res = await fetch(uri, { headers: { Authorization: await readFile(tokenFile, 'utf8') } });
+  t.equal(res.status, 200);
+  const body = (await res.json()) as Record<string, unknown>;
+  t.ok(typeof body.AccessKeyId === 'string' && typeof body.SecretAccessKey === 'string' && typeof body.Token === 'string', 'credentials served');
+
+  child.kill('SIGINT');
+  t.equal(await exited, 0, stderr);
+  t.match(stdout, /Stopping/);
+  t.ok(await gone(daemonPid), 'daemon stopped');
+  await t.rejects(stat(tmp), 'temporary directory removed');
+});
+
+t.test('a failure is one clear message, exit 1, and the daemon is stopped', async (t) => {
+  const fault = JSON.stringify({ kind: 'status', status: 403, operation: 'GetCallerIdentity', message: 'injected for the test' });
+  const res = await runProcess(process.execPath, [DEMO, '--emulator-fault', fault], { env: { CI: 'true' }, timeoutMs: 90_000 });
+  t.equal(res.code, 1);
+  t.match(res.stderr, /^demo failed: STS GetCallerIdentity with the daemon's credentials failed: injected for the test\n$/);
+  t.notMatch(res.stdout, /Demo OK/);
+  const { daemonPid, tmp } = facts(res.stdout);
+  t.ok(daemonPid > 0);
+  t.ok(await gone(daemonPid), 'daemon stopped after the failure');
+  await t.rejects(stat(tmp), 'temporary directory removed');
+
+  // A user's own daemon settings do not leak into the demo's daemon.
+  const env = await runProcess(process.execPath, [DEMO], { env: { CI: 'true', ROLESANYWHERE_CONFIG: '/nonexistent/config.yaml', ROLESANYWHERE_PORT: '1' }, timeoutMs: 90_000 });
+  t.equal(env.code, 0, env.stderr);
+
+  const bad = await runProcess(process.execPath, [DEMO, '--bogus']);
+  t.equal(bad.code, 1);
+  t.match(bad.stderr, /^demo failed: Unknown option '--bogus'; run with --help\n$/);
+  const badFault = await runProcess(process.execPath, [DEMO, '--emulator-fault', '{"kind":"nope"}']);
+  t.equal(badFault.code, 1);
+  t.match(badFault.stderr, /--emulator-fault: fault 1: kind must be one of/);
+});
