@@ -11,6 +11,9 @@
 //   env.emulator.issued                                     // credentials it issued (secrets! compare fields, don't print)
 //   env.emulator.setFaults([{ kind: 'status', status: 503, times: 2 }]); env.emulator.clearFaults();
 //   env.emulator.setCredentialLifetime(20);                 // cap issued lifetimes (seconds)
+//   await issueCredentials(env)                             // one CreateSession → {accessKeyId, secretAccessKey, sessionToken, expiration}
+//   await callCreateSession(env.url, identity, { arns })    // sign with our signer + send; → {status, errorType, json, text}
+//   await rawIdentity(certPath, keyPath)                    // Identity WITHOUT loader checks (for expired / CA:TRUE fixtures)
 //
 // Options: { dir?, keyType? ('p256' default, 'rsa2048', ...), lifetime? (seconds cap, default 3600),
 //   chain? (leaf issued by an intermediate; identitySource.intermediates is set), strictArns? (default true),
@@ -164,6 +167,16 @@ export async function callCreateSession(url: string, identity: Identity, opts: C
     json = undefined;
   }
   return { status: res.status, errorType: res.headers.get('x-amzn-errortype') ?? undefined, json, text };
+}
+
+/** Issues one set of credentials from the emulator (CreateSession with env's identity and ARNs). */
+export async function issueCredentials(
+  env: TestEmulator,
+  opts: Partial<CallOptions> = {},
+): Promise<{ accessKeyId: string; secretAccessKey: string; sessionToken: string; expiration: string }> {
+  const r = await callCreateSession(env.url, await env.loadIdentity(), { arns: env.arns, region: env.region, ...opts });
+  if (r.status !== 201) throw new Error(`CreateSession failed: ${r.status} ${r.errorType ?? ''} ${r.json?.message ?? ''}`);
+  return r.json.credentialSet[0].credentials;
 }
 
 /**

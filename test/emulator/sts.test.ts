@@ -1,0 +1,116 @@
+// STS GetCallerIdentity against the emulator with real clients: the JS SDK v3,
+// botocore (aws CLI v1 on PATH) and Debian's AWS CLI v2.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
+import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+import { issueCredentials, startTestEmulator } from '../helpers/emulator.js';
+
+process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= '1';
+const exec = promisify(execFile);
+
+type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken: string };
+
+async function callerIdentity(url: string, creds: Creds) {
+  const { accessKeyId, secretAccessKey, sessionToken } = creds;
+  const client = new STSClient({ region: 'us-east-1', endpoint: url, credentials: { accessKeyId, secretAccessKey, sessionToken }, maxAttempts: 1 });
+  try {
+    return await client.send(new GetCallerIdentityCommand({}));
+  } finally {
+    client.destroy();
+  }
+}
+
+async function sdkError(url: string, creds: Creds): Promise<{ name: string; status?: number }> {
+  try {
+    await callerIdentity(url, creds);
+    return { name: 'no error' };
+  } catch (err) {
+    const e = err as { name: string; $metadata?: { httpStatusCode?: number } };
+    return { name: e.name, status: e.$metadata?.httpStatusCode };
+  }
+}
+
+function cliEnv(creds: Creds): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_ACCESS_KEY_ID: creds.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: creds.secretAccessKey,
+    AWS_SESSION_TOKEN: creds.sessionToken,
+    AWS_CONFIG_FILE: '/dev/null',
+    AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+    AWS_PAGER: '',
+    AWS_MAX_ATTEMPTS: '1',
+    AWS_EC2_METADATA_DISABLED: 'true',
+  };
+}
+
+async function awsCli(bin: string, url: string, creds: Creds): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(bin, ['sts', 'get-caller-identity', '--endpoint-url', url, '--region', 'us-east-1', '--output', 'json'], { env: cliEnv(creds), timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+t.test('JS SDK v3 GetCallerIdentity with issued credentials', async (t) => {
+  const env = await startTestEmulator(t);
+  const creds = await issueCredentials(env, { roleSessionName: 'sdk-session' });
+  const out = await callerIdentity(env.url, creds);
+  t.equal(out.Arn, 'arn:aws:sts::123456789012:assumed-role/rolesanywhere-test-role/sdk-session');
+  t.equal(out.Account, '123456789012');
+  t.match(out.UserId, /^AROA[A-Z2-7]{17}:sdk-session$/);
+  t.equal(env.emulator.stats.sts.ok, 1);
+  t.equal(env.emulator.stats.calls.at(-1)!.accessKeyId, creds.accessKeyId, 'log names the access key id used');
+
+  const wrongSecret = await sdkError(env.url, { ...creds, secretAccessKey: creds.secretAccessKey.slice(0, -1) + (creds.secretAccessKey.endsWith('A') ? 'B' : 'A') });
+  t.same(wrongSecret, { name: 'SignatureDoesNotMatch', status: 403 }, 'wrong secret → SignatureDoesNotMatch');
+  const wrongToken = await sdkError(env.url, { ...creds, sessionToken: creds.sessionToken.slice(0, -4) + 'AAAA' });
+  t.same(wrongToken, { name: 'InvalidClientTokenId', status: 403 }, 'wrong session token → InvalidClientTokenId');
+  const unknown = await sdkError(env.url, { ...creds, accessKeyId: 'ASIAAAAAAAAAAAAAAAAA' });
+  t.same(unknown, { name: 'InvalidClientTokenId', status: 403 }, 'unknown key → InvalidClientTokenId');
+  const { sessionToken: _s, ...noToken } = creds;
+  t.same(await sdkError(env.url, noToken as Creds), { name: 'InvalidClientTokenId', status: 403 }, 'missing session token → InvalidClientTokenId');
+  t.same(env.emulator.stats.sts.errors, { SignatureDoesNotMatch: 1, InvalidClientTokenId: 3 });
+});
+
+t.test('expired credentials are never accepted', async (t) => {
+  const env = await startTestEmulator(t, { lifetime: 2 });
+  const creds = await issueCredentials(env, { durationSeconds: 900 });
+  const expiresAt = Date.parse(creds.expiration);
+  t.ok(expiresAt - Date.now() <= 2_000, 'lifetime capped at 2 s');
+  // Wait (by condition, generously) until the credential is past its expiration.
+  while (Date.now() <= expiresAt + 50) await new Promise((r) => setTimeout(r, 100));
+  t.same(await sdkError(env.url, creds), { name: 'ExpiredToken', status: 400 }, 'JS SDK: ExpiredToken');
+  const cli = await awsCli('aws', env.url, creds);
+  t.not(cli.code, 0, 'aws CLI v1 fails');
+  t.match(cli.stderr, /ExpiredToken/, 'aws CLI v1 reports ExpiredToken');
+  t.equal(env.emulator.stats.sts.ok, 0);
+  t.equal(env.emulator.stats.sts.errors.ExpiredToken, 2);
+  // The expiration fault issues an already-expired credential directly.
+  env.emulator.setFaults([{ kind: 'expiration', seconds: -10, times: 1 }]);
+  const stale = await issueCredentials(env);
+  t.ok(Date.parse(stale.expiration) < Date.now(), 'expiration fault: already expired');
+  t.same(await sdkError(env.url, stale), { name: 'ExpiredToken', status: 400 });
+});
+
+for (const bin of ['aws', '/usr/bin/aws']) {
+  t.test(`${bin} sts get-caller-identity --endpoint-url`, { skip: bin.startsWith('/') && !existsSync(bin) ? `${bin} not installed` : false }, async (t) => {
+    const env = await startTestEmulator(t);
+    const creds = await issueCredentials(env);
+    const ok = await awsCli(bin, env.url, creds);
+    t.equal(ok.code, 0, `exit 0 (${ok.stderr.slice(0, 300)})`);
+    const out = JSON.parse(ok.stdout || '{}');
+    t.equal(out.Arn, `arn:aws:sts::123456789012:assumed-role/rolesanywhere-test-role/${env.leaf.serialDecimal}`);
+    t.equal(out.Account, '123456789012');
+    t.match(out.UserId, /^AROA[A-Z2-7]{17}:\d+$/);
+    const bad = await awsCli(bin, env.url, { ...creds, secretAccessKey: 'x'.repeat(40) });
+    t.not(bad.code, 0);
+    t.match(bad.stderr, /SignatureDoesNotMatch/);
+    t.notOk(bad.stderr.includes(creds.sessionToken), 'no token in the error output');
+  });
+}
