@@ -205,3 +205,26 @@ t.test('interop: the AWS CLIs use credential_process and call STS with the issue
     t.equal(stsAfter[stsAfter.length - 1]!.accessKeyId, issued.accessKeyId, `${name}: signed with the issued access key`);
   }
 });
+
+t.test('interop: the JS SDK v3 fromProcess provider parses the output and STS accepts the credentials', async (t) => {
+  const { fromProcess } = await import('@aws-sdk/credential-providers');
+  const { STSClient, GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+  const config = join(dir, 'aws-config-js');
+  const creds = join(dir, 'aws-credentials-empty-js');
+  await writeFile(creds, '');
+  const q = (s: string) => `"${s}"`;
+  const cmd = [process.execPath, CLI, 'credential-process', '--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath, ...arnFlags(env)].map(q).join(' ');
+  await writeFile(config, `[profile ra]\ncredential_process = ${cmd}\n`);
+  const before = env.emulator.issued.length;
+  const provider = fromProcess({ profile: 'ra', filepath: creds, configFilepath: config, ignoreCache: true });
+  const got = await provider();
+  t.equal(env.emulator.issued.length, before + 1);
+  const issued = env.emulator.issued[env.emulator.issued.length - 1]!;
+  t.ok(got.accessKeyId === issued.accessKeyId, 'access key id');
+  t.ok(got.secretAccessKey === issued.secretAccessKey && got.sessionToken === issued.sessionToken, 'secret and token');
+  t.equal(got.expiration?.getTime(), issued.expiration.getTime(), 'expiration parsed by the SDK');
+  const sts = new STSClient({ region: 'us-east-1', endpoint: env.url, credentials: got });
+  const id = await sts.send(new GetCallerIdentityCommand({}));
+  t.equal(id.Arn, issued.assumedRoleArn);
+  sts.destroy();
+});
