@@ -43,7 +43,9 @@ export async function resolvePassword(values: { 'key-password-file'?: string; 'p
   }
   if (values['key-password-file'] !== undefined) return readPasswordFile(values['key-password-file']);
   if (values['pkcs8-password'] !== undefined) return values['pkcs8-password'];
-  return process.env.ROLESANYWHERE_KEY_PASSWORD;
+  // An empty variable counts as unset (an empty password can come from a file).
+  const env = process.env.ROLESANYWHERE_KEY_PASSWORD;
+  return env === undefined || env === '' ? undefined : env;
 }
 
 function line(r: RuleResult): string {

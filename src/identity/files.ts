@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import { UserError } from '../errors.js';
 import type { IdentitySource } from './types.js';
 
@@ -7,13 +8,12 @@ import type { IdentitySource } from './types.js';
 export type FileRole = 'certificate' | 'private key' | 'intermediates' | 'CA certificate' | 'password';
 
 function whoAmI(): string {
+  const uid = process.getuid?.();
+  if (uid === undefined) return 'this process';
   try {
-    const uid = process.getuid?.();
-    const user = process.env.USER ?? process.env.LOGNAME;
-    if (uid === undefined) return 'this process';
-    return user ? `user ${user} (uid ${uid})` : `uid ${uid}`;
+    return `user ${userInfo().username} (uid ${uid})`;
   } catch {
-    return 'this process';
+    return `uid ${uid}`;
   }
 }
 
