@@ -137,6 +137,8 @@ async function init(argv: string[]): Promise<number> {
     '  3. Serve credentials with the client certificate:',
     `       rolesanywhere-credentiald serve --certificate ${sh(paths.clientCert)} --private-key ${sh(paths.clientKey)} \\`,
     '         --trust-anchor-arn TRUST_ANCHOR_ARN --profile-arn PROFILE_ARN --role-arn arn:aws:iam::ACCOUNT:role/ROLE',
+    `  Check a certificate against the Roles Anywhere rules and this CA:`,
+    `       rolesanywhere-credentiald check --certificate ${sh(paths.clientCert)} --private-key ${sh(paths.clientKey)} --ca ${sh(paths.caCert)}`,
     `  More client certificates: rolesanywhere-credentiald pki issue --ca-dir ${sh(result.dir)} --name NAME`,
     '',
   ];

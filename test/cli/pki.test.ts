@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import t from 'tap';
 import { loadIdentity } from '../../src/identity/load.js';
 import { startEmulator } from '../../src/emulator/server.js';
-import { runCli } from '../helpers/cli.js';
+import { CLI, runCli, runProcess } from '../helpers/cli.js';
 import { openssl, tempDir } from '../helpers/pki.js';
 
 const FILES = ['ca.pem', 'ca.key', 'client.pem', 'client.key'];
@@ -110,6 +110,28 @@ for (const keyType of ['rsa', 'ec'] as const) {
     t.equal(emulator.issued[0]!.serial, id.serialDecimal, 'the emulator saw our certificate');
   });
 }
+
+t.test('the next steps pki init prints work: the trust-anchor command parses in the AWS CLI, check passes', async (t) => {
+  const base = await tempDir();
+  const dir = join(base, 'dir with space');
+  const res = await runCli(['pki', 'init', dir, '--key-type', 'ec']);
+  t.equal(res.code, 0, res.stderr);
+  const block = /(aws rolesanywhere create-trust-anchor[^\n]*\\\n[^\n]*)/.exec(res.stdout)?.[1];
+  t.ok(block, 'prints a create-trust-anchor command');
+  const command = block!.replace(/\\\n\s*/, ' ') + ' --region us-east-1 --endpoint-url http://127.0.0.1:9';
+  // The AWS CLI (botocore) validates --source before connecting: reaching the
+  // connection attempt proves the printed JSON is a valid Source structure.
+  const aws = await runProcess('bash', ['-c', command], {
+    env: { AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE', AWS_SECRET_ACCESS_KEY: 'x'.repeat(40), AWS_MAX_ATTEMPTS: '1', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null' },
+    timeoutMs: 60_000,
+  });
+  t.match(aws.stderr, /Could not connect to the endpoint URL: "http:\/\/127\.0\.0\.1:9\/trustanchors"/, aws.stderr);
+  const checkLine = /rolesanywhere-credentiald (check --certificate [^\n]+)/.exec(res.stdout)?.[1];
+  t.ok(checkLine);
+  const check = await runProcess('bash', ['-c', `node ${CLI} ${checkLine}`]);
+  t.equal(check.code, 0, check.stdout + check.stderr);
+  t.match(check.stdout, /chains to CN=rolesanywhere-credentiald CA/);
+});
 
 t.test('pki init refuses to overwrite anything without --force, and --force replaces all', async (t) => {
   const dir = await tempDir();
