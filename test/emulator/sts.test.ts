@@ -114,3 +114,29 @@ for (const bin of ['aws', '/usr/bin/aws']) {
     t.notOk(bad.stderr.includes(creds.sessionToken), 'no token in the error output');
   });
 }
+
+t.test('JSON protocol (X-Amz-Target) and unsupported actions', async (t) => {
+  const aws4 = (await import('aws4')).default;
+  const env = await startTestEmulator(t);
+  const creds = await issueCredentials(env);
+  const u = new URL(env.url);
+  const send = async (target: string, c: Creds = creds) => {
+    const req = aws4.sign(
+      { host: u.host, path: '/', method: 'POST', service: 'sts', region: 'us-east-1', body: '{}', headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amz-Target': target } },
+      c,
+    );
+    const { Host: _h, ...headers } = req.headers as Record<string, string>;
+    const res = await fetch(env.url + '/', { method: 'POST', headers, body: '{}' });
+    return { status: res.status, type: res.headers.get('x-amzn-errortype'), body: (await res.json()) as Record<string, string> };
+  };
+  const ok = await send('AWSSecurityTokenServiceV20110615.GetCallerIdentity');
+  t.equal(ok.status, 200);
+  t.equal(ok.body.Account, '123456789012');
+  t.match(ok.body.Arn, /assumed-role\/rolesanywhere-test-role\//);
+  const bad = await send('AWSSecurityTokenServiceV20110615.GetCallerIdentity', { ...creds, secretAccessKey: 'y'.repeat(40) });
+  t.equal(bad.status, 403);
+  t.equal(bad.type, 'SignatureDoesNotMatch');
+  const other = await send('AWSSecurityTokenServiceV20110615.AssumeRole');
+  t.equal(other.status, 400);
+  t.equal(other.type, 'InvalidAction');
+});
