@@ -10,6 +10,7 @@ import { UserError } from '../errors.js';
 import { child, DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from './der.js';
 import { HASH_OIDS } from './x509-fields.js';
 import { PASSWORD_HINT } from './keys.js';
+import { bmpPassword, pkcs12Kdf } from './pkcs12-kdf.js';
 
 const OID = {
   data: '1.2.840.113549.1.7.1',
@@ -55,13 +56,7 @@ interface Password {
 }
 
 function passwordOf(text: string): Password {
-  const le = Buffer.from(text + '\0', 'utf16le');
-  const bmp = Buffer.alloc(le.length);
-  for (let i = 0; i < le.length; i += 2) {
-    bmp[i] = le[i + 1]!;
-    bmp[i + 1] = le[i]!;
-  }
-  return { bmp, utf8: Buffer.from(text, 'utf8') };
+  return { bmp: bmpPassword(text), utf8: Buffer.from(text, 'utf8') };
 }
 
 /** OpenSSL also tries a NULL password (no bytes at all) when the given one is empty. */
@@ -74,40 +69,6 @@ class Pkcs12Failure extends Error {
   ) {
     super(message);
   }
-}
-
-/** RFC 7292 Appendix B.2 key derivation. */
-export function pkcs12Kdf(hash: string, password: Buffer, salt: Buffer, id: number, iterations: number, length: number): Buffer {
-  const u = createHash(hash).digest().length;
-  const v = hash === 'sha384' || hash === 'sha512' ? 128 : 64;
-  const fill = (b: Buffer): Buffer => {
-    if (b.length === 0) return Buffer.alloc(0);
-    const out = Buffer.alloc(v * Math.ceil(b.length / v));
-    for (let i = 0; i < out.length; i++) out[i] = b[i % b.length]!;
-    return out;
-  };
-  const D = Buffer.alloc(v, id);
-  const I = Buffer.concat([fill(salt), fill(password)]);
-  const out: Buffer[] = [];
-  let produced = 0;
-  for (;;) {
-    let A = createHash(hash).update(D).update(I).digest();
-    for (let r = 1; r < iterations; r++) A = createHash(hash).update(A).digest();
-    out.push(A);
-    produced += u;
-    if (produced >= length) break;
-    const B = Buffer.alloc(v);
-    for (let i = 0; i < v; i++) B[i] = A[i % u]!;
-    for (let j = 0; j < I.length; j += v) {
-      let carry = 1;
-      for (let k = v - 1; k >= 0; k--) {
-        const sum = I[j + k]! + B[k]! + carry;
-        I[j + k] = sum & 0xff;
-        carry = sum >> 8;
-      }
-    }
-  }
-  return Buffer.concat(out).subarray(0, length);
 }
 
 function decipher(cipher: string, key: Buffer, iv: Buffer, data: Buffer, rc2Bits?: number): Buffer {
@@ -139,8 +100,8 @@ function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
     const p = expect(params, TAG.SEQUENCE, 'PBE parameters');
     const salt = readOctets(child(p, 0, 'PBE salt'));
     const iterations = readSmallInteger(child(p, 1, 'PBE iterations'));
-    const key = pkcs12Kdf('sha1', pw.bmp, salt, 1, iterations, pbe.keyLen);
-    const iv = pkcs12Kdf('sha1', pw.bmp, salt, 2, iterations, pbe.ivLen);
+    const key = pkcs12Kdf(pw.bmp, salt, 1, iterations, pbe.keyLen, 'sha1');
+    const iv = pkcs12Kdf(pw.bmp, salt, 2, iterations, pbe.ivLen, 'sha1');
     return decipher(pbe.cipher, key, iv, data, pbe.rc2Bits);
   }
   if (oid === OID.pbes2) {
@@ -197,7 +158,7 @@ function readMacData(node: Asn1): MacData {
 
 function macMatches(mac: MacData, authSafe: Buffer, pw: Password): boolean {
   const u = createHash(mac.hash).digest().length;
-  const key = pkcs12Kdf(mac.hash, pw.bmp, mac.salt, 3, mac.iterations, u);
+  const key = pkcs12Kdf(pw.bmp, mac.salt, 3, mac.iterations, u, mac.hash);
   const computed = createHmac(mac.hash, key).update(authSafe).digest();
   return computed.length === mac.digest.length && timingSafeEqual(computed, mac.digest);
 }

@@ -6,6 +6,7 @@
  * Works for RSA and EC keys alike (node-forge's writer handles RSA only).
  */
 import { createCipheriv, createHash, createHmac, pbkdf2Sync, randomBytes, type KeyObject, type X509Certificate } from 'node:crypto';
+import { pkcs12Kdf } from '../identity/pkcs12-kdf.js';
 import { algorithm, bmpString, explicit, implicit, integer, nullValue, octetString, oid, sequence, set } from './der.js';
 
 const OID = {
@@ -57,46 +58,6 @@ function pbes2Encrypt(plaintext: Buffer, password: string, iterations: number): 
   return { algorithm: alg, ciphertext };
 }
 
-/**
- * The PKCS#12 key-derivation function (RFC 7292 appendix B.2), SHA-256
- * (u = 32, v = 64). `id` 1 = key, 2 = IV, 3 = MAC key. The password is the
- * BMPString form with its two-byte terminator.
- */
-export function pkcs12Kdf(password: string, salt: Buffer, id: 1 | 2 | 3, iterations: number, length: number): Buffer {
-  const u = 32;
-  const v = 64;
-  // As OpenSSL: an empty password still contributes its two-byte terminator.
-  const pw = Buffer.concat([Buffer.from(password, 'utf16le').swap16(), Buffer.alloc(2)]);
-  const D = Buffer.alloc(v, id);
-  const fill = (src: Buffer): Buffer => {
-    if (src.length === 0) return Buffer.alloc(0);
-    const out = Buffer.alloc(v * Math.ceil(src.length / v));
-    for (let i = 0; i < out.length; i++) out[i] = src[i % src.length]!;
-    return out;
-  };
-  const I = Buffer.concat([fill(salt), fill(pw)]);
-  const blocks: Buffer[] = [];
-  const c = Math.ceil(length / u);
-  for (let i = 0; i < c; i++) {
-    let A = createHash('sha256').update(D).update(I).digest();
-    for (let r = 1; r < iterations; r++) A = createHash('sha256').update(A).digest();
-    blocks.push(A);
-    if (i === c - 1) break;
-    const B = fill(A);
-    // Ij = (Ij + B + 1) mod 2^(8v) for every v-byte block of I.
-    for (let j = 0; j < I.length; j += v) {
-      let carry = 1;
-      for (let k = v - 1; k >= 0; k--) {
-        const sum = I[j + k]! + B[k]! + carry;
-        I[j + k] = sum & 0xff;
-        carry = sum >> 8;
-      }
-    }
-  }
-  pw.fill(0);
-  return Buffer.concat(blocks).subarray(0, length);
-}
-
 function attributes(localKeyId: Buffer, friendlyName?: string): Buffer {
   const attrs = [sequence(oid(OID.localKeyId), set(octetString(localKeyId)))];
   if (friendlyName) attrs.push(sequence(oid(OID.friendlyName), set(bmpString(friendlyName))));
@@ -137,7 +98,7 @@ export function createPkcs12(input: Pkcs12Input): Buffer {
 
   const authSafe = sequence(certInfo, keyInfo);
   const macSalt = randomBytes(16);
-  const macKey = pkcs12Kdf(input.password, macSalt, 3, iterations, 32);
+  const macKey = pkcs12Kdf(input.password, macSalt, 3, iterations, 32, 'sha256');
   const mac = createHmac('sha256', macKey).update(authSafe).digest();
   macKey.fill(0);
   const macData = sequence(sequence(algorithm(OID.sha256, nullValue()), octetString(mac)), octetString(macSalt), integer(iterations));
