@@ -1,0 +1,466 @@
+// `npm run bench [-- --quick] [-- --only part,part]`
+//
+// Benchmarks the built daemon (dist/) as a real process against the local
+// emulator, each number next to a baseline measured in the same run:
+//   ready      spawn → first /readyz 200, vs a bare `node -e` http server's first 200
+//   http       autocannon throughput and p50/p99 of GET /v1/credentials and the IMDS
+//              credentials route, vs bench/bare-server.js (own process), alternating rounds
+//   rss        idle RSS, and RSS sampled over 1,000,000 requests (slope of the last half)
+//   signing    signX509Request per key type vs openssl (per process and per op)
+//   scaling    1/10/100/1000 profiles: ready time, RSS, CreateSession spread at start-up
+//              and after an outage
+// Prints tables and writes bench/results.json. Loopback only; children are
+// killed on exit. Full run ≈ 12 min, --quick ≈ 1–2 min.
+import autocannon from 'autocannon';
+import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  ARNS, CLI, ROLE_NAME, ROOT, fmt, freePort, httpRequest, imdsToken, installCleanup, makeCA, makeLeaf, median, openssl,
+  readyz, rssKb, rssSlopeLastHalf, sampleRss, sleep, spawnDaemon, spawnEmulator, spawnTracked, spread, stop, table, tempDir,
+  waitForOutput, waitUntil, writeDaemonConfig,
+} from './lib.js';
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    out: { type: 'string', default: join(ROOT, 'bench', 'results.json') },
+    help: { type: 'boolean', short: 'h' },
+  },
+});
+if (args.help) {
+  process.stdout.write('Usage: npm run bench [-- --quick] [-- --only ready,http,rss,signing,scaling] [-- --out FILE]\n');
+  process.exit(0);
+}
+const QUICK = args.quick;
+const PARTS = new Set((args.only ?? 'ready,http,rss,signing,scaling').split(','));
+
+const P = QUICK
+  ? { readyRuns: 3, rounds: 2, roundSeconds: 2, warmupSeconds: 1, rssRequests: 60_000, signSeconds: 0.3, dgstRuns: 3, scaleSizes: [1, 50], lifetime: 12, startupObserve: 8, outage: 3, recoveryObserve: 6 }
+  : { readyRuns: 7, rounds: 5, roundSeconds: 8, warmupSeconds: 2, rssRequests: 1_000_000, signSeconds: 1.5, dgstRuns: 15, scaleSizes: [1, 10, 100, 1000], lifetime: 30, startupObserve: 30, outage: 12, recoveryObserve: 18 };
+
+installCleanup();
+const log = (s) => process.stderr.write(s + '\n');
+const results = { date: new Date().toISOString(), quick: QUICK, node: process.version, machine: await machine(), params: P };
+
+async function machine() {
+  const cpus = (await readFile('/proc/cpuinfo', 'utf8')).match(/^model name\s*:\s*(.*)$/gm) ?? [];
+  let load = '';
+  try {
+    load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+  } catch {
+    // not Linux
+  }
+  return { cpus: cpus.length, model: cpus[0]?.replace(/^model name\s*:\s*/, ''), loadAvgAtStart: load };
+}
+
+// ---- setup ------------------------------------------------------------------------------------
+
+const dir = tempDir();
+log(`bench: ${QUICK ? 'quick' : 'full'} run; temp dir ${dir}`);
+const ca = await makeCA(dir);
+const leaf = await makeLeaf(dir, ca, 'bench-client', 'p256');
+const emu = await spawnEmulator({ caPath: ca.certPath, lifetime: 3600 });
+const tokenFile = join(dir, 'token');
+const mainProfile = [{ name: 'main', certPath: leaf.certPath, keyPath: leaf.keyPath }];
+
+async function startDaemon(profiles = mainProfile, extra = {}) {
+  const port = await freePort();
+  const config = await writeDaemonConfig(dir, { port, profiles, endpoint: emu.url, tokenFile, file: `daemon-${port}.yaml`, ...extra });
+  const t0 = performance.now();
+  const proc = spawnDaemon(config);
+  return { proc, port, t0, pid: proc.child.pid };
+}
+
+// ---- 1. time to ready --------------------------------------------------------------------------
+
+async function timeToFirst200(port, path, t0, proc, timeoutMs = 30000) {
+  let listening;
+  for (;;) {
+    const now = performance.now();
+    if (now - t0 > timeoutMs) throw new Error(`no 200 from ${path} within ${timeoutMs} ms:\n${proc.output().slice(-1500)}`);
+    if (proc.child.exitCode !== null) throw new Error(`process exited:\n${proc.output().slice(-1500)}`);
+    let status = 0;
+    try {
+      status = (await httpRequest(port, 'GET', path, {}, undefined, { timeoutMs: 2000 })).status;
+    } catch {
+      // not listening yet
+    }
+    if (status !== 0 && listening === undefined) listening = performance.now() - t0;
+    if (status === 200) return { ready: performance.now() - t0, listening };
+    await sleep(2);
+  }
+}
+
+async function benchReady() {
+  log('ready: spawn → /readyz 200 (daemon) vs spawn → first 200 (bare node -e server)');
+  const daemon = [];
+  const listening = [];
+  const bare = [];
+  const bareScript = "require('http').createServer((q,s)=>s.end('ok')).listen(Number(process.argv[1]),'127.0.0.1')";
+  for (let i = 0; i < P.readyRuns; i++) {
+    const order = i % 2 === 0 ? ['daemon', 'bare'] : ['bare', 'daemon'];
+    for (const which of order) {
+      if (which === 'daemon') {
+        const d = await startDaemon();
+        const r = await timeToFirst200(d.port, '/readyz', d.t0, d.proc);
+        daemon.push(r.ready);
+        listening.push(r.listening);
+        await stop(d.proc);
+      } else {
+        const port = await freePort();
+        const t0 = performance.now();
+        const proc = spawnTracked(process.execPath, ['-e', bareScript, String(port)]);
+        const r = await timeToFirst200(port, '/', t0, proc);
+        bare.push(r.ready);
+        await stop(proc);
+      }
+    }
+  }
+  results.ready = {
+    daemonReadyMs: median(daemon),
+    daemonListeningMs: median(listening),
+    bareFirst200Ms: median(bare),
+    ratio: median(daemon) / median(bare),
+    extraMs: median(daemon) - median(bare),
+    runs: { daemon, listening, bare },
+  };
+}
+
+// ---- 2. throughput and latency ----------------------------------------------------------------
+
+function cannon(opts) {
+  return new Promise((resolve, reject) => {
+    autocannon({ connections: 32, pipelining: 1, ...opts }, (err, res) => (err ? reject(err) : resolve(res)));
+  });
+}
+
+function summarize(res) {
+  return {
+    rps: res.requests.average,
+    p50: res.latency.p50,
+    p99: res.latency.p99,
+    total: res.requests.total,
+    non2xx: res.non2xx,
+    errors: res.errors + res.timeouts,
+  };
+}
+
+async function startBare(containerBytes, imdsBytes) {
+  const port = await freePort();
+  const proc = spawnTracked(process.execPath, [join(ROOT, 'bench', 'bare-server.js'), '--port', String(port), '--token-file', tokenFile, '--container-bytes', String(containerBytes), '--imds-bytes', String(imdsBytes), '--role', ROLE_NAME]);
+  await waitForOutput(proc, /bare listening on \d+/);
+  return { proc, port, pid: proc.child.pid };
+}
+
+let longDaemon; // reused by the RSS part
+
+async function ensureLongDaemon() {
+  if (longDaemon) return longDaemon;
+  const d = await startDaemon();
+  await waitUntil('daemon ready', async () => (await readyz(d.port)) === 200, 30000, 20);
+  const token = await readFile(tokenFile, 'utf8');
+  longDaemon = { ...d, token };
+  return longDaemon;
+}
+
+async function benchHttp() {
+  const d = await ensureLongDaemon();
+  const token = d.token;
+  const c = await httpRequest(d.port, 'GET', '/v1/credentials', { authorization: token });
+  const dImds = await imdsToken(d.port);
+  const i = await httpRequest(d.port, 'GET', `/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, { 'x-aws-ec2-metadata-token': dImds });
+  if (c.status !== 200 || i.status !== 200) throw new Error(`daemon answered ${c.status}/${i.status} before the benchmark`);
+  const bare = await startBare(Buffer.byteLength(c.body), Buffer.byteLength(i.body));
+  const bImds = await imdsToken(bare.port);
+  const check = await httpRequest(bare.port, 'GET', `/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, { 'x-aws-ec2-metadata-token': bImds });
+  if (check.status !== 200 || Buffer.byteLength(check.body) !== Buffer.byteLength(i.body)) throw new Error('bare server IMDS body differs in size');
+
+  const routes = {
+    container: (port) => ({ url: `http://127.0.0.1:${port}/v1/credentials`, headers: { authorization: token } }),
+    imds: (port, which) => ({ url: `http://127.0.0.1:${port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': which === 'daemon' ? dImds : bImds } }),
+  };
+  results.http = { bodyBytes: { container: Buffer.byteLength(c.body), imds: Buffer.byteLength(i.body) }, connections: 32, roundSeconds: P.roundSeconds, rounds: P.rounds };
+  for (const [route, target] of Object.entries(routes)) {
+    log(`http: ${route} route, ${P.rounds} rounds × ${P.roundSeconds} s per server, 32 connections`);
+    for (const which of ['daemon', 'bare']) await cannon({ ...target(which === 'daemon' ? d.port : bare.port, which), duration: P.warmupSeconds });
+    const rounds = [];
+    for (let r = 0; r < P.rounds; r++) {
+      const order = r % 2 === 0 ? ['daemon', 'bare'] : ['bare', 'daemon'];
+      const round = {};
+      for (const which of order) round[which] = summarize(await cannon({ ...target(which === 'daemon' ? d.port : bare.port, which), duration: P.roundSeconds }));
+      round.ratio = round.daemon.rps / round.bare.rps;
+      rounds.push(round);
+      log(`  round ${r + 1}: daemon ${fmt(round.daemon.rps, 0)} req/s p99 ${round.daemon.p99} ms | bare ${fmt(round.bare.rps, 0)} req/s p99 ${round.bare.p99} ms | ratio ${fmt(round.ratio, 3)}`);
+    }
+    const pick = (which, k) => median(rounds.map((x) => x[which][k]));
+    results.http[route] = {
+      daemon: { rps: pick('daemon', 'rps'), p50: pick('daemon', 'p50'), p99: pick('daemon', 'p99') },
+      bare: { rps: pick('bare', 'rps'), p50: pick('bare', 'p50'), p99: pick('bare', 'p99') },
+      medianRatio: median(rounds.map((x) => x.ratio)),
+      non2xx: rounds.reduce((a, x) => a + x.daemon.non2xx + x.bare.non2xx, 0),
+      errors: rounds.reduce((a, x) => a + x.daemon.errors + x.bare.errors, 0),
+      rounds,
+    };
+  }
+  results.http.medianRatio = median([results.http.container.medianRatio, results.http.imds.medianRatio]);
+  results.rssBareIdleKb = rssKb(bare.pid);
+  await stop(bare.proc);
+}
+
+// ---- 3. memory ---------------------------------------------------------------------------------
+
+async function benchRss() {
+  // Idle: a fresh daemon, ready, then 3 s of nothing.
+  const fresh = await startDaemon();
+  await waitUntil('daemon ready', async () => (await readyz(fresh.port)) === 200, 30000, 20);
+  await sleep(3000);
+  const idleKb = rssKb(fresh.pid);
+  await stop(fresh.proc);
+
+  const d = await ensureLongDaemon();
+  const half = Math.floor(P.rssRequests / 2);
+  log(`rss: ${P.rssRequests} requests (${half} container + ${P.rssRequests - half} IMDS, 16 + 16 connections), RSS sampled every 500 ms`);
+  const dImds = await imdsToken(d.port);
+  const startKb = rssKb(d.pid);
+  const sampler = sampleRss(d.pid, 500);
+  const [a, b] = await Promise.all([
+    cannon({ url: `http://127.0.0.1:${d.port}/v1/credentials`, headers: { authorization: d.token }, connections: 16, amount: half }),
+    cannon({ url: `http://127.0.0.1:${d.port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': dImds }, connections: 16, amount: P.rssRequests - half }),
+  ]);
+  const samples = sampler.stop();
+  await sleep(2000);
+  const afterKb = rssKb(d.pid);
+  const durationMin = samples[samples.length - 1][0] / 60000;
+  const slopeKbPerMin = rssSlopeLastHalf(samples);
+  const requests = a.requests.total + b.requests.total;
+  results.rss = {
+    idleKb,
+    bareIdleKb: results.rssBareIdleKb,
+    longDaemonBeforeKb: startKb,
+    peakKb: Math.max(...samples.map((s) => s[1])),
+    afterKb,
+    requests,
+    non2xx: a.non2xx + b.non2xx,
+    errors: a.errors + a.timeouts + b.errors + b.timeouts,
+    durationS: durationMin * 60,
+    lastHalfSlopeKbPerMin: slopeKbPerMin,
+    lastHalfSlopeKbPer100kRequests: (slopeKbPerMin * durationMin) / (requests / 100000),
+    samples: samples.filter((_, i) => i % 4 === 0),
+  };
+}
+
+// ---- 4. signing --------------------------------------------------------------------------------
+
+async function benchSigning() {
+  const { loadIdentity } = await import(join(ROOT, 'dist', 'identity', 'load.js'));
+  const { signX509Request, ALGORITHMS } = await import(join(ROOT, 'dist', 'signing', 'sigv4-x509.js'));
+  const { canonicalParts, formatAmzDate, stringToSign } = await import(join(ROOT, 'dist', 'signing', 'canonical.js'));
+  const body = JSON.stringify({ durationSeconds: 3600, ...ARNS });
+  const host = 'rolesanywhere.us-east-1.amazonaws.com';
+  results.signing = {};
+  for (const [keyType, speedAlg] of [['rsa2048', 'rsa2048'], ['rsa4096', 'rsa4096'], ['p256', 'ecdsap256'], ['p384', 'ecdsap384']]) {
+    log(`signing: ${keyType}`);
+    const l = await makeLeaf(dir, ca, `sign-${keyType}`, keyType);
+    const identity = await loadIdentity({ certificate: l.certPath, privateKey: l.keyPath });
+    const date = new Date();
+    // The exact string signX509Request signs.
+    const amzDate = formatAmzDate(date);
+    const headers = { 'Content-Type': 'application/json', Host: host, 'X-Amz-Date': amzDate, 'X-Amz-X509': identity.certificateDer.toString('base64') };
+    const parts = canonicalParts({ method: 'POST', path: '/sessions', headers, body, region: 'us-east-1', amzDate });
+    const sts = stringToSign(ALGORITHMS[identity.keyAlgorithm], amzDate, parts.scope, parts.canonicalRequest);
+    const stsFile = join(dir, `sts-${keyType}.txt`);
+    await writeFile(stsFile, sts);
+    const sig = signX509Request({ identity, region: 'us-east-1', host, body, date }).Authorization.match(/Signature=([0-9a-f]+)/)[1];
+    const sigFile = join(dir, `sig-${keyType}.bin`);
+    await openssl(['dgst', '-sha256', '-sign', l.keyPath, '-out', sigFile, stsFile]);
+    const opensslSig = (await readFile(sigFile)).toString('hex');
+    // RSA PKCS#1 v1.5 is deterministic: the same string gives the same signature.
+    // ECDSA is not: openssl verifies our signature over the same file instead.
+    let sameSignature = identity.keyAlgorithm === 'RSA' ? sig === opensslSig : undefined;
+    if (sameSignature === undefined) {
+      const pub = join(dir, `pub-${keyType}.pem`);
+      const nodeSig = join(dir, `nodesig-${keyType}.bin`);
+      await openssl(['pkey', '-in', l.keyPath, '-pubout', '-out', pub]);
+      await writeFile(nodeSig, Buffer.from(sig, 'hex'));
+      sameSignature = await openssl(['dgst', '-sha256', '-verify', pub, '-signature', nodeSig, stsFile]).then(() => 'verified', () => false);
+    }
+
+    const perOp = (fn) => {
+      for (let i = 0; i < 5; i++) fn();
+      let n = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < P.signSeconds * 1000 || n < 10) {
+        fn();
+        n++;
+      }
+      return ((performance.now() - t0) * 1000) / n; // µs
+    };
+    const nodeRequestUs = perOp(() => signX509Request({ identity, region: 'us-east-1', host, body }));
+    const key = createPrivateKey(await readFile(l.keyPath));
+    const stsBuf = Buffer.from(sts, 'utf8');
+    const nodeSignUs = perOp(() => cryptoSign('sha256', stsBuf, key));
+
+    const dgst = [];
+    for (let i = 0; i < P.dgstRuns; i++) {
+      const t0 = performance.now();
+      await openssl(['dgst', '-sha256', '-sign', l.keyPath, '-out', sigFile, stsFile]);
+      dgst.push((performance.now() - t0) * 1000);
+    }
+    let speedUs = NaN;
+    try {
+      const out = await openssl(['speed', '-seconds', String(Math.max(1, Math.round(P.signSeconds))), speedAlg]);
+      const m = /(?:rsa\s+\d+\s+bits|\d+\s+bits\s+ecdsa\s+\([^)]*\))\s+[\d.]+s\s+[\d.]+s\s+([\d.]+)/.exec(out);
+      if (m) speedUs = 1e6 / Number(m[1]);
+    } catch {
+      // openssl speed unavailable
+    }
+    results.signing[keyType] = {
+      nodeSignX509RequestUs: nodeRequestUs,
+      nodeCryptoSignUs: nodeSignUs,
+      opensslDgstPerProcessUs: median(dgst),
+      opensslSpeedPerOpUs: speedUs,
+      ratioVsOpensslPerOp: nodeRequestUs / speedUs,
+      ratioVsOpensslProcess: nodeRequestUs / median(dgst),
+      sameSignatureAsOpenssl: sameSignature,
+    };
+  }
+}
+
+// ---- 5. scaling --------------------------------------------------------------------------------
+
+async function collectCalls(emuCtl) {
+  const s = await emuCtl.stats();
+  await emuCtl.resetStats();
+  return s.calls.filter((c) => c.operation === 'CreateSession').map((c) => ({ t: Date.parse(c.time), ok: c.outcome === 'ok' }));
+}
+
+async function benchScaling() {
+  results.scaling = { lifetimeS: P.lifetime, outageS: P.outage, backoff: { initialMs: 1000, maxMs: 8000 }, sizes: {} };
+  const scaleEmu = await spawnEmulator({ caPath: ca.certPath, lifetime: P.lifetime });
+  for (const n of P.scaleSizes) {
+    log(`scaling: ${n} profile(s), credential lifetime ${P.lifetime} s`);
+    const profiles = Array.from({ length: n }, (_, i) => ({ name: `p${String(i + 1).padStart(4, '0')}`, certPath: leaf.certPath, keyPath: leaf.keyPath }));
+    await scaleEmu.clearFaults();
+    await scaleEmu.resetStats();
+    const port = await freePort();
+    const config = await writeDaemonConfig(dir, { port, profiles, endpoint: scaleEmu.url, tokenFile, file: `scale-${n}.yaml`, refresh: { backoffInitialMs: 1000, backoffMaxMs: 8000 } });
+    const spawnedAt = Date.now();
+    const t0 = performance.now();
+    const proc = spawnDaemon(config);
+    const entry = { profiles: n };
+    results.scaling.sizes[n] = entry;
+    try {
+      const r = await timeToFirst200(port, '/readyz', t0, proc, 240000);
+      entry.readyMs = r.ready;
+      entry.listeningMs = r.listening;
+      await sleep(1000);
+      entry.rssKb = rssKb(proc.child.pid);
+      const startupEnd = spawnedAt + P.startupObserve * 1000;
+      await sleep(Math.max(0, startupEnd - Date.now()));
+      const startupCalls = await collectCalls(scaleEmu);
+      entry.startup = spread(startupCalls.map((c) => c.t), spawnedAt, startupEnd);
+      entry.startup.failed = startupCalls.filter((c) => !c.ok).length;
+
+      // Outage: every CreateSession fails with 503, then clears.
+      const outageStart = Date.now();
+      await scaleEmu.setFaults([{ kind: 'status', status: 503 }]);
+      await sleep(P.outage * 1000);
+      await scaleEmu.clearFaults();
+      const cleared = Date.now();
+      const outageCalls = await collectCalls(scaleEmu);
+      entry.outage = spread(outageCalls.map((c) => c.t), outageStart, cleared);
+      let readyAgainMs;
+      const recoveryEnd = cleared + P.recoveryObserve * 1000;
+      while (Date.now() < recoveryEnd) {
+        if (readyAgainMs === undefined && (await readyz(port)) === 200) readyAgainMs = Date.now() - cleared;
+        await sleep(100);
+      }
+      const recoveryCalls = await collectCalls(scaleEmu);
+      entry.recovery = spread(recoveryCalls.map((c) => c.t), cleared, recoveryEnd);
+      entry.recovery.readyAgainMs = readyAgainMs;
+      entry.rssAfterKb = rssKb(proc.child.pid);
+    } catch (err) {
+      entry.error = err instanceof Error ? err.message.split('\n')[0] : String(err);
+      log(`  ${n} profiles: ${entry.error}`);
+    } finally {
+      await stop(proc, 5000);
+    }
+    log(`  ready ${fmt(entry.readyMs, 0)} ms, RSS ${fmt(entry.rssKb / 1024)} MB, start-up max ${entry.startup?.maxPerSecond}/s vs mean ${fmt(entry.startup?.meanPerSecond)}/s, recovery max ${entry.recovery?.maxPerSecond}/s vs mean ${fmt(entry.recovery?.meanPerSecond)}/s`);
+  }
+  await stop(scaleEmu.proc);
+}
+
+// ---- run ---------------------------------------------------------------------------------------
+
+const started = Date.now();
+if (PARTS.has('ready')) await benchReady();
+if (PARTS.has('http')) await benchHttp();
+if (PARTS.has('rss')) await benchRss();
+if (longDaemon) await stop(longDaemon.proc);
+if (PARTS.has('signing')) await benchSigning();
+if (PARTS.has('scaling')) await benchScaling();
+await stop(emu.proc);
+results.totalSeconds = (Date.now() - started) / 1000;
+
+// ---- report ------------------------------------------------------------------------------------
+
+const out = [];
+const target = (ok) => (ok ? 'met' : 'MISSED');
+out.push(`rolesanywhere-credentiald benchmark (${QUICK ? 'QUICK — harness check only' : 'full'}), ${results.date}, node ${process.version}, ${results.machine.cpus} CPU(s), load at start ${results.machine.loadAvgAtStart}`);
+if (results.ready) {
+  const r = results.ready;
+  out.push('', 'Time to ready (median of ' + P.readyRuns + ' runs)', table(['what', 'ms'], [
+    ['daemon: spawn → /readyz 200 (CreateSession via emulator)', fmt(r.daemonReadyMs)],
+    ['daemon: spawn → first answer (listening)', fmt(r.daemonListeningMs)],
+    ['baseline: spawn `node -e` http server → first 200', fmt(r.bareFirst200Ms)],
+    ['ratio daemon / baseline', fmt(r.ratio, 2)],
+    [`target < 500 ms`, target(r.daemonReadyMs < 500)],
+  ]));
+}
+if (results.http) {
+  const rows = [];
+  for (const route of ['container', 'imds']) {
+    const h = results.http[route];
+    rows.push([route, fmt(h.daemon.rps, 0), fmt(h.bare.rps, 0), fmt(h.medianRatio, 3), fmt(h.daemon.p50, 1), fmt(h.daemon.p99, 1), fmt(h.bare.p50, 1), fmt(h.bare.p99, 1), String(h.non2xx + h.errors)]);
+  }
+  out.push('', `HTTP, 32 connections, ${P.rounds} alternating rounds × ${P.roundSeconds} s (medians; ratio = median of per-round daemon/bare)`, table(['route', 'daemon req/s', 'bare req/s', 'ratio', 'daemon p50', 'daemon p99', 'bare p50', 'bare p99', 'non-2xx+errors'], rows));
+  const worstP99 = Math.max(results.http.container.daemon.p99, results.http.imds.daemon.p99);
+  out.push(`median ratio ${fmt(results.http.medianRatio, 3)} (target ≥ 0.90: ${target(results.http.medianRatio >= 0.9)}); daemon p99 ≤ ${worstP99} ms (target < 5 ms: ${target(worstP99 < 5)})`);
+}
+if (results.rss) {
+  const r = results.rss;
+  out.push('', 'Memory (VmRSS)', table(['what', 'value'], [
+    ['daemon idle (ready + 3 s)', `${fmt(r.idleKb / 1024)} MB (target < 70 MB: ${target(r.idleKb / 1024 < 70)})`],
+    ['bare server idle (after its benchmark)', `${fmt(r.bareIdleKb / 1024)} MB`],
+    [`daemon before ${r.requests} requests`, `${fmt(r.longDaemonBeforeKb / 1024)} MB`],
+    ['daemon peak during', `${fmt(r.peakKb / 1024)} MB`],
+    ['daemon after (+2 s)', `${fmt(r.afterKb / 1024)} MB`],
+    ['slope over the last half', `${fmt(r.lastHalfSlopeKbPerMin)} kB/min = ${fmt(r.lastHalfSlopeKbPer100kRequests)} kB per 100k requests (${fmt(r.durationS, 0)} s run)`],
+    ['non-2xx + errors', String(r.non2xx + r.errors)],
+  ]));
+}
+if (results.signing) {
+  const rows = Object.entries(results.signing).map(([k, s]) => [k, fmt(s.nodeSignX509RequestUs), fmt(s.nodeCryptoSignUs), fmt(s.opensslSpeedPerOpUs), fmt(s.opensslDgstPerProcessUs, 0), fmt(s.ratioVsOpensslPerOp, 2), fmt(s.ratioVsOpensslProcess, 4), s.sameSignatureAsOpenssl === 'verified' ? 'openssl verifies ours' : String(s.sameSignatureAsOpenssl)]);
+  out.push('', 'Signing one CreateSession (µs per signature)', table(['key', 'signX509Request', 'crypto.sign only', 'openssl speed/op', 'openssl dgst process', 'ratio vs openssl op', 'ratio vs process', 'vs openssl'], rows));
+}
+if (results.scaling) {
+  const rows = Object.values(results.scaling.sizes).map((e) => [
+    String(e.profiles),
+    fmt(e.readyMs, 0),
+    fmt(e.rssKb / 1024),
+    e.startup ? `${e.startup.maxPerSecond} / ${fmt(e.startup.meanPerSecond)} (${e.startup.calls} calls)` : 'n/a',
+    e.outage ? `${e.outage.calls}` : 'n/a',
+    e.recovery ? `${e.recovery.maxPerSecond} / ${fmt(e.recovery.meanPerSecond)} (${e.recovery.calls} calls)` : 'n/a',
+    e.recovery?.readyAgainMs === undefined ? 'not within window' : fmt(e.recovery.readyAgainMs, 0),
+    e.error ?? '',
+  ]);
+  out.push('', `Scaling (lifetime ${P.lifetime} s, start-up window ${P.startupObserve} s, outage ${P.outage} s of 503s, recovery window ${P.recoveryObserve} s; CreateSession calls max-in-1s / mean-per-s)`,
+    table(['profiles', 'ready ms', 'RSS MB', 'start-up max/mean', 'calls in outage', 'recovery max/mean', 'ready again ms', 'note'], rows));
+}
+out.push('', `total ${fmt(results.totalSeconds, 0)} s; JSON written to ${args.out}`);
+await writeFile(args.out, JSON.stringify(results, null, 2) + '\n');
+process.stdout.write(out.join('\n') + '\n');
+process.exit(0);
