@@ -1,7 +1,8 @@
-// A small ASN.1 reader: enough DER (and the BER indefinite lengths that some
+// The ASN.1 reader: enough DER (and the BER indefinite lengths that some
 // PKCS#12 writers use) to read certificate fields, key structures and PKCS#12
 // bundles. Node's X509Certificate hides the version, key usage bits and
-// signature algorithm, so we read them ourselves.
+// signature algorithm, so we read them ourselves. The matching encoder is
+// src/pki/der.ts.
 
 export class DerError extends Error {
   override name = 'DerError';
@@ -15,8 +16,11 @@ export const TAG = {
   NULL: 0x05,
   OID: 0x06,
   UTF8_STRING: 0x0c,
+  PRINTABLE_STRING: 0x13,
+  IA5_STRING: 0x16,
   UTC_TIME: 0x17,
   GENERALIZED_TIME: 0x18,
+  BMP_STRING: 0x1e,
   SEQUENCE: 0x30,
   SET: 0x31,
 } as const;
@@ -36,7 +40,7 @@ export interface Asn1 {
   children: Asn1[];
 }
 
-function readOne(buf: Buffer, offset: number, depth: number): { node: Asn1; next: number } {
+function readOne(buf: Buffer, offset: number, depth: number): { node: Asn1; next: number; contentStart: number } {
   if (depth > 64) throw new DerError('ASN.1 nesting too deep');
   if (offset >= buf.length) throw new DerError('truncated ASN.1 (no tag)');
   const tag = buf[offset]!;
@@ -95,6 +99,7 @@ function readOne(buf: Buffer, offset: number, depth: number): { node: Asn1; next
       children,
     },
     next,
+    contentStart: pos,
   };
 }
 
@@ -117,22 +122,26 @@ export function child(node: Asn1, index: number, what: string): Asn1 {
   return c;
 }
 
-export function readOid(node: Asn1): string {
-  if (node.tag !== TAG.OID) throw new DerError('expected an OBJECT IDENTIFIER');
-  const v = node.value;
-  if (v.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
-  const parts: number[] = [];
-  let acc = 0;
-  for (const b of v) {
-    acc = acc * 128 + (b & 0x7f);
-    if ((b & 0x80) === 0) {
-      parts.push(acc);
-      acc = 0;
+/** Decodes an OBJECT IDENTIFIER's content octets to dotted notation (arcs of any size). */
+export function decodeOid(content: Buffer): string {
+  if (content.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
+  const arcs: bigint[] = [];
+  let n = 0n;
+  for (const byte of content) {
+    n = (n << 7n) | BigInt(byte & 0x7f);
+    if (!(byte & 0x80)) {
+      arcs.push(n);
+      n = 0n;
     }
   }
-  const first = parts.shift() ?? 0;
-  const head = first < 40 ? [0, first] : first < 80 ? [1, first - 40] : [2, first - 80];
-  return [...head, ...parts].join('.');
+  const first = arcs.shift() ?? 0n;
+  const head = first < 80n ? [first / 40n, first % 40n] : [2n, first - 80n];
+  return [...head, ...arcs].join('.');
+}
+
+export function readOid(node: Asn1): string {
+  if (node.tag !== TAG.OID) throw new DerError('expected an OBJECT IDENTIFIER');
+  return decodeOid(node.value);
 }
 
 export function readInteger(node: Asn1): bigint {
@@ -180,18 +189,35 @@ export function readTime(node: Asn1): Date {
   throw new DerError('expected a time value');
 }
 
-// --- Minimal encoders (used to rebuild small structures, e.g. in tests). ---
+// --- A flat view (tag, offsets, content) for code that walks elements by hand.
 
-function encodeLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  while (n > 0) {
-    bytes.unshift(n & 0xff);
-    n = Math.floor(n / 256);
-  }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
+export interface Element {
+  tag: number;
+  /** Offset of the tag byte in the buffer. */
+  start: number;
+  /** Offset of the first content byte. */
+  contentStart: number;
+  /** Offset just past the element. */
+  end: number;
+  /** The value bytes. */
+  content: Buffer;
+  /** The whole TLV. */
+  raw: Buffer;
 }
 
-export function encode(tag: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+/** Reads one element at `offset`. */
+export function readElement(buf: Buffer, offset = 0): Element {
+  const { node, next, contentStart } = readOne(buf, offset, 0);
+  return { tag: node.tag, start: offset, contentStart, end: next, content: node.value, raw: node.raw };
+}
+
+/** The elements directly inside a constructed element's content. */
+export function readChildren(content: Buffer): Element[] {
+  const out: Element[] = [];
+  for (let pos = 0; pos < content.length; ) {
+    const el = readElement(content, pos);
+    out.push(el);
+    pos = el.end;
+  }
+  return out;
 }

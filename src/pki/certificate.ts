@@ -8,19 +8,17 @@ import {
   algorithm,
   bitString,
   boolean,
-  decodeOid,
   explicit,
   implicit,
   integer,
   namedBits,
   octetString,
   oid,
-  readChildren,
-  readElement,
   sequence,
   time,
   TAG,
 } from './der.js';
+import { decodeOid, readChildren, readElement } from '../identity/der.js';
 import { encodeName, parseSubject, type NameAttribute } from './name.js';
 
 export const KEY_USAGE_BITS = {

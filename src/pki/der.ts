@@ -1,26 +1,11 @@
 /**
- * A small DER (ASN.1 Distinguished Encoding Rules) encoder, plus a minimal
- * reader for picking fields out of existing certificates. Just enough for
+ * A small DER (ASN.1 Distinguished Encoding Rules) encoder. Just enough for
  * X.509 certificates and PKCS#12 bundles; every encoder returns the complete
- * TLV (tag, length, value) as a Buffer.
+ * TLV (tag, length, value) as a Buffer. Reading is src/identity/der.ts.
  */
+import { TAG } from '../identity/der.js';
 
-export const TAG = {
-  BOOLEAN: 0x01,
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  UTF8_STRING: 0x0c,
-  PRINTABLE_STRING: 0x13,
-  IA5_STRING: 0x16,
-  UTC_TIME: 0x17,
-  GENERALIZED_TIME: 0x18,
-  BMP_STRING: 0x1e,
-  SEQUENCE: 0x30,
-  SET: 0x31,
-} as const;
+export { TAG };
 
 /** Length octets: short form below 128, long form (0x80 | count, big-endian) above. */
 export function encodeLength(length: number): Buffer {
@@ -206,67 +191,4 @@ export function implicit(tagNumber: number, content: Buffer, constructed = false
 export function algorithm(dotted: string, params?: Buffer | null): Buffer {
   if (params === undefined) return sequence(oid(dotted));
   return sequence(oid(dotted), params === null ? nullValue() : params);
-}
-
-// ---------------------------------------------------------------- reading
-
-export interface Element {
-  tag: number;
-  /** Offset of the tag byte in the buffer. */
-  start: number;
-  /** Offset of the first content byte. */
-  contentStart: number;
-  /** Offset just past the element. */
-  end: number;
-  /** The value bytes. */
-  content: Buffer;
-  /** The whole TLV. */
-  raw: Buffer;
-}
-
-/** Reads one element at `offset`. Single-byte tags and definite lengths only (DER). */
-export function readElement(buf: Buffer, offset = 0): Element {
-  if (offset + 2 > buf.length) throw new RangeError('truncated DER');
-  const tag = buf[offset]!;
-  if ((tag & 0x1f) === 0x1f) throw new RangeError('multi-byte DER tags are not supported');
-  let pos = offset + 1;
-  let length = buf[pos++]!;
-  if (length & 0x80) {
-    const count = length & 0x7f;
-    if (count === 0 || count > 4) throw new RangeError('unsupported DER length');
-    if (pos + count > buf.length) throw new RangeError('truncated DER');
-    length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + buf[pos++]!;
-  }
-  const end = pos + length;
-  if (end > buf.length) throw new RangeError('truncated DER');
-  return { tag, start: offset, contentStart: pos, end, content: buf.subarray(pos, end), raw: buf.subarray(offset, end) };
-}
-
-/** The elements directly inside a constructed element's content. */
-export function readChildren(content: Buffer): Element[] {
-  const out: Element[] = [];
-  for (let pos = 0; pos < content.length; ) {
-    const el = readElement(content, pos);
-    out.push(el);
-    pos = el.end;
-  }
-  return out;
-}
-
-/** Decodes an OBJECT IDENTIFIER's content bytes to dotted notation. */
-export function decodeOid(content: Buffer): string {
-  const arcs: bigint[] = [];
-  let n = 0n;
-  for (const byte of content) {
-    n = (n << 7n) | BigInt(byte & 0x7f);
-    if (!(byte & 0x80)) {
-      arcs.push(n);
-      n = 0n;
-    }
-  }
-  if (arcs.length === 0) throw new RangeError('empty OID');
-  const first = arcs[0]!;
-  const head = first < 80n ? [first / 40n, first % 40n] : [2n, first - 80n];
-  return [...head, ...arcs.slice(1)].join('.');
 }

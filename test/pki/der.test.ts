@@ -3,7 +3,6 @@ import {
   bitString,
   bmpString,
   boolean,
-  decodeOid,
   encodeLength,
   explicit,
   generalizedTime,
@@ -15,14 +14,13 @@ import {
   octetString,
   oid,
   printableString,
-  readChildren,
-  readElement,
   sequence,
   set,
   time,
   utcTime,
   utf8String,
 } from '../../src/pki/der.js';
+import { decodeOid, readChildren, readElement } from '../../src/identity/der.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
 
