@@ -1,8 +1,8 @@
 // `pki init` / `pki issue`: a small CA and client certificates for IAM Roles
 // Anywhere, made with node:crypto (no openssl needed).
-import { readFile } from 'node:fs/promises';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { UserError } from '../errors.js';
+import { readPasswordFile } from '../identity/files.js';
 import {
   DEFAULT_CA_DAYS,
   DEFAULT_CA_NAME,
@@ -146,17 +146,9 @@ async function init(argv: string[]): Promise<number> {
   return 0;
 }
 
-async function readPasswordFile(path: string): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(
-      code === 'ENOENT' ? `--pfx-password-file ${path} not found` : `cannot read --pfx-password-file ${path} (${code ?? 'error'})`,
-    );
-  }
-  const password = text.replace(/\r?\n$/, '');
+/** The --pfx-password-file password: like --key-password-file, but one non-empty line. */
+async function readPfxPasswordFile(path: string): Promise<string> {
+  const password = await readPasswordFile(path, '--pfx-password-file');
   if (password === '') throw new UserError(`--pfx-password-file ${path} is empty; put the PKCS#12 password in it`);
   if (/[\r\n]/.test(password)) throw new UserError(`--pfx-password-file ${path} has more than one line; put only the password in it`);
   return password;
@@ -199,7 +191,7 @@ async function issue(argv: string[]): Promise<number> {
       throw new UserError('give either --pfx-password-file or --pfx-password, not both');
     }
     if (passwordFile !== undefined) {
-      pfxPassword = await readPasswordFile(passwordFile);
+      pfxPassword = await readPfxPasswordFile(passwordFile);
     } else if (passwordFlag !== undefined) {
       if (passwordFlag === '') throw new UserError('--pfx-password is empty; give a non-empty password (preferably with --pfx-password-file)');
       process.stderr.write('warning: --pfx-password puts the password in your shell history and the process list; prefer --pfx-password-file or ROLESANYWHERE_PFX_PASSWORD\n');

@@ -56,15 +56,18 @@ export async function readInputFile(path: string, role: FileRole): Promise<Buffe
 }
 
 /**
- * Reads a password file (for --key-password-file): the whole content minus one
- * trailing newline (LF or CRLF). An empty password is allowed.
+ * Reads a password file (--key-password-file, keyPasswordFile,
+ * --pfx-password-file): the whole content minus one trailing newline (LF or
+ * CRLF), so `echo secret > file` works. An empty password is allowed. `flag`,
+ * when given, leads the error message (`--pfx-password-file FILE: …`). The
+ * content never appears in a message.
  */
-export async function readPasswordFile(path: string): Promise<string> {
+export async function readPasswordFile(path: string, flag?: string): Promise<string> {
   let data: Buffer;
   try {
     data = await readFile(path);
   } catch (err) {
-    throw fileError(path, 'password', err);
+    throw fileError(flag ? `${flag} ${path}` : path, 'password', err);
   }
   let text = data.toString('utf8');
   if (text.endsWith('\r\n')) text = text.slice(0, -2);

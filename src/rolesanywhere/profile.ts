@@ -1,28 +1,10 @@
 // Glue from a validated ProfileConfig to what the identity loader and the
 // Roles Anywhere client take. Shared by credential-process, update and serve.
-import { readFile } from 'node:fs/promises';
 import type { ProfileConfig } from '../config/types.js';
-import { UserError } from '../errors.js';
+import { readPasswordFile } from '../identity/files.js';
 import type { IdentitySource } from '../identity/types.js';
 import type { ClientOptions } from './client.js';
 import type { SessionParameters } from './types.js';
-
-/**
- * Reads a key password file: the whole content, minus one trailing newline
- * (`\n` or `\r\n`) so `echo secret > file` works. Never puts the content in a message.
- */
-export async function readPasswordFile(path: string, label = '--key-password-file'): Promise<string> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new UserError(`${label} ${path} cannot be read (${code}): give a readable file holding the key password`, {
-      reason: 'password_file',
-    });
-  }
-  return text.replace(/\r?\n$/, '');
-}
 
 /** The identity files and password of a profile (reads the password file, if any). */
 export async function identitySourceFromProfile(profile: ProfileConfig): Promise<IdentitySource> {
