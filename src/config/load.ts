@@ -24,7 +24,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parseDocument } from 'yaml';
 import { UserError } from '../errors.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
-import { isLoopbackHost } from './net.js';
+import { isLoopbackHostname } from '../net/loopback.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 import {
   checkEndpoint,
@@ -357,7 +357,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
       continue;
     }
     const { host, port } = r.address;
-    if (!isLoopbackHost(host) && !allowNonLoopback?.value) {
+    if (!isLoopbackHostname(host) && !allowNonLoopback?.value) {
       c.add(
         label,
         `${text} is not a loopback address, so other machines could fetch credentials from it; listen on 127.0.0.1 or [::1], or set ${allowNonLoopbackLabel} if a firewall or network policy restricts who can connect`,

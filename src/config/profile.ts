@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { ProfileConfig } from './types.js';
-import { isLoopbackHost } from './net.js';
+import { isLoopbackHostname } from '../net/loopback.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 
 /**
@@ -177,7 +177,7 @@ export function checkEndpoint(value: string): { url?: string; error?: string } {
     return { error: `not a URL (expected e.g. https://rolesanywhere.us-east-1.amazonaws.com)` };
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') return { error: `unsupported scheme ${url.protocol.replace(/:$/, '')}; use https://` };
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+  if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
     return { error: `plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://` };
   }
   if (url.username || url.password) return { error: 'must not contain a user name or password' };

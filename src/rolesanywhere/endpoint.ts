@@ -1,5 +1,5 @@
-import { isIP } from 'node:net';
 import { UserError } from '../errors.js';
+import { isLoopbackHostname } from '../net/loopback.js';
 import type { SessionParameters } from './types.js';
 import { assertRegion, parseProfileArn, parseRoleArn, parseTrustAnchorArn, partitionOfRegion } from './arn.js';
 
@@ -73,19 +73,6 @@ export function endpointFor(region: string, options: { fips?: boolean } = {}): s
   return `https://${service}.${region}.${suffix}`;
 }
 
-/** 127.0.0.0/8, ::1 (and v4-mapped loopback), localhost. */
-export function isLoopbackHost(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h.endsWith('.localhost')) return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) {
-    if (h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h);
-    return mapped !== null && mapped[1]!.startsWith('127.');
-  }
-  return false;
-}
-
 /**
  * Validates an endpoint override. `https://` anything; `http://` only for a
  * loopback host, because the request carries a signed proof of the
@@ -110,7 +97,7 @@ export function parseEndpoint(value: string, label = '--endpoint'): URL {
   }
   if (url.protocol === 'https:') return url;
   if (url.protocol === 'http:') {
-    if (isLoopbackHost(url.hostname)) return url;
+    if (isLoopbackHostname(url.hostname)) return url;
     throw new UserError(
       `${label} ${url.origin} uses plain http to a host that is not loopback: the response carries AWS secret keys, ` +
         'so plain http is only allowed to 127.0.0.1, ::1 or localhost — use https://',

@@ -4,7 +4,7 @@ import { BlockList, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { UserError } from '../errors.js';
-import { isLoopbackHost } from './endpoint.js';
+import { isLoopbackHostname } from '../net/loopback.js';
 import { RolesAnywhereError } from './errors.js';
 
 export interface HttpResponse {
@@ -223,7 +223,7 @@ export function matchesNoProxy(noProxy: string, hostname: string, port: number):
 /** The proxy to use for `target`, or undefined for a direct connection. Loopback targets are never proxied. */
 export function proxyFor(target: URL, env: ProxyEnv = process.env): URL | undefined {
   if (target.protocol !== 'https:') return undefined;
-  if (isLoopbackHost(target.hostname)) return undefined;
+  if (isLoopbackHostname(target.hostname)) return undefined;
   const raw = env.HTTPS_PROXY || env.https_proxy;
   if (!raw) return undefined;
   const name = env.HTTPS_PROXY ? 'HTTPS_PROXY' : 'https_proxy';

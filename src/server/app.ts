@@ -2,6 +2,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { CredentialSession } from '../credentials/session.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { isLoopbackHostHeader } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { ImdsTokenStore, parseTtl } from './imds-tokens.js';
 import { renderMetrics, RequestMetrics } from './metrics.js';
@@ -41,26 +42,6 @@ export function roleNameOf(roleArn: string): string {
   const resource = roleArn.split(':').slice(5).join(':');
   const parts = resource.split('/');
   return parts[parts.length - 1] || resource;
-}
-
-const LOOPBACK_V4 = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/;
-
-/** Whether a Host header names a loopback host (localhost, 127.x.x.x, [::1]), with or without a port. */
-export function isLoopbackHost(host: string | undefined): boolean {
-  if (!host) return false;
-  let name = host.trim().toLowerCase();
-  if (name.startsWith('[')) {
-    const end = name.indexOf(']');
-    if (end < 0) return false;
-    const rest = name.slice(end + 1);
-    if (rest && !/^:\d{1,5}$/.test(rest)) return false;
-    name = name.slice(1, end);
-    return name === '::1' || name === '0:0:0:0:0:0:0:1';
-  }
-  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(name);
-  if (!m) return false;
-  name = m[1]!.replace(/\.$/, '');
-  return name === 'localhost' || LOOPBACK_V4.test(name);
 }
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
@@ -109,7 +90,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
 
   app.addHook('onRequest', async (req, reply) => {
     const state = options.getState();
-    if (state.loopbackOnly && !isLoopbackHost(req.headers.host)) {
+    if (state.loopbackOnly && !isLoopbackHostHeader(req.headers.host)) {
       return sendError(reply, 403, 'AccessDenied', 'the Host header is not a loopback address; this endpoint only answers requests addressed to localhost, 127.0.0.1 or [::1]');
     }
   });

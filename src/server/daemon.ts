@@ -6,9 +6,10 @@ import type { Identity, IdentitySource } from '../identity/types.js';
 import { IdentityWatcher } from '../identity/watch.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { isLoopbackHostname } from '../net/loopback.js';
 import { buildApp, type ServedProfile, type ServerState } from './app.js';
 import { ImdsTokenStore } from './imds-tokens.js';
-import { closeAll, isLoopbackListenHost, listenAll, urlHost, type BoundServer } from './listen.js';
+import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
 import { ensureEndpointToken, TokenVerifier } from './token.js';
 
@@ -67,7 +68,7 @@ export class Daemon {
     const runtimes = await d.buildRuntimes(config, new Map());
     d.runtimes = runtimes;
     d.state = d.stateFor(config, runtimes, token);
-    const loopbackOnly = config.listen.every((a) => isLoopbackListenHost(a.host));
+    const loopbackOnly = config.listen.every((a) => isLoopbackHostname(a.host));
     if (!loopbackOnly) {
       d.log.warn(
         { listen: config.listen.map((a) => urlHost(a.host, a.port)) },
@@ -109,7 +110,7 @@ export class Daemon {
 
   /** The lines a user needs to point SDKs here (never the token). */
   exportLines(): string[] {
-    const preferred = this.bound.find((b) => b.host === '127.0.0.1') ?? this.bound.find((b) => isLoopbackListenHost(b.host)) ?? this.bound[0];
+    const preferred = this.bound.find((b) => b.host === '127.0.0.1') ?? this.bound.find((b) => isLoopbackHostname(b.host)) ?? this.bound[0];
     if (!preferred) return [];
     const host = preferred.host === '0.0.0.0' ? '127.0.0.1' : preferred.host === '::' ? '::1' : preferred.host;
     const base = `http://${urlHost(host, preferred.port)}`;
@@ -182,7 +183,7 @@ export class Daemon {
       defaultProfile: config.defaultProfile ?? (config.imds.enabled ? imdsProfile : undefined) ?? (names.length === 1 ? names[0] : undefined),
       imds: { enabled: config.imds.enabled, profile: imdsProfile, allowV1: config.imds.allowV1 },
       token,
-      loopbackOnly: config.listen.every((a) => isLoopbackListenHost(a.host)),
+      loopbackOnly: config.listen.every((a) => isLoopbackHostname(a.host)),
     };
   }
 

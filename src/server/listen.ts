@@ -16,12 +16,6 @@ export interface BoundServer {
   host: string;
 }
 
-/** Whether a listen host is a loopback address or name. */
-export function isLoopbackListenHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
-}
-
 /** `http://host:port` with IPv6 brackets. */
 export function urlHost(host: string, port: number): string {
   const h = host.replace(/^\[|\]$/g, '');

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { parseProfileArn, parseRoleArn, parseTrustAnchorArn } from '../../src/rolesanywhere/arn.js';
-import { endpointFor, isLoopbackHost, parseEndpoint, resolveRegion, validateSessionParameters } from '../../src/rolesanywhere/endpoint.js';
+import { endpointFor, parseEndpoint, resolveRegion, validateSessionParameters } from '../../src/rolesanywhere/endpoint.js';
+import { isLoopbackHostname as isLoopbackHost } from '../../src/net/loopback.js';
 import { matchesNoProxy, parseProxyUrl, proxyFor } from '../../src/rolesanywhere/transport.js';
 import { UserError } from '../../src/errors.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { loadIdentity } from '../../src/identity/load.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { ImdsTokenStore, parseTtl } from '../../src/server/imds-tokens.js';
-import { isLoopbackHost } from '../../src/server/app.js';
+import { isLoopbackHostHeader as isLoopbackHost } from '../../src/net/loopback.js';
 import { daemonConfig, httpRequest, profileFor, ROLE_ARN } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 import { request } from 'node:http';
