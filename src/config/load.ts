@@ -25,6 +25,7 @@ import { parseDocument } from 'yaml';
 import { UserError } from '../errors.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
+import { isValidRegion } from '../rolesanywhere/arn.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 import {
   checkEndpoint,
@@ -38,7 +39,6 @@ import {
   PROFILE_OPTIONS,
   PROFILE_USAGE,
   profileInputFromFlags,
-  REGION,
   resolvePath,
   type ProfileDefaults,
   type ProfileKey,
@@ -408,7 +408,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   {
     const region = c.str(file.region, 'region')?.trim();
     if (region !== undefined) {
-      if (REGION.test(region)) defaults.region = region;
+      if (isValidRegion(region)) defaults.region = region;
       else c.add('region', `not an AWS region name (expected e.g. us-east-1), got ${show(region)}`);
     }
     const endpoint = c.str(file.endpoint, 'endpoint')?.trim();

@@ -10,6 +10,7 @@ import { isAbsolute, resolve } from 'node:path';
 import type { ParseArgsConfig } from 'node:util';
 import type { ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
+import { checkRoleArn, checkRolesAnywhereArn, isValidRegion, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 
 /**
@@ -130,27 +131,15 @@ export function envName(flag: string): string {
 }
 
 export const PROFILE_NAME = /^[A-Za-z0-9_.-]+$/;
-export const REGION = /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/;
-const ROLE_ARN = /^arn:(aws[a-z-]*):iam::(\d{12}):role\/[\w+=,.@/-]{1,512}$/;
-const RA_ARN = /^arn:(aws[a-z-]*):rolesanywhere:([a-z0-9-]+):(\d{12}):(trust-anchor|profile)\/([A-Za-z0-9-]+)$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
-
-interface RaArn {
-  partition: string;
-  region: string;
-  account: string;
-  kind: 'trust-anchor' | 'profile';
-}
-
-function parseRaArn(arn: string): RaArn | undefined {
-  const m = RA_ARN.exec(arn);
-  if (!m) return undefined;
-  return { partition: m[1]!, region: m[2]!, account: m[3]!, kind: m[4] as RaArn['kind'] };
-}
 
 /** Region of a Roles Anywhere trust anchor/profile ARN, if it is one. */
 export function regionOfArn(arn: string): string | undefined {
-  return parseRaArn(arn)?.region;
+  for (const kind of ['trust-anchor', 'profile'] as const) {
+    const r = checkRolesAnywhereArn(arn, kind);
+    if (r.ok) return r.arn.region;
+  }
+  return undefined;
 }
 
 /** Parses `true/false/1/0/yes/no/on/off` (environment values). */
@@ -296,30 +285,27 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
   }
 
   // ARNs and region.
-  const arnOf = (key: 'trustAnchorArn' | 'profileArn', kind: RaArn['kind']): RaArn | undefined => {
+  // The client's rules (src/rolesanywhere/arn.ts), so a profile that validates here is not refused later.
+  const arnOf = (key: 'trustAnchorArn' | 'profileArn', kind: RolesAnywhereArn['kind']): RolesAnywhereArn | undefined => {
     const v = str(key)?.trim();
     if (v === undefined) return undefined;
-    const parsed = parseRaArn(v);
+    const r = checkRolesAnywhereArn(v, kind);
+    if (r.ok) return r.arn;
     const expected = `arn:<partition>:rolesanywhere:<region>:<account>:${kind}/<id>`;
-    if (!parsed) {
-      add(key, `not a Roles Anywhere ${kind} ARN (expected ${expected}), got ${show(v)}`);
-      return undefined;
-    }
-    if (parsed.kind !== kind) {
-      add(key, `this is a ${parsed.kind} ARN; expected ${expected}`);
-      return undefined;
-    }
-    return parsed;
+    if (r.otherKind) add(key, `this is a ${r.otherKind} ARN; expected ${expected}`);
+    else add(key, `not a Roles Anywhere ${kind} ARN (expected ${expected}), got ${show(v)}: ${r.why}`);
+    return undefined;
   };
   const trustAnchorArn = str('trustAnchorArn')?.trim();
   const profileArn = str('profileArn')?.trim();
   const ta = arnOf('trustAnchorArn', 'trust-anchor');
   const pa = arnOf('profileArn', 'profile');
   const roleArn = str('roleArn')?.trim();
-  let roleMatch: RegExpExecArray | null = null;
+  let role: RoleArn | undefined;
   if (roleArn !== undefined) {
-    roleMatch = ROLE_ARN.exec(roleArn);
-    if (!roleMatch) add('roleArn', `not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>), got ${show(roleArn)}`);
+    const r = checkRoleArn(roleArn);
+    if (r.ok) role = r.arn;
+    else add('roleArn', `not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>), got ${show(roleArn)}: ${r.why}`);
   }
   if (ta && pa && ta.region !== pa.region) {
     add('profileArn', `is in region ${pa.region} but the trust anchor is in ${ta.region}; a trust anchor and profile must be in the same region`);
@@ -327,13 +313,13 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
   if (ta && pa && ta.partition !== pa.partition) {
     add('profileArn', `is in partition ${pa.partition} but the trust anchor is in ${ta.partition}`);
   }
-  if (ta && roleMatch && roleMatch[1] !== ta.partition) {
-    add('roleArn', `is in partition ${roleMatch[1]} but the trust anchor is in ${ta.partition}`);
+  if (ta && role && role.partition !== ta.partition) {
+    add('roleArn', `is in partition ${role.partition} but the trust anchor is in ${ta.partition}`);
   }
 
   let region: string | undefined;
   const ownRegion = str('region')?.trim();
-  if (ownRegion !== undefined && !REGION.test(ownRegion)) {
+  if (ownRegion !== undefined && !isValidRegion(ownRegion)) {
     add('region', `not an AWS region name (expected e.g. us-east-1), got ${show(ownRegion)}`);
   } else if (ownRegion !== undefined) {
     region = ownRegion;

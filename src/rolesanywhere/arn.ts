@@ -7,7 +7,11 @@ export type Partition = (typeof PARTITIONS)[number];
 /** e.g. us-east-1, eu-central-2, cn-north-1, us-gov-west-1, ap-southeast-5 */
 const REGION_RE = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
 const ACCOUNT_RE = /^\d{12}$/;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/**
+ * Trust anchor / profile IDs. Real ones are UUIDs, but examples and tests use
+ * short placeholders, so the rule is the broader one config always accepted.
+ */
+const ID_RE = /^[A-Za-z0-9-]+$/;
 /** IAM role path + name: path segments and a name of [\w+=,.@-], name 1..64. */
 const ROLE_RESOURCE_RE = /^role\/(?:[\w+=,.@-]+\/)*[\w+=,.@-]{1,64}$/;
 
@@ -54,31 +58,49 @@ function clip(value: string): string {
   return oneLine.length > 120 ? `${oneLine.slice(0, 117)}...` : oneLine;
 }
 
-function parseRolesAnywhereArn(value: string, kind: 'trust-anchor' | 'profile', label: string): RolesAnywhereArn {
-  const expected = `arn:aws:rolesanywhere:<region>:<account-id>:${kind}/<id>`;
-  const fail = (why: string): never => {
-    throw new UserError(`${label} "${clip(value)}" is not a Roles Anywhere ${kind} ARN (${why}): expected ${expected}`, {
-      reason: 'invalid_arn',
-    });
-  };
+/** What is wrong with an ARN: `why` for messages; `otherKind` when it is the other Roles Anywhere kind. */
+export interface ArnProblem {
+  why: string;
+  otherKind?: RolesAnywhereArn['kind'];
+}
+
+export type ArnCheck<T> = { ok: true; arn: T } | ({ ok: false } & ArnProblem);
+
+/**
+ * The one rule for trust anchor and profile ARNs (used by the client and by
+ * config validation, which word their messages differently).
+ */
+export function checkRolesAnywhereArn(value: string, kind: RolesAnywhereArn['kind']): ArnCheck<RolesAnywhereArn> {
+  const fail = (why: string, otherKind?: RolesAnywhereArn['kind']): ArnCheck<RolesAnywhereArn> =>
+    otherKind ? { ok: false, why, otherKind } : { ok: false, why };
   const parts = value.split(':');
-  if (parts.length !== 6 || parts[0] !== 'arn') fail('not an ARN');
+  if (parts.length !== 6 || parts[0] !== 'arn') return fail('not an ARN');
   const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
-  if (!(PARTITIONS as readonly string[]).includes(partition)) fail(`unknown partition "${partition}"`);
+  if (!(PARTITIONS as readonly string[]).includes(partition)) return fail(`unknown partition "${partition}"`);
   if (service !== 'rolesanywhere') {
-    fail(service === 'iam' ? 'this is an IAM ARN — did you swap the role and profile flags?' : `service is "${service}", not rolesanywhere`);
+    return fail(service === 'iam' ? 'this is an IAM ARN — did you swap the role and profile flags?' : `service is "${service}", not rolesanywhere`);
   }
-  if (!isValidRegion(region)) fail(`bad region "${region}"`);
-  if (partitionOfRegion(region) !== partition) fail(`region ${region} is not in partition ${partition}`);
-  if (!ACCOUNT_RE.test(account)) fail('the account ID must be 12 digits');
+  if (!isValidRegion(region)) return fail(`bad region "${region}"`);
+  if (partitionOfRegion(region) !== partition) return fail(`region ${region} is not in partition ${partition}`);
+  if (!ACCOUNT_RE.test(account)) return fail('the account ID must be 12 digits');
   const slash = resource.indexOf('/');
   const type = slash < 0 ? resource : resource.slice(0, slash);
   const id = slash < 0 ? '' : resource.slice(slash + 1);
   if (type !== kind) {
-    fail(type === 'trust-anchor' || type === 'profile' ? `this is a ${type} ARN — check which flag it was given to` : `resource type "${type}" is not ${kind}`);
+    return type === 'trust-anchor' || type === 'profile'
+      ? fail(`this is a ${type} ARN — check which flag it was given to`, type)
+      : fail(`resource type "${type}" is not ${kind}`);
   }
-  if (!UUID_RE.test(id)) fail('the ID must be a UUID');
-  return { partition: partition as Partition, region, accountId: account, kind, id, arn: value };
+  if (!ID_RE.test(id)) return fail('the ID must be letters, digits and dashes (Roles Anywhere IDs are UUIDs)');
+  return { ok: true, arn: { partition: partition as Partition, region, accountId: account, kind, id, arn: value } };
+}
+
+function parseRolesAnywhereArn(value: string, kind: RolesAnywhereArn['kind'], label: string): RolesAnywhereArn {
+  const r = checkRolesAnywhereArn(value, kind);
+  if (r.ok) return r.arn;
+  throw new UserError(`${label} "${clip(value)}" is not a Roles Anywhere ${kind} ARN (${r.why}): expected arn:aws:rolesanywhere:<region>:<account-id>:${kind}/<id>`, {
+    reason: 'invalid_arn',
+  });
 }
 
 export function parseTrustAnchorArn(value: string, label = '--trust-anchor-arn'): RolesAnywhereArn {
@@ -89,23 +111,27 @@ export function parseProfileArn(value: string, label = '--profile-arn'): RolesAn
   return parseRolesAnywhereArn(value, 'profile', label);
 }
 
-export function parseRoleArn(value: string, label = '--role-arn'): RoleArn {
-  const expected = 'arn:aws:iam::<account-id>:role/<name>';
-  const fail = (why: string): never => {
-    throw new UserError(`${label} "${clip(value)}" is not an IAM role ARN (${why}): expected ${expected}`, {
-      reason: 'invalid_arn',
-    });
-  };
+/** The one rule for IAM role ARNs. */
+export function checkRoleArn(value: string): ArnCheck<RoleArn> {
+  const fail = (why: string): ArnCheck<RoleArn> => ({ ok: false, why });
   const parts = value.split(':');
-  if (parts.length !== 6 || parts[0] !== 'arn') fail('not an ARN');
+  if (parts.length !== 6 || parts[0] !== 'arn') return fail('not an ARN');
   const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
-  if (!(PARTITIONS as readonly string[]).includes(partition)) fail(`unknown partition "${partition}"`);
+  if (!(PARTITIONS as readonly string[]).includes(partition)) return fail(`unknown partition "${partition}"`);
   if (service !== 'iam') {
-    fail(service === 'rolesanywhere' ? 'this is a Roles Anywhere ARN — did you swap the role and profile flags?' : `service is "${service}", not iam`);
+    return fail(service === 'rolesanywhere' ? 'this is a Roles Anywhere ARN — did you swap the role and profile flags?' : `service is "${service}", not iam`);
   }
-  if (region !== '') fail('IAM ARNs have no region');
-  if (!ACCOUNT_RE.test(account)) fail('the account ID must be 12 digits');
-  if (!ROLE_RESOURCE_RE.test(resource)) fail('the resource must be role/<optional path/>name');
+  if (region !== '') return fail('IAM ARNs have no region');
+  if (!ACCOUNT_RE.test(account)) return fail('the account ID must be 12 digits');
+  if (!ROLE_RESOURCE_RE.test(resource)) return fail('the resource must be role/<optional path/>name');
   const name = resource.slice(resource.lastIndexOf('/') + 1);
-  return { partition: partition as Partition, accountId: account, name, arn: value };
+  return { ok: true, arn: { partition: partition as Partition, accountId: account, name, arn: value } };
+}
+
+export function parseRoleArn(value: string, label = '--role-arn'): RoleArn {
+  const r = checkRoleArn(value);
+  if (r.ok) return r.arn;
+  throw new UserError(`${label} "${clip(value)}" is not an IAM role ARN (${r.why}): expected arn:aws:iam::<account-id>:role/<name>`, {
+    reason: 'invalid_arn',
+  });
 }
