@@ -11,6 +11,7 @@ import type { ParseArgsConfig } from 'node:util';
 import type { ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { checkRoleArn, checkRolesAnywhereArn, isValidRegion, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
+import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 
 /**
@@ -131,7 +132,6 @@ export function envName(flag: string): string {
 }
 
 export const PROFILE_NAME = /^[A-Za-z0-9_.-]+$/;
-const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 
 /** Region of a Roles Anywhere trust anchor/profile ARN, if it is one. */
 export function regionOfArn(arn: string): string | undefined {
@@ -342,7 +342,7 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
   }
 
   const roleSessionName = str('roleSessionName');
-  if (roleSessionName !== undefined && !SESSION_NAME.test(roleSessionName)) {
+  if (roleSessionName !== undefined && !isValidRoleSessionName(roleSessionName)) {
     add('roleSessionName', `must be 2-64 characters of letters, digits and _+=,.@- , got ${show(roleSessionName)}`);
   }
 

@@ -58,6 +58,15 @@ function clip(value: string): string {
   return oneLine.length > 120 ? `${oneLine.slice(0, 117)}...` : oneLine;
 }
 
+/** Splits an ARN into its six fields and checks the partition; a reason string when it is not one. */
+function splitArn(value: string): { partition: Partition; service: string; region: string; account: string; resource: string } | string {
+  const parts = value.split(':');
+  if (parts.length !== 6 || parts[0] !== 'arn') return 'not an ARN';
+  const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
+  if (!(PARTITIONS as readonly string[]).includes(partition)) return `unknown partition "${partition}"`;
+  return { partition: partition as Partition, service, region, account, resource };
+}
+
 /** What is wrong with an ARN: `why` for messages; `otherKind` when it is the other Roles Anywhere kind. */
 export interface ArnProblem {
   why: string;
@@ -73,10 +82,9 @@ export type ArnCheck<T> = { ok: true; arn: T } | ({ ok: false } & ArnProblem);
 export function checkRolesAnywhereArn(value: string, kind: RolesAnywhereArn['kind']): ArnCheck<RolesAnywhereArn> {
   const fail = (why: string, otherKind?: RolesAnywhereArn['kind']): ArnCheck<RolesAnywhereArn> =>
     otherKind ? { ok: false, why, otherKind } : { ok: false, why };
-  const parts = value.split(':');
-  if (parts.length !== 6 || parts[0] !== 'arn') return fail('not an ARN');
-  const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
-  if (!(PARTITIONS as readonly string[]).includes(partition)) return fail(`unknown partition "${partition}"`);
+  const fields = splitArn(value);
+  if (typeof fields === 'string') return fail(fields);
+  const { partition, service, region, account, resource } = fields;
   if (service !== 'rolesanywhere') {
     return fail(service === 'iam' ? 'this is an IAM ARN — did you swap the role and profile flags?' : `service is "${service}", not rolesanywhere`);
   }
@@ -92,7 +100,7 @@ export function checkRolesAnywhereArn(value: string, kind: RolesAnywhereArn['kin
       : fail(`resource type "${type}" is not ${kind}`);
   }
   if (!ID_RE.test(id)) return fail('the ID must be letters, digits and dashes (Roles Anywhere IDs are UUIDs)');
-  return { ok: true, arn: { partition: partition as Partition, region, accountId: account, kind, id, arn: value } };
+  return { ok: true, arn: { partition, region, accountId: account, kind, id, arn: value } };
 }
 
 function parseRolesAnywhereArn(value: string, kind: RolesAnywhereArn['kind'], label: string): RolesAnywhereArn {
@@ -114,10 +122,9 @@ export function parseProfileArn(value: string, label = '--profile-arn'): RolesAn
 /** The one rule for IAM role ARNs. */
 export function checkRoleArn(value: string): ArnCheck<RoleArn> {
   const fail = (why: string): ArnCheck<RoleArn> => ({ ok: false, why });
-  const parts = value.split(':');
-  if (parts.length !== 6 || parts[0] !== 'arn') return fail('not an ARN');
-  const [, partition, service, region, account, resource] = parts as [string, string, string, string, string, string];
-  if (!(PARTITIONS as readonly string[]).includes(partition)) return fail(`unknown partition "${partition}"`);
+  const fields = splitArn(value);
+  if (typeof fields === 'string') return fail(fields);
+  const { partition, service, region, account, resource } = fields;
   if (service !== 'iam') {
     return fail(service === 'rolesanywhere' ? 'this is a Roles Anywhere ARN — did you swap the role and profile flags?' : `service is "${service}", not iam`);
   }
@@ -125,7 +132,7 @@ export function checkRoleArn(value: string): ArnCheck<RoleArn> {
   if (!ACCOUNT_RE.test(account)) return fail('the account ID must be 12 digits');
   if (!ROLE_RESOURCE_RE.test(resource)) return fail('the resource must be role/<optional path/>name');
   const name = resource.slice(resource.lastIndexOf('/') + 1);
-  return { ok: true, arn: { partition: partition as Partition, accountId: account, name, arn: value } };
+  return { ok: true, arn: { partition, accountId: account, name, arn: value } };
 }
 
 export function parseRoleArn(value: string, label = '--role-arn'): RoleArn {

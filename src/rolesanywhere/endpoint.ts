@@ -7,6 +7,11 @@ export const MIN_DURATION_SECONDS = 900;
 export const MAX_DURATION_SECONDS = 43200;
 const ROLE_SESSION_NAME_RE = /^[\w+=,.@-]{2,64}$/;
 
+/** The role session name rule: 2 to 64 of letters, digits and _+=,.@- (as STS requires). */
+export function isValidRoleSessionName(name: string): boolean {
+  return ROLE_SESSION_NAME_RE.test(name);
+}
+
 /**
  * The region to call: `region` when given, else the trust anchor ARN's.
  * A trust anchor and a profile in different regions can never work together,
@@ -57,7 +62,7 @@ export function validateSessionParameters(params: SessionParameters, region?: st
     });
   }
   const n = params.roleSessionName;
-  if (n !== undefined && !ROLE_SESSION_NAME_RE.test(n)) {
+  if (n !== undefined && !isValidRoleSessionName(n)) {
     throw new UserError('--role-session-name must be 2 to 64 characters of letters, digits and +=,.@_-', {
       reason: 'invalid_session_name',
     });
