@@ -19,20 +19,11 @@ import {
   TAG,
 } from './der.js';
 import { decodeOid, readChildren, readElement } from '../identity/der.js';
+import { KEY_USAGE_BITS, type KeyUsageName } from '../identity/x509-fields.js';
 import { encodeName, parseSubject, type NameAttribute } from './name.js';
 
-export const KEY_USAGE_BITS = {
-  digitalSignature: 0,
-  nonRepudiation: 1,
-  keyEncipherment: 2,
-  dataEncipherment: 3,
-  keyAgreement: 4,
-  keyCertSign: 5,
-  cRLSign: 6,
-  encipherOnly: 7,
-  decipherOnly: 8,
-} as const;
-export type KeyUsageName = keyof typeof KEY_USAGE_BITS;
+// keyUsage names and their bits (RFC 5280 §4.2.1.3) are the reader's table, KEY_USAGE_BITS.
+export type { KeyUsageName };
 
 export const EXTENDED_KEY_USAGES = {
   serverAuth: '1.3.6.1.5.5.7.3.1',
@@ -210,7 +201,7 @@ export function createCertificate(spec: CertificateSpec): BuiltCertificate {
       : sequence(); // CA:FALSE is the DEFAULT, so DER omits it
   const extensions = [
     extension(OID.basicConstraints, true, basic),
-    extension(OID.keyUsage, true, namedBits(spec.keyUsage.map((u) => KEY_USAGE_BITS[u]))),
+    extension(OID.keyUsage, true, namedBits(spec.keyUsage.map((u) => KEY_USAGE_BITS.indexOf(u)))),
   ];
   if (spec.extendedKeyUsage && spec.extendedKeyUsage.length > 0) {
     extensions.push(extension(OID.extKeyUsage, false, sequence(...spec.extendedKeyUsage.map((u) => oid(EXTENDED_KEY_USAGES[u])))));
