@@ -53,17 +53,21 @@ declare namespace Tap {
 const env = await startTestEmulator(t, { keyType: 'rsa2048' });
 const dir = env.dir;
 
-t.test('RSA 2048: PKCS#1 and PKCS#8 keys', async (t) => {
+t.test('RSA 2048: PKCS#1, PKCS#8 and encrypted PKCS#8 keys', async (t) => {
   await expectCredentials(t, env, ['--certificate', env.leaf.certPath, '--private-key', await convertKey(env.leaf.keyPath, 'pkcs1')], {}, 'rsa2048 pkcs1');
   await expectCredentials(t, env, ['--certificate', env.leaf.certPath, '--private-key', env.leaf.keyPath], {}, 'rsa2048 pkcs8');
+  const enc = await convertKey(env.leaf.keyPath, 'pkcs8-encrypted', 'battery staple');
+  await expectCredentials(t, env, ['--certificate', env.leaf.certPath, '--private-key', enc], { ROLESANYWHERE_KEY_PASSWORD: 'battery staple' }, 'rsa2048 encrypted pkcs8');
 });
 
-t.test('RSA 4096 with an encrypted PKCS#8 key: password from file, environment, flag', async (t) => {
+t.test('RSA 4096: PKCS#1, PKCS#8, and encrypted PKCS#8 with the password from file, environment, flag', async (t) => {
   const leaf = await makeLeaf(dir, env.ca, 'rsa4096-client', { keyType: 'rsa4096' });
   const enc = await convertKey(leaf.keyPath, 'pkcs8-encrypted', 'correct horse');
   const pwFile = join(dir, 'pw.txt');
   await writeFile(pwFile, 'correct horse\n', { mode: 0o600 });
   const base = ['--certificate', leaf.certPath, '--private-key', enc];
+  await expectCredentials(t, env, ['--certificate', leaf.certPath, '--private-key', await convertKey(leaf.keyPath, 'pkcs1')], {}, 'rsa4096 pkcs1');
+  await expectCredentials(t, env, ['--certificate', leaf.certPath, '--private-key', leaf.keyPath], {}, 'rsa4096 pkcs8');
   await expectCredentials(t, env, [...base, '--key-password-file', pwFile], {}, 'rsa4096 --key-password-file');
   await expectCredentials(t, env, base, { ROLESANYWHERE_KEY_PASSWORD: 'correct horse' }, 'rsa4096 ROLESANYWHERE_KEY_PASSWORD');
   await expectCredentials(t, env, [...base, '--pkcs8-password', 'correct horse'], {}, 'rsa4096 --pkcs8-password');
