@@ -136,7 +136,7 @@ export async function makeCA(dir, name = 'Bench Root CA') {
   const cnf = join(dir, 'ca.cnf');
   await writeFile(cnf, '[req]\ndistinguished_name=dn\n[dn]\n[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
   await openssl(['genpkey', ...KEYSPEC.rsa2048, '-out', keyPath]);
-  await openssl(['req', '-x509', '-new', '-key', keyPath, '-subj', `/CN=${name}`, '-days', '30', '-sha256', '-extensions', 'v3', '-config', cnf, '-out', certPath]);
+  await openssl(['req', '-x509', '-new', '-key', keyPath, '-subj', `/CN=${name}`, '-days', '400', '-sha256', '-extensions', 'v3', '-config', cnf, '-out', certPath]);
   return { certPath, keyPath };
 }
 
@@ -153,7 +153,7 @@ export async function makeLeaf(dir, ca, base, keyType = 'p256') {
   await openssl(['req', '-new', '-key', keyPath, '-subj', `/CN=${base}`, '-out', csr]);
   await writeFile(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
   const serial = randomSerial();
-  await openssl(['x509', '-req', '-in', csr, '-CA', ca.certPath, '-CAkey', ca.keyPath, '-set_serial', serial, '-days', '7', '-sha256', '-extfile', ext, '-out', certPath]);
+  await openssl(['x509', '-req', '-in', csr, '-CA', ca.certPath, '-CAkey', ca.keyPath, '-set_serial', serial, '-days', '90', '-sha256', '-extfile', ext, '-out', certPath]);
   return { certPath, keyPath, serialDecimal: BigInt(serial).toString(10) };
 }
 

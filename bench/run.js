@@ -221,33 +221,48 @@ async function benchRss() {
   await stop(fresh.proc);
 
   const d = await ensureLongDaemon();
-  const half = Math.floor(P.rssRequests / 2);
-  log(`rss: ${P.rssRequests} requests (${half} container + ${P.rssRequests - half} IMDS, 16 + 16 connections), RSS sampled every 500 ms`);
+  const batches = 4;
+  const perBatch = Math.floor(P.rssRequests / batches);
+  log(`rss: ${P.rssRequests} requests in ${batches} batches (each half container, half IMDS, 16 + 16 connections), RSS sampled every 500 ms`);
   const dImds = await imdsToken(d.port);
   const startKb = rssKb(d.pid);
   const sampler = sampleRss(d.pid, 500);
-  const [a, b] = await Promise.all([
-    cannon({ url: `http://127.0.0.1:${d.port}/v1/credentials`, headers: { authorization: d.token }, connections: 16, amount: half }),
-    cannon({ url: `http://127.0.0.1:${d.port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': dImds }, connections: 16, amount: P.rssRequests - half }),
-  ]);
+  let requests = 0;
+  let non2xx = 0;
+  let errors = 0;
+  const afterBatchKb = [];
+  const t0 = Date.now();
+  for (let i = 0; i < batches; i++) {
+    const half = Math.floor(perBatch / 2);
+    const [a, b] = await Promise.all([
+      cannon({ url: `http://127.0.0.1:${d.port}/v1/credentials`, headers: { authorization: d.token }, connections: 16, amount: half }),
+      cannon({ url: `http://127.0.0.1:${d.port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': dImds }, connections: 16, amount: perBatch - half }),
+    ]);
+    requests += a.requests.total + b.requests.total;
+    non2xx += a.non2xx + b.non2xx;
+    errors += a.errors + a.timeouts + b.errors + b.timeouts;
+    await sleep(1000); // let the GC catch up before reading
+    afterBatchKb.push(rssKb(d.pid));
+    log(`  after ${requests} requests: RSS ${fmt(afterBatchKb[i] / 1024)} MB`);
+  }
   const samples = sampler.stop();
-  await sleep(2000);
-  const afterKb = rssKb(d.pid);
-  const durationMin = samples[samples.length - 1][0] / 60000;
+  const durationMin = (Date.now() - t0) / 60000;
   const slopeKbPerMin = rssSlopeLastHalf(samples);
-  const requests = a.requests.total + b.requests.total;
+  const lastHalfGrowthKb = afterBatchKb[batches - 1] - afterBatchKb[batches / 2 - 1];
   results.rss = {
     idleKb,
     bareIdleKb: results.rssBareIdleKb,
     longDaemonBeforeKb: startKb,
-    peakKb: Math.max(...samples.map((s) => s[1])),
-    afterKb,
+    afterBatchKb,
+    peakKb: Math.max(...samples.map((x) => x[1])),
+    afterKb: afterBatchKb[batches - 1],
     requests,
-    non2xx: a.non2xx + b.non2xx,
-    errors: a.errors + a.timeouts + b.errors + b.timeouts,
+    non2xx,
+    errors,
     durationS: durationMin * 60,
     lastHalfSlopeKbPerMin: slopeKbPerMin,
-    lastHalfSlopeKbPer100kRequests: (slopeKbPerMin * durationMin) / (requests / 100000),
+    lastHalfGrowthKb,
+    lastHalfGrowthBytesPerRequest: (lastHalfGrowthKb * 1024) / (requests / 2),
     samples: samples.filter((_, i) => i % 4 === 0),
   };
 }
@@ -436,9 +451,10 @@ if (results.rss) {
     ['daemon idle (ready + 3 s)', `${fmt(r.idleKb / 1024)} MB (target < 70 MB: ${target(r.idleKb / 1024 < 70)})`],
     ['bare server idle (after its benchmark)', `${fmt(r.bareIdleKb / 1024)} MB`],
     [`daemon before ${r.requests} requests`, `${fmt(r.longDaemonBeforeKb / 1024)} MB`],
+    ['daemon after each quarter (+1 s)', r.afterBatchKb.map((k) => `${fmt(k / 1024)}`).join(' → ') + ' MB'],
     ['daemon peak during', `${fmt(r.peakKb / 1024)} MB`],
-    ['daemon after (+2 s)', `${fmt(r.afterKb / 1024)} MB`],
-    ['slope over the last half', `${fmt(r.lastHalfSlopeKbPerMin)} kB/min = ${fmt(r.lastHalfSlopeKbPer100kRequests)} kB per 100k requests (${fmt(r.durationS, 0)} s run)`],
+    ['growth over the last half', `${fmt(r.lastHalfGrowthKb / 1024)} MB = ${fmt(r.lastHalfGrowthBytesPerRequest, 2)} bytes per request (${fmt(r.durationS, 0)} s run)`],
+    ['RSS slope over the last half of samples', `${fmt(r.lastHalfSlopeKbPerMin / 1024)} MB/min`],
     ['non-2xx + errors', String(r.non2xx + r.errors)],
   ]));
 }
@@ -450,15 +466,15 @@ if (results.scaling) {
   const rows = Object.values(results.scaling.sizes).map((e) => [
     String(e.profiles),
     fmt(e.readyMs, 0),
-    fmt(e.rssKb / 1024),
+    `${fmt(e.rssKb / 1024)} / ${fmt(e.rssAfterKb / 1024)}`,
     e.startup ? `${e.startup.maxPerSecond} / ${fmt(e.startup.meanPerSecond)} (${e.startup.calls} calls)` : 'n/a',
-    e.outage ? `${e.outage.calls}` : 'n/a',
+    e.outage ? `${e.outage.calls} (${fmt(e.outage.meanPerSecond)}/s)` : "n/a",
     e.recovery ? `${e.recovery.maxPerSecond} / ${fmt(e.recovery.meanPerSecond)} (${e.recovery.calls} calls)` : 'n/a',
     e.recovery?.readyAgainMs === undefined ? 'not within window' : fmt(e.recovery.readyAgainMs, 0),
     e.error ?? '',
   ]);
   out.push('', `Scaling (lifetime ${P.lifetime} s, start-up window ${P.startupObserve} s, outage ${P.outage} s of 503s, recovery window ${P.recoveryObserve} s; CreateSession calls max-in-1s / mean-per-s)`,
-    table(['profiles', 'ready ms', 'RSS MB', 'start-up max/mean', 'calls in outage', 'recovery max/mean', 'ready again ms', 'note'], rows));
+    table(['profiles', 'ready ms', 'RSS MB ready+1s / end', 'start-up max/mean', 'calls in outage', 'recovery max/mean', 'ready again ms', 'note'], rows));
 }
 out.push('', `total ${fmt(results.totalSeconds, 0)} s; JSON written to ${args.out}`);
 await writeFile(args.out, JSON.stringify(results, null, 2) + '\n');
