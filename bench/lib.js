@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-export const CLI = join(ROOT, 'dist', 'cli.js');
+/** The CLI under test; BENCH_CLI=/path/to/dist/cli.js compares another build with the same harness. */
+export const CLI = process.env.BENCH_CLI || join(ROOT, 'dist', 'cli.js');
 
 export const ARNS = {
   trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',

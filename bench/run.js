@@ -221,7 +221,7 @@ async function benchRss() {
   await stop(fresh.proc);
 
   const d = await ensureLongDaemon();
-  const batches = 4;
+  const batches = 8;
   const perBatch = Math.floor(P.rssRequests / batches);
   log(`rss: ${P.rssRequests} requests in ${batches} batches (each half container, half IMDS, 16 + 16 connections), RSS sampled every 500 ms`);
   const dImds = await imdsToken(d.port);
@@ -451,7 +451,7 @@ if (results.rss) {
     ['daemon idle (ready + 3 s)', `${fmt(r.idleKb / 1024)} MB (target < 70 MB: ${target(r.idleKb / 1024 < 70)})`],
     ['bare server idle (after its benchmark)', `${fmt(r.bareIdleKb / 1024)} MB`],
     [`daemon before ${r.requests} requests`, `${fmt(r.longDaemonBeforeKb / 1024)} MB`],
-    ['daemon after each quarter (+1 s)', r.afterBatchKb.map((k) => `${fmt(k / 1024)}`).join(' → ') + ' MB'],
+    ['daemon after each eighth (+1 s)', r.afterBatchKb.map((k) => `${fmt(k / 1024)}`).join(' → ') + ' MB'],
     ['daemon peak during', `${fmt(r.peakKb / 1024)} MB`],
     ['growth over the last half', `${fmt(r.lastHalfGrowthKb / 1024)} MB = ${fmt(r.lastHalfGrowthBytesPerRequest, 2)} bytes per request (${fmt(r.durationS, 0)} s run)`],
     ['RSS slope over the last half of samples', `${fmt(r.lastHalfSlopeKbPerMin / 1024)} MB/min`],
