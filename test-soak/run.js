@@ -48,7 +48,7 @@ const MARGIN_MS = Math.min(60_000, Math.floor(((LIFETIME_S - 1) * 1000) / 10));
 const BACKOFF = { backoffInitialMs: 250, backoffMaxMs: 2000 };
 const CLIENT_MAX_ATTEMPTS = 2; // HTTP calls per CreateSession attempt (src/cli/serve.ts)
 const ROTATE_EVERY_S = 30;
-const OUTAGE_EVERY_S = 50;
+const OUTAGE_EVERY_S = 40;
 const OUTAGE_S = 6; // refresh due ≤ 0.6·L = 24 s, served until L − margin ≈ 36 s: 6 s + backoff (≤ 2.5 s) + a few chaos failures fit
 const CONTAINER_CLIENTS = 4;
 const IMDS_CLIENTS = 4;
@@ -239,15 +239,27 @@ async function rotator() {
   }
 }
 
+/**
+ * Full outages timed to hit a refresh: after the latest issuance, wait until
+ * 0.4 × lifetime (the earliest moment the daemon refreshes), then fail every
+ * CreateSession for OUTAGE_S. At least OUTAGE_EVERY_S between outage starts.
+ */
 async function outages() {
-  while (running && Date.now() + OUTAGE_EVERY_S * 1000 < endAt - 20_000) {
-    await sleep(OUTAGE_EVERY_S * 1000 - OUTAGE_S * 1000);
-    const from = Date.now();
+  let lastStart = Date.now();
+  while (running && Date.now() < endAt - 25_000) {
+    await sleep(Math.max(0, lastStart + OUTAGE_EVERY_S * 1000 - Date.now()));
+    const issued = await emu.issued();
+    const last = issued.length ? Date.parse(issued[issued.length - 1].issuedAt) : Date.now();
+    let at = last + 0.4 * LIFETIME_S * 1000;
+    if (at < Date.now()) at = Date.now();
+    if (at + OUTAGE_S * 1000 > endAt - 15_000) break;
+    await sleep(at - Date.now());
+    lastStart = Date.now();
     await emu.setFaults([{ kind: 'status', status: 503 }]);
-    log(`outage: every CreateSession fails for ${OUTAGE_S} s`);
+    log(`outage: every CreateSession fails for ${OUTAGE_S} s (${Math.round((lastStart - last) / 1000)} s after the last issuance)`);
     await sleep(OUTAGE_S * 1000);
     await emu.setFaults(CHAOS);
-    obs.outages.push({ from, to: Date.now() });
+    obs.outages.push({ from: lastStart, to: Date.now() });
     log('outage over; random faults continue');
   }
 }
@@ -382,7 +394,7 @@ check(
 const faultCounts = Object.entries(stats.faultsInjected).map(([k, v]) => `${k}=${v}`).join(' ');
 const out = [
   '',
-  `soak: ${fmt(runSeconds, 0)} s, lifetime ${LIFETIME_S} s, ${obs.outages.length} outages of ${OUTAGE_S} s, faults injected: ${faultCounts || 'none'}`,
+  `soak: ${fmt(runSeconds, 0)} s, lifetime ${LIFETIME_S} s, ${obs.outages.length} outages of ${OUTAGE_S} s, ${csTotal} CreateSession calls (${Object.entries(stats.createSession.errors).map(([k, v]) => `${k}=${v}`).join(' ') || 'no errors'}), faults injected: ${faultCounts || 'none'}`,
   ...checks.map((c) => `${c.pass ? 'PASS' : 'FAIL'}  ${c.name}\n      ${c.detail}`),
 ];
 const failed = checks.filter((c) => !c.pass).length;
