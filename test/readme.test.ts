@@ -1,0 +1,131 @@
+// The README is the contract users read first: its commands must run, and
+// every flag, environment variable, metric and file it names must exist.
+import t from 'tap';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { envName } from '../src/config/profile.js';
+import { REPO, runCli } from './helpers/cli.js';
+import { tempDir } from './helpers/pki.js';
+
+const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+
+/** The body of the first fenced block after a heading containing `heading`. */
+function blockAfter(heading: string): string {
+  const at = readme.indexOf(heading);
+  if (at < 0) throw new Error(`README has no "${heading}"`);
+  const m = /```[a-z]*\n([\s\S]*?)```/.exec(readme.slice(at));
+  if (!m) throw new Error(`no code block after "${heading}"`);
+  return m[1]!;
+}
+
+/** The markdown table that follows `heading`, as rows of cells. */
+function tableAfter(heading: string): string[][] {
+  const at = readme.indexOf(heading);
+  if (at < 0) throw new Error(`README has no "${heading}"`);
+  const lines = readme.slice(at).split('\n');
+  const start = lines.findIndex((l) => l.startsWith('|'));
+  const rows: string[][] = [];
+  for (const line of lines.slice(start)) {
+    if (!line.startsWith('|')) break;
+    if (/^\|\s*-+/.test(line)) continue;
+    rows.push(line.split('|').slice(1, -1).map((c) => c.trim()));
+  }
+  return rows.slice(1);
+}
+
+const flagsIn = (text: string) => [...text.matchAll(/`(--[a-z0-9-]+)/g)].map((m) => m[1]!);
+
+t.test('the quick start names the two contract commands', async (t) => {
+  const quick = blockAfter('## Quick start');
+  t.match(quick, /npm ci && npm run demo/);
+  t.match(quick, /npm ci && npm test/);
+});
+
+t.test('the certificate commands run as written', async (t) => {
+  const dir = await tempDir('ra-readme-');
+  await writeFile(join(dir, 'pw.txt'), 'a pfx password\n', { mode: 0o600 });
+  const commands = blockAfter('### 1. Make (or bring) a certificate')
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter(Boolean);
+  t.equal(commands.length, 3, 'pki init, pki issue, check');
+  for (const command of commands) {
+    const words = command.split(/\s+/);
+    t.same(words.slice(0, 2), ['npx', 'rolesanywhere-credentiald'], command);
+    const res = await runCli(words.slice(2), { cwd: dir });
+    t.equal(res.code, 0, `${command} → exit 0 (${res.stderr.trim().split('\n')[0] ?? ''})`);
+    if (words[2] === 'check') t.notMatch(res.stdout, /^FAIL/m, 'check passes every rule on the pki certificate');
+  }
+  for (const f of ['pki/ca.pem', 'pki/ca.key', 'pki/client.pem', 'pki/client.key', 'pki/web-1.pem', 'pki/web-1.pfx']) {
+    t.ok(existsSync(join(dir, f)), `${f} written`);
+  }
+});
+
+t.test('every command in the reference exists and has --help', async (t) => {
+  const rows = tableAfter('### Commands');
+  t.ok(rows.length >= 6);
+  for (const [cell] of rows) {
+    const name = /`([a-z-]+)/.exec(cell!)![1]!;
+    const res = await runCli([name, '--help']);
+    t.equal(res.code, 0, `${name} --help exits 0`);
+    t.match(res.stdout, /Usage:/, `${name} --help prints usage`);
+  }
+});
+
+t.test('every documented flag and environment variable is real', async (t) => {
+  const profileHelp = (await runCli(['credential-process', '--help'])).stdout;
+  const serveHelp = (await runCli(['serve', '--help'])).stdout;
+  const check = (rows: string[][], help: string, what: string) => {
+    for (const [flagCell, envCell] of rows) {
+      for (const flag of flagsIn(flagCell!)) {
+        t.ok(help.includes(flag), `${what}: ${flag} appears in --help`);
+        const env = /`(ROLESANYWHERE_[A-Z0-9_]+)`/.exec(envCell ?? '')?.[1];
+        if (env && !flag.startsWith('--no-') && !flag.startsWith('--without-')) {
+          t.equal(env, envName(flag.slice(2)), `${flag} ↔ ${env}`);
+        }
+      }
+    }
+  };
+  check(tableAfter('Profile options (all three commands):'), profileHelp, 'profile option');
+  check(tableAfter('`serve` options:'), serveHelp, 'serve option');
+
+  const sources = ['src/config/profile.ts', 'src/config/load.ts', 'src/cli/pki.ts', 'src/rolesanywhere/profile.ts', 'src/identity/files.ts', 'src/cli/check.ts']
+    .map((f) => readFileSync(join(REPO, f), 'utf8'))
+    .join('\n');
+  // A variable is real when the code names it, or when it is the ROLESANYWHERE_* twin of a real flag.
+  const fromFlags = new Set([...flagsIn(profileHelp.replace(/(--[a-z0-9-]+)/g, '`$1')), ...flagsIn(serveHelp.replace(/(--[a-z0-9-]+)/g, '`$1'))].map((f) => envName(f.slice(2))));
+  for (const env of new Set([...readme.matchAll(/\b(ROLESANYWHERE_[A-Z0-9_]+)\b/g)].map((m) => m[1]!))) {
+    if (env.endsWith('_')) continue;
+    const kebab = env.slice('ROLESANYWHERE_'.length).toLowerCase().replace(/_/g, '-');
+    const read = sources.includes(`.${env} `) || sources.includes(`.${env};`) || sources.includes(`'${env}'`) || sources.includes(`envName('${kebab}')`);
+    t.ok(read || fromFlags.has(env), `${env} is read by the code`);
+  }
+  for (const [cmd, heading] of [
+    ['check', '`check`:'],
+    ['update', '`update`:'],
+    ['emulator', '`emulator`:'],
+  ] as const) {
+    const help = (await runCli([cmd, '--help'])).stdout;
+    const line = readme.slice(readme.indexOf(heading)).split('\n')[0]!;
+    for (const flag of flagsIn(line)) t.ok(help.includes(flag), `${cmd}: ${flag} appears in --help`);
+  }
+  for (const [sub, heading] of [
+    ['init', '`pki init DIR`:'],
+    ['issue', '`pki issue`:'],
+  ] as const) {
+    const help = (await runCli(['pki', sub, '--help'])).stdout;
+    const para = readme.slice(readme.indexOf(heading)).split(/\n`|\n\n/)[0]!;
+    for (const flag of flagsIn(para)) t.ok(help.includes(flag), `pki ${sub}: ${flag} appears in --help`);
+  }
+});
+
+t.test('every documented metric is exported and every linked file exists', async (t) => {
+  const metricsSource = readFileSync(join(REPO, 'src/server/metrics.ts'), 'utf8');
+  const names = new Set([...readme.matchAll(/`(rolesanywhere_[a-z_]+)/g)].map((m) => m[1]!));
+  t.ok(names.size >= 10, 'the README lists the metrics');
+  for (const name of names) t.ok(metricsSource.includes(`'${name}'`), `${name} is exported`);
+  for (const m of readme.matchAll(/\]\(((?!https?:)[^)#]+)\)/g)) {
+    t.ok(existsSync(join(REPO, m[1]!)), `linked file ${m[1]} exists`);
+  }
+});
