@@ -73,6 +73,37 @@ function imdsBody(c: AwsCredentials, lastUpdated: Date): string {
 }
 
 /**
+ * Rendered credential bodies, one per credentials object. A session replaces
+ * its credentials object on every refresh (and `lastUpdated` is set with it),
+ * so a refreshed credential gets a new entry and an old body can never be
+ * served for new credentials; old entries go with their object. Only a
+ * renderer: whether credentials may be served is decided by `lookup()` on
+ * every request, before the cache is read.
+ */
+export class BodyCache {
+  private readonly container = new WeakMap<AwsCredentials, string>();
+  private readonly imds = new WeakMap<AwsCredentials, { lastUpdatedMs: number; body: string }>();
+
+  containerBody(c: AwsCredentials): string {
+    let body = this.container.get(c);
+    if (body === undefined) {
+      body = containerBody(c);
+      this.container.set(c, body);
+    }
+    return body;
+  }
+
+  imdsBody(c: AwsCredentials, lastUpdated: Date): string {
+    const cached = this.imds.get(c);
+    // lastUpdated is set together with the credentials object; checked anyway (one number compare).
+    if (cached !== undefined && cached.lastUpdatedMs === lastUpdated.getTime()) return cached.body;
+    const body = imdsBody(c, lastUpdated);
+    this.imds.set(c, { lastUpdatedMs: lastUpdated.getTime(), body });
+    return body;
+  }
+}
+
+/**
  * The HTTP application: container-credentials endpoint, IMDSv2, health and
  * metrics. Build once; bind it to sockets with `listenAll` (src/server/listen.ts).
  */
@@ -80,6 +111,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
   const metrics = options.metrics ?? new RequestMetrics();
   const imdsTokens = options.imdsTokens ?? new ImdsTokenStore();
   const log = options.logger ?? silentLogger();
+  const bodies = new BodyCache();
   const app = Fastify({
     logger: false,
     bodyLimit: 1024,
@@ -133,7 +165,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
     if (!profile) return sendError(reply, 404, 'NotFound', `unknown profile "${profileName.slice(0, 100)}"`);
     const found = profile.session.lookup();
     if (!found.ok) return sendError(reply, 503, 'CredentialsUnavailable', found.message);
-    return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(containerBody(found.credentials));
+    return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(bodies.containerBody(found.credentials));
   };
 
   app.get('/v1/credentials', (req, reply) => serveContainer(req, reply, undefined));
@@ -198,7 +230,7 @@ export function buildApp(options: AppOptions): FastifyInstance {
       if (role !== roleName) return sendError(reply, 404, 'NotFound', 'no such role');
       const found = profile.session.lookup();
       if (!found.ok) return sendError(reply, 503, 'CredentialsUnavailable', found.message);
-      return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(imdsBody(found.credentials, found.lastUpdated));
+      return reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').send(bodies.imdsBody(found.credentials, found.lastUpdated));
     }
     return sendError(reply, 404, 'NotFound', `no such metadata path: ${path.slice(0, 200)}`);
   });
