@@ -104,7 +104,7 @@ export const TOP_KEYS = [
   'expiryWarningDays',
 ] as const;
 const IMDS_KEYS = ['enabled', 'profile', 'allowV1'] as const;
-const REFRESH_KEYS = ['backoffInitialMs', 'backoffMaxMs'] as const;
+const REFRESH_KEYS = ['backoffInitialMs', 'backoffMaxMs', 'maxConcurrent', 'maxCallsPerSecond'] as const;
 const WATCH_KEYS = ['debounceMs', 'recheckIntervalMs'] as const;
 
 export interface LoadOptions {
@@ -389,10 +389,15 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   // ---- refresh, watch ----
   const refreshRaw = c.mapping(file.refresh, 'refresh') ?? {};
   c.keys(refreshRaw, REFRESH_KEYS, 'refresh');
-  const refresh = {
+  const refresh: DaemonConfig['refresh'] = {
     backoffInitialMs: c.int(refreshRaw.backoffInitialMs, 'refresh.backoffInitialMs', 1, 3_600_000, 'must be milliseconds from 1 to 3600000') ?? 1000,
     backoffMaxMs: c.int(refreshRaw.backoffMaxMs, 'refresh.backoffMaxMs', 1, 3_600_000, 'must be milliseconds from 1 to 3600000') ?? 30_000,
   };
+  // Shared by all profiles; left out when unset (the limiter's defaults: 4 and 10).
+  const maxConcurrent = c.int(refreshRaw.maxConcurrent, 'refresh.maxConcurrent', 1, 1000, 'must be a number of calls from 1 to 1000');
+  if (maxConcurrent !== undefined) refresh.maxConcurrent = maxConcurrent;
+  const maxCallsPerSecond = c.int(refreshRaw.maxCallsPerSecond, 'refresh.maxCallsPerSecond', 1, 10_000, 'must be calls per second from 1 to 10000');
+  if (maxCallsPerSecond !== undefined) refresh.maxCallsPerSecond = maxCallsPerSecond;
   if (refresh.backoffInitialMs > refresh.backoffMaxMs) {
     c.add('refresh.backoffMaxMs', `is smaller than refresh.backoffInitialMs (${refresh.backoffInitialMs}); make it at least as large`);
   }

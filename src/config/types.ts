@@ -65,6 +65,10 @@ export interface DaemonConfig {
     backoffInitialMs: number;
     /** Cap for the retry delay (ms, default 30000). */
     backoffMaxMs: number;
+    /** CreateSession calls in flight at once across all profiles (default 4; absent = default). */
+    maxConcurrent?: number;
+    /** CreateSession calls started per second across all profiles (token bucket, burst of one second's worth; default 10; absent = default). */
+    maxCallsPerSecond?: number;
   };
   watch: {
     /** Debounce for certificate file events (ms, default 500). */

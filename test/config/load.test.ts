@@ -362,3 +362,41 @@ profiles:
   t.same(await readdir(runtime), [], 'nothing created in the runtime dir');
   t.equal((await stat(file)).mtimeMs, mtime);
 });
+
+t.test('refresh.maxConcurrent and refresh.maxCallsPerSecond (the shared CreateSession limiter)', async (t) => {
+  const unset = await withFile(`
+profiles:
+  app:${PROFILE_YAML}
+`);
+  const cfg0 = await loadDaemonConfig({ argv: ['--config', unset.file], env: {} });
+  t.equal(cfg0.refresh.maxConcurrent, undefined, 'unset: the limiter default (4) applies');
+  t.equal(cfg0.refresh.maxCallsPerSecond, undefined, 'unset: the limiter default (10) applies');
+
+  const set = await withFile(`
+refresh: { backoffInitialMs: 500, maxConcurrent: 16, maxCallsPerSecond: "50" }
+profiles:
+  app:${PROFILE_YAML}
+`);
+  const cfg = await loadDaemonConfig({ argv: ['--config', set.file], env: {} });
+  t.same(cfg.refresh, { backoffInitialMs: 500, backoffMaxMs: 30000, maxConcurrent: 16, maxCallsPerSecond: 50 });
+
+  const bad = await withFile(`
+refresh: { maxConcurrent: 0, maxCallsPerSecond: 2.5 }
+profiles:
+  app:${PROFILE_YAML}
+`);
+  const ps = byPath(await problems(loadDaemonConfig({ argv: ['--config', bad.file], env: {} })));
+  t.equal(ps['refresh.maxConcurrent'], 'must be a number of calls from 1 to 1000, got 0');
+  t.equal(ps['refresh.maxCallsPerSecond'], 'must be calls per second from 1 to 10000, got 2.5');
+  t.equal(Object.keys(ps).length, 2);
+
+  const bad2 = await withFile(`
+refresh: { maxConcurrent: 1001, maxCallsPerSecond: "fast", maxCalsPerSecond: 3 }
+profiles:
+  app:${PROFILE_YAML}
+`);
+  const ps2 = byPath(await problems(loadDaemonConfig({ argv: ['--config', bad2.file], env: {} })));
+  t.match(ps2['refresh.maxConcurrent'], /from 1 to 1000, got 1001/);
+  t.match(ps2['refresh.maxCallsPerSecond'], /from 1 to 10000, got "fast"/);
+  t.equal(ps2['refresh.maxCalsPerSecond'], 'unknown key — did you mean maxCallsPerSecond?');
+});
