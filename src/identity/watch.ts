@@ -20,6 +20,88 @@ export interface IdentityWatcherOptions {
   onIdentity?: (identity: Identity) => void;
   /** A changed but unusable certificate/key pair (the current identity is kept). */
   onError?: (err: unknown) => void;
+  /**
+   * Where the underlying file watchers come from. A daemon passes one registry
+   * to all its profiles so profiles whose files share a directory share one
+   * chokidar watcher; without it the watcher has a registry of its own.
+   */
+  registry?: WatcherRegistry;
+}
+
+/** Receives the events of a watched directory. */
+export interface DirectoryListener {
+  /** Any change in the directory (no filtering: the content hash decides). */
+  onEvent: () => void;
+  onError: (err: unknown) => void;
+}
+
+export interface DirectorySubscription {
+  /** Resolves when the underlying watcher has its initial scan (or was closed). */
+  ready: Promise<void>;
+  /** Stops this listener; the underlying watcher closes with its last listener. Idempotent. */
+  close: () => Promise<void>;
+}
+
+interface RegistryEntry {
+  watcher: FSWatcher;
+  listeners: Set<DirectoryListener>;
+  ready: Promise<void>;
+  markReady: () => void;
+}
+
+/**
+ * Shares chokidar watchers between identity watchers: one watcher per
+ * directory (depth 0, symlinks not followed), reference-counted, whose events
+ * fan out to every listener of that directory. Each chokidar watcher costs
+ * ~90 KB, so 1000 profiles on the same files need 1–2 watchers instead of 1000.
+ */
+export class WatcherRegistry {
+  private readonly entries = new Map<string, RegistryEntry>();
+
+  /** Underlying chokidar watchers open now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** Directories watched now, with their number of listeners. */
+  directories(): Array<{ dir: string; listeners: number }> {
+    return [...this.entries].map(([dir, e]) => ({ dir, listeners: e.listeners.size }));
+  }
+
+  /** Listens to changes in `dir` (an absolute path), starting a watcher for it unless one is open. */
+  subscribe(dir: string, listener: DirectoryListener): DirectorySubscription {
+    let entry = this.entries.get(dir);
+    if (!entry) {
+      const watcher = chokidarWatch(dir, { ignoreInitial: true, depth: 0, persistent: false, followSymlinks: false });
+      const listeners = new Set<DirectoryListener>();
+      let markReady!: () => void;
+      const ready = new Promise<void>((r) => (markReady = r));
+      watcher.once('ready', () => markReady());
+      watcher.on('all', () => {
+        for (const l of [...listeners]) l.onEvent();
+      });
+      watcher.on('error', (err) => {
+        for (const l of [...listeners]) l.onError(err);
+      });
+      entry = { watcher, listeners, ready, markReady };
+      this.entries.set(dir, entry);
+    }
+    const e = entry;
+    e.listeners.add(listener);
+    let closed = false;
+    return {
+      ready: e.ready,
+      close: async () => {
+        if (closed) return;
+        closed = true;
+        e.listeners.delete(listener);
+        if (e.listeners.size > 0 || this.entries.get(dir) !== e) return;
+        this.entries.delete(dir);
+        e.markReady();
+        await e.watcher.close();
+      },
+    };
+  }
 }
 
 /** sha256 over the identity files' bytes (following symlinks); missing files hash as a marker. */
@@ -84,7 +166,8 @@ export class IdentityWatcher {
   private readonly debounceMs: number;
   private readonly recheckIntervalMs: number;
   private readonly log: Logger;
-  private watcher?: FSWatcher;
+  private readonly registry: WatcherRegistry;
+  private subscriptions?: DirectorySubscription[];
   private debounceTimer?: NodeJS.Timeout;
   private recheckTimer?: NodeJS.Timeout;
   private currentHash?: string;
@@ -103,6 +186,7 @@ export class IdentityWatcher {
     this.log = options.logger ?? silentLogger();
     this.onIdentity = options.onIdentity;
     this.onError = options.onError;
+    this.registry = options.registry ?? new WatcherRegistry();
   }
 
   /** Loads the current identity (throws a UserError when unusable) and remembers its files' hash. */
@@ -114,9 +198,11 @@ export class IdentityWatcher {
     return identity;
   }
 
-  /** Starts watching. Resolves when the file watcher is ready. */
+  /** Starts watching. Resolves when the file watchers are ready. */
   async watch(): Promise<void> {
-    if (this.closed || this.watcher) return;
+    if (this.closed || this.subscriptions) return;
+    const subscriptions: DirectorySubscription[] = [];
+    this.subscriptions = subscriptions;
     const dirs = new Set<string>();
     for (const p of [this.source.certificate, this.source.privateKey, this.source.intermediates]) {
       if (!p) continue;
@@ -127,11 +213,14 @@ export class IdentityWatcher {
         // missing now; the directory watch and the re-check will see it appear
       }
     }
-    const watcher = chokidarWatch([...dirs], { ignoreInitial: true, depth: 0, persistent: false, followSymlinks: false });
-    this.watcher = watcher;
-    watcher.on('all', () => this.schedule());
-    watcher.on('error', (err) => this.log.debug({ error: describeError(err) }, 'certificate file watcher error'));
-    await new Promise<void>((resolveReady) => watcher.once('ready', () => resolveReady()));
+    if (this.closed) return;
+    const listener: DirectoryListener = {
+      onEvent: () => this.schedule(),
+      onError: (err) => this.log.debug({ error: describeError(err) }, 'certificate file watcher error'),
+    };
+    for (const dir of dirs) subscriptions.push(this.registry.subscribe(dir, listener));
+    await Promise.all(subscriptions.map((s) => s.ready));
+    if (this.closed) return;
     if (this.recheckIntervalMs > 0) {
       this.recheckTimer = setInterval(() => void this.check(), this.recheckIntervalMs);
       this.recheckTimer.unref();
@@ -199,7 +288,7 @@ export class IdentityWatcher {
     this.closed = true;
     if (this.debounceTimer) clearTimeout(this.debounceTimer);
     if (this.recheckTimer) clearInterval(this.recheckTimer);
-    await this.watcher?.close();
-    this.watcher = undefined;
+    const subscriptions = this.subscriptions ?? [];
+    await Promise.all(subscriptions.map((s) => s.close()));
   }
 }
