@@ -22,8 +22,12 @@ export function daemonDeps(logger: Logger): DaemonDeps {
       const params = sessionParametersFromProfile(profile);
       const log = logger.child({ profile: profile.name });
       const options = clientOptionsFromProfile(profile, {
-        // The session retries with its own backoff while serving cached credentials;
-        // keep each CreateSession call's own retries short.
+        // The session retries with its own backoff while serving cached credentials,
+        // and the daemon's shared limiter paces session attempts (not HTTP calls):
+        // one quick in-call retry absorbs a dropped connection without waiting a
+        // backoff step, and bounds an attempt to 2 HTTP calls (so during an outage
+        // at most 2 × refresh.maxCallsPerSecond calls/s). More would multiply
+        // calls exactly when the service is failing or throttling.
         maxAttempts: 2,
         timeoutMs: 10_000,
         onRetry: (info) => log.debug({ attempt: info.attempt, delayMs: info.delayMs, reason: info.error.reason, error: info.error.message }, 'CreateSession attempt failed; retrying'),

@@ -1,9 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DaemonConfig, ProfileConfig } from '../config/types.js';
+import { CallLimiter } from '../credentials/limiter.js';
 import { CredentialSession, type FetchCredentials } from '../credentials/session.js';
 import { describeError, UserError } from '../errors.js';
 import type { Identity, IdentitySource } from '../identity/types.js';
-import { IdentityWatcher } from '../identity/watch.js';
+import { IdentityWatcher, WatcherRegistry } from '../identity/watch.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
@@ -36,9 +37,20 @@ export function identitySourceOf(profile: ProfileConfig): IdentitySource {
   return source;
 }
 
+function limiterOptions(refresh: DaemonConfig['refresh']): { maxConcurrent?: number; maxCallsPerSecond?: number } {
+  return { maxConcurrent: refresh.maxConcurrent, maxCallsPerSecond: refresh.maxCallsPerSecond };
+}
+
+/** The refresh settings a session is built with (the limiter's are applied in place on reload). */
+function sessionRefreshSettings(refresh: DaemonConfig['refresh']): { backoffInitialMs: number; backoffMaxMs: number } {
+  return { backoffInitialMs: refresh.backoffInitialMs, backoffMaxMs: refresh.backoffMaxMs };
+}
+
 /**
  * The running daemon: one credential session + certificate watcher per
- * profile, the HTTP app bound to every listen address, and reload.
+ * profile, the HTTP app bound to every listen address, and reload. All
+ * sessions share one CreateSession limiter, and all watchers one registry of
+ * file watchers.
  */
 export class Daemon {
   private config: DaemonConfig;
@@ -49,12 +61,17 @@ export class Daemon {
   private bound: BoundServer[] = [];
   readonly metrics = new RequestMetrics();
   readonly imdsTokens = new ImdsTokenStore();
+  /** Caps CreateSession calls across all profiles (refresh.maxConcurrent, refresh.maxCallsPerSecond). */
+  readonly limiter: CallLimiter;
+  /** Shares certificate file watchers between profiles. */
+  readonly watchers = new WatcherRegistry();
   private closed = false;
 
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
     this.config = config;
     this.deps = deps;
     this.log = deps.logger ?? silentLogger();
+    this.limiter = new CallLimiter(limiterOptions(config.refresh));
   }
 
   /**
@@ -131,7 +148,12 @@ export class Daemon {
   async reload(config: DaemonConfig): Promise<void> {
     if (this.closed) return;
     const token = await this.readToken(config);
-    const fresh = await this.buildRuntimes(config, this.runtimes, isDeepStrictEqual(config.refresh, this.config.refresh) && isDeepStrictEqual(config.watch, this.config.watch));
+    const fresh = await this.buildRuntimes(
+      config,
+      this.runtimes,
+      isDeepStrictEqual(sessionRefreshSettings(config.refresh), sessionRefreshSettings(this.config.refresh)) && isDeepStrictEqual(config.watch, this.config.watch),
+    );
+    this.limiter.configure(limiterOptions(config.refresh));
     const old = this.runtimes;
     const added: string[] = [];
     const changed: string[] = [];
@@ -218,6 +240,7 @@ export class Daemon {
       debounceMs: config.watch.debounceMs,
       recheckIntervalMs: config.watch.recheckIntervalMs,
       logger: log,
+      registry: this.watchers,
     });
     let identity: Identity;
     try {
@@ -231,7 +254,7 @@ export class Daemon {
     const session = new CredentialSession({
       profile: profile.name,
       identity,
-      fetchCredentials: this.deps.fetchFactory(profile),
+      fetchCredentials: this.limiter.wrap(this.deps.fetchFactory(profile)),
       backoffInitialMs: config.refresh.backoffInitialMs,
       backoffMaxMs: config.refresh.backoffMaxMs,
       logger: this.log,
