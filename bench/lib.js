@@ -222,7 +222,11 @@ export async function writeDaemonConfig(dir, { port, profiles, endpoint, tokenFi
     `endpoint: ${JSON.stringify(endpoint)}`,
     'withProxy: false',
   ];
-  if (refresh) lines.push('refresh:', `  backoffInitialMs: ${refresh.backoffInitialMs}`, `  backoffMaxMs: ${refresh.backoffMaxMs}`);
+  if (refresh) {
+    lines.push('refresh:', `  backoffInitialMs: ${refresh.backoffInitialMs}`, `  backoffMaxMs: ${refresh.backoffMaxMs}`);
+    if (refresh.maxConcurrent !== undefined) lines.push(`  maxConcurrent: ${refresh.maxConcurrent}`);
+    if (refresh.maxCallsPerSecond !== undefined) lines.push(`  maxCallsPerSecond: ${refresh.maxCallsPerSecond}`);
+  }
   if (watch) lines.push('watch:', `  debounceMs: ${watch.debounceMs}`, `  recheckIntervalMs: ${watch.recheckIntervalMs}`);
   lines.push('profiles:');
   for (const p of profiles) {

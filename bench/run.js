@@ -25,13 +25,20 @@ import {
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    sizes: { type: 'string' },
+    'max-concurrent': { type: 'string' },
+    'max-calls-per-second': { type: 'string' },
     only: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results.json') },
     help: { type: 'boolean', short: 'h' },
   },
 });
 if (args.help) {
-  process.stdout.write('Usage: npm run bench [-- --quick] [-- --only ready,http,rss,signing,scaling] [-- --out FILE]\n');
+  process.stdout.write(
+    'Usage: npm run bench [-- --quick] [-- --only ready,http,rss,signing,scaling] [-- --out FILE]\n' +
+      '  scaling only: [--sizes 1,10,100] profile counts; [--max-concurrent N] [--max-calls-per-second N]\n' +
+      '  set refresh.maxConcurrent / refresh.maxCallsPerSecond in the generated config (default: unset = the daemon defaults 4 and 10)\n',
+  );
   process.exit(0);
 }
 const QUICK = args.quick;
@@ -40,6 +47,12 @@ const PARTS = new Set((args.only ?? 'ready,http,rss,signing,scaling').split(',')
 const P = QUICK
   ? { readyRuns: 3, rounds: 2, roundSeconds: 2, warmupSeconds: 1, rssRequests: 60_000, signSeconds: 0.3, dgstRuns: 3, scaleSizes: [1, 50], lifetime: 12, startupObserve: 8, outage: 3, recoveryObserve: 6 }
   : { readyRuns: 7, rounds: 5, roundSeconds: 8, warmupSeconds: 2, rssRequests: 1_000_000, signSeconds: 1.5, dgstRuns: 15, scaleSizes: [1, 10, 100, 1000], lifetime: 30, startupObserve: 30, outage: 12, recoveryObserve: 18 };
+
+if (args.sizes) P.scaleSizes = args.sizes.split(',').map(Number);
+const LIMITS = {
+  ...(args['max-concurrent'] ? { maxConcurrent: Number(args['max-concurrent']) } : {}),
+  ...(args['max-calls-per-second'] ? { maxCallsPerSecond: Number(args['max-calls-per-second']) } : {}),
+};
 
 installCleanup();
 const log = (s) => process.stderr.write(s + '\n');
@@ -353,7 +366,7 @@ async function collectCalls(emuCtl) {
 }
 
 async function benchScaling() {
-  results.scaling = { lifetimeS: P.lifetime, outageS: P.outage, backoff: { initialMs: 1000, maxMs: 8000 }, sizes: {} };
+  results.scaling = { lifetimeS: P.lifetime, outageS: P.outage, backoff: { initialMs: 1000, maxMs: 8000 }, limits: LIMITS, sizes: {} };
   const scaleEmu = await spawnEmulator({ caPath: ca.certPath, lifetime: P.lifetime });
   for (const n of P.scaleSizes) {
     log(`scaling: ${n} profile(s), credential lifetime ${P.lifetime} s`);
@@ -361,7 +374,7 @@ async function benchScaling() {
     await scaleEmu.clearFaults();
     await scaleEmu.resetStats();
     const port = await freePort();
-    const config = await writeDaemonConfig(dir, { port, profiles, endpoint: scaleEmu.url, tokenFile, file: `scale-${n}.yaml`, refresh: { backoffInitialMs: 1000, backoffMaxMs: 8000 } });
+    const config = await writeDaemonConfig(dir, { port, profiles, endpoint: scaleEmu.url, tokenFile, file: `scale-${n}.yaml`, refresh: { backoffInitialMs: 1000, backoffMaxMs: 8000, ...LIMITS } });
     const spawnedAt = Date.now();
     const t0 = performance.now();
     const proc = spawnDaemon(config);
@@ -473,7 +486,7 @@ if (results.scaling) {
     e.recovery?.readyAgainMs === undefined ? 'not within window' : fmt(e.recovery.readyAgainMs, 0),
     e.error ?? '',
   ]);
-  out.push('', `Scaling (lifetime ${P.lifetime} s, start-up window ${P.startupObserve} s, outage ${P.outage} s of 503s, recovery window ${P.recoveryObserve} s; CreateSession calls max-in-1s / mean-per-s)`,
+  out.push('', `Scaling (limiter ${LIMITS.maxConcurrent ?? 'default 4'} in flight, ${LIMITS.maxCallsPerSecond ?? 'default 10'} calls/s; lifetime ${P.lifetime} s, start-up window ${P.startupObserve} s, outage ${P.outage} s of 503s, recovery window ${P.recoveryObserve} s; CreateSession calls max-in-1s / mean-per-s)`,
     table(['profiles', 'ready ms', 'RSS MB ready+1s / end', 'start-up max/mean', 'calls in outage', 'recovery max/mean', 'ready again ms', 'note'], rows));
 }
 out.push('', `total ${fmt(results.totalSeconds, 0)} s; JSON written to ${args.out}`);
