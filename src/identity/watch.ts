@@ -21,6 +21,12 @@ export interface IdentityWatcherOptions {
   /** A changed but unusable certificate/key pair (the current identity is kept). */
   onError?: (err: unknown) => void;
   /**
+   * Further files the identity depends on (the key's password file): watched
+   * and hashed with the certificate and key, so a password written after its
+   * re-encrypted key still triggers a retry of a pair first refused.
+   */
+  extraFiles?: string[];
+  /**
    * Where the underlying file watchers come from. A daemon passes one registry
    * to all its profiles so profiles whose files share a directory share one
    * chokidar watcher; without it the watcher has a registry of its own.
@@ -104,10 +110,15 @@ export class WatcherRegistry {
   }
 }
 
+/** The identity's own files, in a fixed order (absent ones as undefined so the hash marks them). */
+function identityPaths(source: IdentitySource): Array<string | undefined> {
+  return [source.certificate, source.privateKey, source.intermediates];
+}
+
 /** sha256 over the identity files' bytes (following symlinks); missing files hash as a marker. */
-export async function hashIdentityFiles(source: IdentitySource): Promise<string> {
+export async function hashIdentityFiles(source: IdentitySource, extraFiles: readonly string[] = []): Promise<string> {
   const h = createHash('sha256');
-  for (const path of [source.certificate, source.privateKey, source.intermediates]) {
+  for (const path of [...identityPaths(source), ...extraFiles]) {
     if (!path) {
       h.update('\0none\0');
       continue;
@@ -162,6 +173,7 @@ export class IdentityWatcher {
   onError?: (err: unknown) => void;
 
   private readonly source: IdentitySource;
+  private readonly extraFiles: string[];
   private readonly load: (source: IdentitySource) => Promise<Identity>;
   private readonly debounceMs: number;
   private readonly recheckIntervalMs: number;
@@ -180,6 +192,7 @@ export class IdentityWatcher {
 
   constructor(options: IdentityWatcherOptions) {
     this.source = options.source;
+    this.extraFiles = options.extraFiles ?? [];
     this.load = options.load;
     this.debounceMs = options.debounceMs ?? 500;
     this.recheckIntervalMs = options.recheckIntervalMs ?? 60_000;
@@ -191,7 +204,7 @@ export class IdentityWatcher {
 
   /** Loads the current identity (throws a UserError when unusable) and remembers its files' hash. */
   async loadInitial(): Promise<Identity> {
-    const hash = await hashIdentityFiles(this.source);
+    const hash = await hashIdentityFiles(this.source, this.extraFiles);
     const identity = await this.load(this.source);
     checkIdentityPair(identity);
     this.currentHash = hash;
@@ -204,7 +217,7 @@ export class IdentityWatcher {
     const subscriptions: DirectorySubscription[] = [];
     this.subscriptions = subscriptions;
     const dirs = new Set<string>();
-    for (const p of [this.source.certificate, this.source.privateKey, this.source.intermediates]) {
+    for (const p of [...identityPaths(this.source), ...this.extraFiles]) {
       if (!p) continue;
       dirs.add(dirname(resolve(p)));
       try {
@@ -259,7 +272,7 @@ export class IdentityWatcher {
 
   private async checkOnce(): Promise<void> {
     if (this.closed) return;
-    const hash = await hashIdentityFiles(this.source);
+    const hash = await hashIdentityFiles(this.source, this.extraFiles);
     if (hash === this.currentHash || hash === this.rejectedHash) return;
     let identity: Identity;
     try {
@@ -274,7 +287,7 @@ export class IdentityWatcher {
     }
     if (this.closed) return;
     // The files may have changed while loading; only accept if they still hash the same.
-    const after = await hashIdentityFiles(this.source);
+    const after = await hashIdentityFiles(this.source, this.extraFiles);
     if (after !== hash) {
       this.schedule();
       return;

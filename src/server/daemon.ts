@@ -237,6 +237,7 @@ export class Daemon {
     const watcher = new IdentityWatcher({
       source,
       load: (s) => this.deps.loadIdentity(profile, s),
+      extraFiles: profile.keyPasswordFile ? [profile.keyPasswordFile] : [],
       debounceMs: config.watch.debounceMs,
       recheckIntervalMs: config.watch.recheckIntervalMs,
       logger: log,

@@ -4,7 +4,7 @@ import { copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:
 import { join } from 'node:path';
 import t from 'tap';
 import { httpRequest, startEmulatedDaemon, waitUntil, type EmulatedDaemon } from '../helpers/daemon.js';
-import { makeLeaf, tempDir } from '../helpers/pki.js';
+import { convertKey, makeLeaf, tempDir } from '../helpers/pki.js';
 
 /** Requests the container endpoint in a loop until stopped; returns non-200 statuses seen. */
 function keepRequesting(d: EmulatedDaemon) {
@@ -120,4 +120,36 @@ t.test('Kubernetes ..data symlink swap; invalid replacements refused', async (t)
   const metrics = (await httpRequest(d.port, 'GET', '/metrics')).body;
   t.match(metrics, /rolesanywhere_certificate_reload_failures_total\{profile="main"\} [2-9]/);
   t.ok(d.logs().includes('new certificate or key refused'), 'refusal logged');
+});
+
+t.test('an encrypted key re-keyed before its password file: refused, then picked up when the password arrives', async (t) => {
+  const certDir = await tempDir('ra-rot-pw-');
+  const pwFile = join(certDir, 'key.pass');
+  const d = await startEmulatedDaemon(t, {
+    prepare: async (emu) => {
+      await writeFile(pwFile, 'first password\n', { mode: 0o600 });
+      await copyFile(emu.identitySource.certificate, join(certDir, 'client.pem'));
+      await copyFile(await convertKey(emu.identitySource.privateKey!, 'pkcs8-encrypted', 'first password'), join(certDir, 'client.key'));
+      return { certificate: join(certDir, 'client.pem'), privateKey: join(certDir, 'client.key'), keyPasswordFile: pwFile };
+    },
+  });
+  const session = d.daemon.session('main')!;
+  await session.waitFor((s) => s.status().ready, 15_000);
+
+  // The new pair arrives with a key encrypted under a new password; the password file is updated last.
+  const next = await makeLeaf(await tempDir(), d.emu.ca, 'rekeyed-client');
+  const failuresBefore = session.status().identityReloadFailures;
+  await copyFile(await convertKey(next.keyPath, 'pkcs8-encrypted', 'second password'), join(certDir, 'client.key.tmp'));
+  await copyFile(next.certPath, join(certDir, 'client.pem.tmp'));
+  await rename(join(certDir, 'client.key.tmp'), join(certDir, 'client.key'));
+  await rename(join(certDir, 'client.pem.tmp'), join(certDir, 'client.pem'));
+  await waitUntil('pair with the stale password refused', () => session.status().identityReloadFailures > failuresBefore, 20_000);
+  t.match(session.status().lastIdentityError?.message, /password/i, 'the refusal names the password');
+  t.equal(session.status().certificateSerial, d.emu.leaf.serialDecimal, 'old identity kept meanwhile');
+
+  await writeFile(join(certDir, 'key.pass.tmp'), 'second password\n', { mode: 0o600 });
+  await rename(join(certDir, 'key.pass.tmp'), pwFile);
+  await waitUntil('CreateSession with the re-keyed serial', () => usedSerial(d, next.serialDecimal), 20_000);
+  t.equal(session.status().certificateSerial, next.serialDecimal, 'the new identity is in use once its password is there');
+  t.notMatch(d.logs(), /first password|second password/, 'passwords never logged');
 });
