@@ -229,6 +229,7 @@ export class CredentialSession {
 
   /** Credentials to serve now, or why there are none. No I/O. */
   lookup(): CredentialLookup {
+    if (this.stopped) return { ok: false, message: `profile "${this.profile}" is stopped (being removed or replaced)` };
     const now = this.now();
     const c = this.creds;
     if (c && this.isUsable(c, now)) {
@@ -254,7 +255,7 @@ export class CredentialSession {
     const c = this.creds;
     return {
       profile: this.profile,
-      ready: c !== undefined && this.isUsable(c, now),
+      ready: !this.stopped && c !== undefined && this.isUsable(c, now),
       expiration: c?.expiration,
       lastUpdated: c ? new Date(this.credsIssuedAt) : undefined,
       lastRefreshAt: this.lastRefreshAt === undefined ? undefined : new Date(this.lastRefreshAt),

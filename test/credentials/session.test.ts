@@ -224,3 +224,15 @@ t.test('a new identity starts a new session at once; old credentials served mean
   t.equal(s.status().identityReloadFailures, 1);
   t.equal(s.status().certificateSerial, identityB.serialDecimal, 'identity kept after a refused change');
 });
+
+t.test('a stopped session serves nothing, even with valid credentials cached', async (t) => {
+  const c = clock();
+  const s = new CredentialSession({ profile: 'p', identity: identityA, fetchCredentials: async () => creds(new Date(c.now() + 3600_000)), now: c.now });
+  await s.refresh();
+  t.ok(s.lookup().ok, 'served while running');
+  s.stop();
+  const got = s.lookup();
+  t.notOk(got.ok, 'not served after stop');
+  if (!got.ok) t.match(got.message, /stopped/);
+  t.notOk(s.status().ready, 'not ready after stop');
+});
