@@ -21,7 +21,6 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { parseDocument } from 'yaml';
 import { UserError } from '../errors.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
@@ -202,6 +201,8 @@ async function readConfigFile(file: string, label: string): Promise<unknown> {
     }
     throw new UserError(`cannot read config file ${file} (from ${label}): ${(err as Error).message}`, { reason: 'config_unreadable' });
   }
+  // Loaded on first use: a flag/environment-only daemon never parses YAML.
+  const { parseDocument } = await import('yaml');
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) throw new ConfigError(file, yamlProblems(doc.errors));
   if (doc.contents === null) {

@@ -5,7 +5,8 @@
 // SHA-1/SHA-2 MACs. Only RC2 (`openssl pkcs12 -legacy`) comes from forge,
 // because OpenSSL 3 keeps RC2 in its legacy provider, which Node does not load.
 import { createDecipheriv, createHash, createHmac, createPrivateKey, pbkdf2Sync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type NodeForge from 'node-forge';
 import { UserError } from '../errors.js';
 import { child, DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from './der.js';
 import { HASH_OIDS } from './x509-fields.js';
@@ -71,8 +72,16 @@ class Pkcs12Failure extends Error {
   }
 }
 
+/** node-forge, loaded on first use: only RC2 (`openssl pkcs12 -legacy`) needs it, and it costs resident memory. */
+let forgeModule: typeof NodeForge | undefined;
+function forgeLib(): typeof NodeForge {
+  forgeModule ??= createRequire(import.meta.url)('node-forge') as typeof NodeForge;
+  return forgeModule;
+}
+
 function decipher(cipher: string, key: Buffer, iv: Buffer, data: Buffer, rc2Bits?: number): Buffer {
   if (rc2Bits !== undefined) {
+    const forge = forgeLib();
     const c = forge.rc2.createDecryptionCipher(forge.util.createBuffer(key.toString('binary')), rc2Bits);
     c.start(forge.util.createBuffer(iv.toString('binary')));
     c.update(forge.util.createBuffer(data.toString('binary')));

@@ -215,7 +215,7 @@ export class RolesAnywhereClient {
     const proxy = withProxy ? proxyFor(url, o.env ?? process.env) : undefined;
     const tls: TlsOptions = { rejectUnauthorized: !o.noVerifySsl };
     if (o.caBundle) tls.ca = await loadCaBundle(o.caBundle);
-    const agent = makeAgent(url, tls, proxy);
+    const agent = await makeAgent(url, tls, proxy);
 
     const maxAttempts = Math.max(1, Math.floor(o.maxAttempts ?? 4));
     const baseDelayMs = Math.max(0, o.baseDelayMs ?? 250);

@@ -2,7 +2,6 @@ import http from 'node:http';
 import https from 'node:https';
 import { BlockList, isIP } from 'node:net';
 import type { Socket } from 'node:net';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { UserError } from '../errors.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { RolesAnywhereError } from './errors.js';
@@ -245,9 +244,13 @@ export interface TlsOptions {
  * No keep-alive: refreshes are minutes apart and a stale pooled socket would
  * only cost a retry.
  */
-export function makeAgent(target: URL, tls: TlsOptions, proxy?: URL): http.Agent {
+export async function makeAgent(target: URL, tls: TlsOptions, proxy?: URL): Promise<http.Agent> {
   if (target.protocol === 'http:') return new http.Agent({ keepAlive: false });
-  if (proxy) return new HttpsProxyAgent(proxy.href, { ...tls, keepAlive: false }) as unknown as http.Agent;
+  if (proxy) {
+    // Loaded on first use: most daemons never use a proxy, and the module graph costs resident memory.
+    const { HttpsProxyAgent } = await import('https-proxy-agent');
+    return new HttpsProxyAgent(proxy.href, { ...tls, keepAlive: false }) as unknown as http.Agent;
+  }
   return new https.Agent({ ...tls, keepAlive: false });
 }
 
