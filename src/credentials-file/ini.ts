@@ -27,7 +27,8 @@ function splitLines(text: string): Line[] {
 
 /** The section name of a header line (`[name]`, as configparser reads it), else undefined. */
 function sectionOf(text: string): string | undefined {
-  const m = /^\[(.+)\]/.exec(text.trim());
+  // A UTF-8 byte order mark (EF BB BF, seen here as latin1) may precede the first header.
+  const m = /^\[(.+)\]/.exec(text.replace(/^\xef\xbb\xbf/, '').trim());
   return m ? m[1] : undefined;
 }
 

@@ -83,3 +83,14 @@ t.test('refuses duplicate sections and bad profile names', async (t) => {
     t.throws(() => setSectionValues('', bad, V), UserError, `profile name ${JSON.stringify(bad)}`);
   }
 });
+
+t.test('a UTF-8 byte order mark before the first section header does not hide that section', async (t) => {
+  // Files saved by Windows editors start with EF BB BF. The section after it
+  // must be found and edited in place; appending a second [default] made the
+  // next write refuse the file as having a duplicate section.
+  const bom = '\xef\xbb\xbf';
+  const orig = `${bom}[default]\r\naws_access_key_id = OLD\r\n\r\n[other]\r\nx = 1\r\n`;
+  const out = setSectionValues(orig, 'default', V);
+  t.equal(out, `${bom}[default]\r\naws_access_key_id = ASIANEW\r\naws_secret_access_key = newsecret\r\naws_session_token = newtoken\r\n\r\n[other]\r\nx = 1\r\n`);
+  t.equal(setSectionValues(out, 'default', V), out, 'a second write finds the same section');
+});
