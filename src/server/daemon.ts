@@ -54,6 +54,8 @@ function sessionRefreshSettings(refresh: DaemonConfig['refresh']): { backoffInit
  */
 export class Daemon {
   private config: DaemonConfig;
+  /** The addresses actually bound: listen changes need a restart, so a reload never changes them. */
+  private readonly listening: DaemonConfig['listen'];
   private readonly deps: DaemonDeps;
   private readonly log: Logger;
   private runtimes = new Map<string, ProfileRuntime>();
@@ -69,6 +71,7 @@ export class Daemon {
 
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
     this.config = config;
+    this.listening = config.listen;
     this.deps = deps;
     this.log = deps.logger ?? silentLogger();
     this.limiter = new CallLimiter(limiterOptions(config.refresh));
@@ -172,7 +175,7 @@ export class Daemon {
       if (old.get(rt.config.name) === rt) void rt.watcher.check();
       else this.activate(rt);
     }
-    if (!isDeepStrictEqual(config.listen, this.config.listen) || config.allowNonLoopback !== this.config.allowNonLoopback) {
+    if (!isDeepStrictEqual(config.listen, this.listening) || config.allowNonLoopback !== this.config.allowNonLoopback) {
       this.log.warn({ listen: config.listen.map((a) => urlHost(a.host, a.port)) }, 'listen address changes take effect only after a restart; still listening on the old addresses');
     }
     this.config = config;
@@ -205,7 +208,8 @@ export class Daemon {
       defaultProfile: config.defaultProfile ?? (config.imds.enabled ? imdsProfile : undefined) ?? (names.length === 1 ? names[0] : undefined),
       imds: { enabled: config.imds.enabled, profile: imdsProfile, allowV1: config.imds.allowV1 },
       token,
-      loopbackOnly: config.listen.every((a) => isLoopbackHostname(a.host)),
+      // From the addresses bound, not the new config's: a listen change is not applied until a restart.
+      loopbackOnly: this.listening.every((a) => isLoopbackHostname(a.host)),
     };
   }
 

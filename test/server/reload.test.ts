@@ -1,0 +1,39 @@
+// Daemon.reload: what a SIGHUP may and may not change while serving.
+import { readFile } from 'node:fs/promises';
+import t from 'tap';
+import type { FetchCredentials } from '../../src/credentials/session.js';
+import { loadIdentity } from '../../src/identity/load.js';
+import type { AwsCredentials } from '../../src/rolesanywhere/types.js';
+import { Daemon } from '../../src/server/daemon.js';
+import { daemonConfig, httpRequest, profileFor, ROLE_ARN } from '../helpers/daemon.js';
+import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
+
+function creds(n: number): AwsCredentials {
+  return {
+    accessKeyId: `ASIARELOAD${n}`,
+    secretAccessKey: `reload-secret-${n}-${Math.random()}`,
+    sessionToken: `reload-token-${n}-${Math.random()}`,
+    expiration: new Date(Date.now() + 3600_000),
+    roleArn: ROLE_ARN,
+  };
+}
+
+t.test('a reload whose listen change is not applied keeps the DNS-rebinding guard of the addresses still bound', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'guard');
+  const config = daemonConfig(dir, [profileFor('main', leaf)]);
+  const daemon = await Daemon.start(config, { fetchFactory: () => async () => creds(1), loadIdentity: (_p, s) => loadIdentity(s) });
+  t.teardown(() => daemon.close());
+  const port = daemon.addresses[0]!.port;
+  const token = await readFile(config.tokenFile, 'utf8');
+  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token, host: `rebind.example:${port}` })).status, 403, 'guarded before');
+
+  // The new config asks for a non-loopback address; it needs a restart, so the daemon still listens on 127.0.0.1 only.
+  await daemon.reload({ ...config, listen: [{ host: '0.0.0.0', port: 0 }], allowNonLoopback: true });
+  t.same(daemon.addresses.map((a) => a.host), ['127.0.0.1'], 'still bound to loopback only');
+  const res = await httpRequest(port, 'GET', '/v1/credentials', { authorization: token, host: `rebind.example:${port}` });
+  t.equal(res.status, 403, 'a non-loopback Host is still refused');
+  t.notMatch(res.body, /SecretAccessKey/);
+});
