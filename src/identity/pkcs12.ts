@@ -48,6 +48,20 @@ const PRF_OIDS: Record<string, string> = {
   '1.2.840.113549.2.11': 'sha512',
 };
 
+/**
+ * Iteration counts above these are refused: the count comes from the file, and
+ * 2^31 would keep us hashing for hours. Real writers use 2048 (OpenSSL),
+ * 2000 (Windows) or 10000 (Java); our PKCS#12 KDF runs ~1 s per million.
+ */
+const MAX_PKCS12_KDF_ITERATIONS = 1_000_000;
+const MAX_PBKDF2_ITERATIONS = 10_000_000;
+
+function iterationCount(node: Asn1, what: string, max: number): number {
+  const n = readSmallInteger(node);
+  if (n < 1 || n > max) throw new Pkcs12Failure('unsupported', `iteration count ${n} for the ${what} (the limit is ${max})`);
+  return n;
+}
+
 /** A password in the two encodings PKCS#12 uses. */
 interface Password {
   /** BMPString (UTF-16BE) with a two-byte terminator, for the PKCS#12 KDF. */
@@ -108,7 +122,7 @@ function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
   if (pbe) {
     const p = expect(params, TAG.SEQUENCE, 'PBE parameters');
     const salt = readOctets(child(p, 0, 'PBE salt'));
-    const iterations = readSmallInteger(child(p, 1, 'PBE iterations'));
+    const iterations = iterationCount(child(p, 1, 'PBE iterations'), 'key derivation', MAX_PKCS12_KDF_ITERATIONS);
     const key = pkcs12Kdf(pw.bmp, salt, 1, iterations, pbe.keyLen, 'sha1');
     const iv = pkcs12Kdf(pw.bmp, salt, 2, iterations, pbe.ivLen, 'sha1');
     return decipher(pbe.cipher, key, iv, data, pbe.rc2Bits);
@@ -121,7 +135,7 @@ function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
     if (kdfOid !== OID.pbkdf2) throw new Pkcs12Failure('unsupported', `key derivation ${kdfOid} (only PBKDF2 is supported)`);
     const kp = expect(kdf.children[1], TAG.SEQUENCE, 'PBKDF2 parameters');
     const salt = readOctets(expect(kp.children[0], TAG.OCTET_STRING, 'PBKDF2 salt'));
-    const iterations = readSmallInteger(child(kp, 1, 'PBKDF2 iterations'));
+    const iterations = iterationCount(child(kp, 1, 'PBKDF2 iterations'), 'key derivation', MAX_PBKDF2_ITERATIONS);
     let keyLength: number | undefined;
     let prf = 'sha1';
     for (const c of kp.children.slice(2)) {
@@ -137,7 +151,9 @@ function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
     const cipher = PBES2_CIPHERS[encOid];
     if (!cipher) throw new Pkcs12Failure('unsupported', `cipher ${encOid}`);
     const iv = readOctets(expect(enc.children[1], TAG.OCTET_STRING, 'cipher IV'));
-    const key = pbkdf2Sync(pw.utf8, salt, iterations, keyLength ?? cipher.keyLen, prf);
+    // The cipher fixes the key size; any other keyLength is not a key for it (and a huge one would hang PBKDF2).
+    if (keyLength !== undefined && keyLength !== cipher.keyLen) throw new Pkcs12Failure('unsupported', `PBKDF2 key length ${keyLength} for ${cipher.cipher}`);
+    const key = pbkdf2Sync(pw.utf8, salt, iterations, cipher.keyLen, prf);
     return decipher(cipher.cipher, key, iv, data);
   }
   throw new Pkcs12Failure('unsupported', `encryption algorithm ${oid}`);
@@ -161,7 +177,7 @@ function readMacData(node: Asn1): MacData {
     hash,
     digest: readOctets(expect(digestInfo.children[1], TAG.OCTET_STRING, 'MAC digest')),
     salt: readOctets(expect(node.children[1], TAG.OCTET_STRING, 'MAC salt')),
-    iterations: node.children[2] ? readSmallInteger(node.children[2]) : 1,
+    iterations: node.children[2] ? iterationCount(node.children[2], 'integrity check (MAC)', MAX_PKCS12_KDF_ITERATIONS) : 1,
   };
 }
 

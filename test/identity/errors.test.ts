@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import forge from 'node-forge';
 import t from 'tap';
 import { UserError } from '../../src/errors.js';
+import { parseDer, type Asn1 } from '../../src/identity/der.js';
 import { fileError } from '../../src/identity/files.js';
 import { loadIdentity } from '../../src/identity/load.js';
 import type { IdentitySource } from '../../src/identity/types.js';
@@ -156,4 +157,58 @@ t.test('intermediates file problems', async (t) => {
   await expectError(t, { certificate: leaf.certPath, privateKey: leaf.keyPath, intermediates: file('no-ints.pem') }, /no-ints\.pem: intermediates file not found/, 'missing');
   await expectError(t, { certificate: leaf.certPath, privateKey: leaf.keyPath, intermediates: leaf.keyPath }, /no CERTIFICATE PEM block found in the intermediates file/, 'no certificate');
   await expectError(t, { certificate: leaf.certPath, privateKey: leaf.keyPath, intermediates: await write('ints.bin', 'xyz') }, /ints\.bin: intermediates file is not a PEM or DER certificate/, 'garbage');
+});
+
+/** DER TLV with a definite length. */
+function tlv(tag: number, content: Buffer): Buffer {
+  const n = content.length;
+  const len = n < 0x80 ? Buffer.from([n]) : (() => {
+    const bytes: number[] = [];
+    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+    return Buffer.from([0x80 | bytes.length, ...bytes]);
+  })();
+  return Buffer.concat([Buffer.from([tag]), len, content]);
+}
+
+/**
+ * Re-encodes an openssl-made PKCS#12 with every INTEGER equal to `from`
+ * replaced by `to`, descending into OCTET STRINGs that hold DER (the
+ * AuthenticatedSafe and SafeContents). Used to forge hostile iteration counts.
+ */
+function replaceIntegers(der: Buffer, from: bigint, to: bigint): Buffer {
+  const intBytes = (v: bigint) => {
+    let hex = v.toString(16);
+    if (hex.length % 2) hex = '0' + hex;
+    if (parseInt(hex.slice(0, 2), 16) & 0x80) hex = '00' + hex;
+    return Buffer.from(hex, 'hex');
+  };
+  const walk = (node: Asn1): Buffer => {
+    if (node.tag === 0x02 && node.value.length > 0 && BigInt('0x' + node.value.toString('hex')) === from) return tlv(0x02, intBytes(to));
+    if (node.constructed) return tlv(node.tag, Buffer.concat(node.children.map(walk)));
+    if (node.tag === 0x04) {
+      try {
+        const inner = parseDer(node.value);
+        if (inner.tag === 0x30) return tlv(0x04, walk(inner));
+      } catch {
+        // not DER inside: ciphertext, a digest, a salt
+      }
+    }
+    return node.raw;
+  };
+  return walk(parseDer(der));
+}
+
+t.test('PKCS#12 with absurd iteration counts is refused at once instead of hanging', async (t) => {
+  const huge = 2n ** 31n - 1n;
+  const cases: Array<[string, string[]]> = [
+    ['MAC (PKCS#12 KDF)', []],
+    ['PBES2/PBKDF2 key, no MAC', ['-nomac']],
+    ['PBE-SHA1-3DES key, no MAC', ['-nomac', '-keypbe', 'PBE-SHA1-3DES', '-certpbe', 'PBE-SHA1-3DES']],
+  ];
+  for (const [name, extra] of cases) {
+    const made = file(`iter-${cases.findIndex((c) => c[0] === name)}.p12`);
+    await openssl(['pkcs12', '-export', '-inkey', leaf.keyPath, '-in', leaf.certPath, '-passout', `pass:${PASSWORD}`, '-iter', '2048', ...extra, '-out', made]);
+    const hostile = await write(`hostile-${cases.findIndex((c) => c[0] === name)}.p12`, replaceIntegers(await readFile(made), 2048n, huge));
+    await expectError(t, { certificate: hostile, password: PASSWORD }, /hostile-\d\.p12: PKCS#12 bundle uses an unsupported iteration count 2147483647/, name);
+  }
 });
