@@ -90,8 +90,8 @@ export class CredentialSession {
   readonly profile: string;
   private identityValue: Identity;
   private readonly fetchCredentials: FetchCredentials;
-  private readonly backoffInitialMs: number;
-  private readonly backoffMaxMs: number;
+  private backoffInitialMs: number;
+  private backoffMaxMs: number;
   private readonly log: Logger;
   private readonly now: () => number;
   private readonly random: () => number;
@@ -150,6 +150,15 @@ export class CredentialSession {
     this.controller?.abort();
     this.controller = undefined;
     this.notify();
+  }
+
+  /**
+   * Changes the retry backoff (config reload) without touching the cached
+   * credentials; the next failure uses the new values.
+   */
+  setBackoff(options: { backoffInitialMs: number; backoffMaxMs: number }): void {
+    this.backoffInitialMs = Math.max(1, options.backoffInitialMs);
+    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoffMaxMs);
   }
 
   get isStopped(): boolean {

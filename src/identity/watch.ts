@@ -175,8 +175,8 @@ export class IdentityWatcher {
   private readonly source: IdentitySource;
   private readonly extraFiles: string[];
   private readonly load: (source: IdentitySource) => Promise<Identity>;
-  private readonly debounceMs: number;
-  private readonly recheckIntervalMs: number;
+  private debounceMs: number;
+  private recheckIntervalMs: number;
   private readonly log: Logger;
   private readonly registry: WatcherRegistry;
   private subscriptions?: DirectorySubscription[];
@@ -187,6 +187,8 @@ export class IdentityWatcher {
   private running?: Promise<void>;
   private again = false;
   private closed = false;
+  /** watch() has its file watchers ready (the re-check timer runs from then on). */
+  private watching = false;
   /** Number of completed checks (tests wait on it). */
   checks = 0;
 
@@ -234,10 +236,28 @@ export class IdentityWatcher {
     for (const dir of dirs) subscriptions.push(this.registry.subscribe(dir, listener));
     await Promise.all(subscriptions.map((s) => s.ready));
     if (this.closed) return;
-    if (this.recheckIntervalMs > 0) {
-      this.recheckTimer = setInterval(() => void this.check(), this.recheckIntervalMs);
-      this.recheckTimer.unref();
-    }
+    this.watching = true;
+    this.startRecheck();
+  }
+
+  /**
+   * Changes the debounce and re-check interval (config reload) in place: the
+   * watcher keeps its current identity and file watches.
+   */
+  setTiming(options: { debounceMs: number; recheckIntervalMs: number }): void {
+    this.debounceMs = options.debounceMs;
+    const restart = options.recheckIntervalMs !== this.recheckIntervalMs;
+    this.recheckIntervalMs = options.recheckIntervalMs;
+    // Before watch() has its watchers ready there is no timer yet; watch() starts it with the new interval.
+    if (restart && this.watching) this.startRecheck();
+  }
+
+  private startRecheck(): void {
+    if (this.recheckTimer) clearInterval(this.recheckTimer);
+    this.recheckTimer = undefined;
+    if (this.closed || this.recheckIntervalMs <= 0) return;
+    this.recheckTimer = setInterval(() => void this.check(), this.recheckIntervalMs);
+    this.recheckTimer.unref();
   }
 
   private schedule(): void {

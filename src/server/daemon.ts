@@ -41,7 +41,7 @@ function limiterOptions(refresh: DaemonConfig['refresh']): { maxConcurrent?: num
   return { maxConcurrent: refresh.maxConcurrent, maxCallsPerSecond: refresh.maxCallsPerSecond };
 }
 
-/** The refresh settings a session is built with (the limiter's are applied in place on reload). */
+/** The refresh settings of a session (applied in place on reload, like the limiter's). */
 function sessionRefreshSettings(refresh: DaemonConfig['refresh']): { backoffInitialMs: number; backoffMaxMs: number } {
   return { backoffInitialMs: refresh.backoffInitialMs, backoffMaxMs: refresh.backoffMaxMs };
 }
@@ -151,11 +151,9 @@ export class Daemon {
   async reload(config: DaemonConfig): Promise<void> {
     if (this.closed) return;
     const token = await this.readToken(config);
-    const fresh = await this.buildRuntimes(
-      config,
-      this.runtimes,
-      isDeepStrictEqual(sessionRefreshSettings(config.refresh), sessionRefreshSettings(this.config.refresh)) && isDeepStrictEqual(config.watch, this.config.watch),
-    );
+    // Unchanged profiles keep their runtime (and cached credentials) even when the
+    // refresh or watch settings change: those are applied in place below.
+    const fresh = await this.buildRuntimes(config, this.runtimes);
     this.limiter.configure(limiterOptions(config.refresh));
     const old = this.runtimes;
     const added: string[] = [];
@@ -172,8 +170,11 @@ export class Daemon {
     const retired = [...old.values()].filter((rt) => fresh.get(rt.config.name) !== rt);
     await this.stopRuntimes(retired);
     for (const rt of fresh.values()) {
-      if (old.get(rt.config.name) === rt) void rt.watcher.check();
-      else this.activate(rt);
+      if (old.get(rt.config.name) === rt) {
+        rt.session.setBackoff(sessionRefreshSettings(config.refresh));
+        rt.watcher.setTiming(config.watch);
+        void rt.watcher.check();
+      } else this.activate(rt);
     }
     if (!isDeepStrictEqual(config.listen, this.listening) || config.allowNonLoopback !== this.config.allowNonLoopback) {
       this.log.warn({ listen: config.listen.map((a) => urlHost(a.host, a.port)) }, 'listen address changes take effect only after a restart; still listening on the old addresses');
@@ -214,13 +215,13 @@ export class Daemon {
   }
 
   /** Reuses runtimes whose profile config is unchanged; builds (loads identities for) the rest. */
-  private async buildRuntimes(config: DaemonConfig, existing: Map<string, ProfileRuntime>, reuse = true): Promise<Map<string, ProfileRuntime>> {
+  private async buildRuntimes(config: DaemonConfig, existing: Map<string, ProfileRuntime>): Promise<Map<string, ProfileRuntime>> {
     const out = new Map<string, ProfileRuntime>();
     const built: ProfileRuntime[] = [];
     try {
       for (const [name, profile] of Object.entries(config.profiles)) {
         const prev = existing.get(name);
-        if (reuse && prev && isDeepStrictEqual(prev.config, profile)) {
+        if (prev && isDeepStrictEqual(prev.config, profile)) {
           out.set(name, prev);
           continue;
         }

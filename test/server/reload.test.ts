@@ -37,3 +37,36 @@ t.test('a reload whose listen change is not applied keeps the DNS-rebinding guar
   t.equal(res.status, 403, 'a non-loopback Host is still refused');
   t.notMatch(res.body, /SecretAccessKey/);
 });
+
+t.test('a reload that changes only refresh/watch settings keeps serving the cached credentials (no new session during an outage)', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'settings');
+  let n = 0;
+  let calls = 0;
+  let outage = false;
+  const fetch: FetchCredentials = async () => {
+    calls++;
+    if (outage) throw Object.assign(new Error('ServiceUnavailableException: try later'), { reason: 'service_unavailable' });
+    return creds(++n);
+  };
+  const config = daemonConfig(dir, [profileFor('main', leaf)]);
+  const daemon = await Daemon.start(config, { fetchFactory: () => fetch, loadIdentity: (_p, s) => loadIdentity(s) });
+  t.teardown(() => daemon.close());
+  const port = daemon.addresses[0]!.port;
+  const token = await readFile(config.tokenFile, 'utf8');
+  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  const before = JSON.parse((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).body);
+  t.equal(before.AccessKeyId, 'ASIARELOAD1');
+
+  outage = true;
+  await daemon.reload({
+    ...config,
+    refresh: { backoffInitialMs: 300, backoffMaxMs: 2000 },
+    watch: { debounceMs: 150, recheckIntervalMs: 2000 },
+  });
+  const res = await httpRequest(port, 'GET', '/v1/credentials', { authorization: token });
+  t.equal(res.status, 200, 'still serving through the outage');
+  t.equal(JSON.parse(res.body).AccessKeyId, 'ASIARELOAD1', 'the cached credentials');
+  t.equal(calls, 1, 'no new CreateSession was needed');
+});
