@@ -301,7 +301,10 @@ export async function loadIdentity(source: IdentitySource, options: LoadOptions 
 
 /** A certificate's serial number in decimal (as the service and CloudTrail show it). */
 export function serialDecimal(cert: X509Certificate): string {
-  return BigInt('0x' + cert.serialNumber).toString(10);
+  // Node gives OpenSSL's hex, with a leading "-" for a (non-conforming) negative
+  // serial; that is sent in signed decimal, as AWS's Go helper does.
+  const hex = cert.serialNumber;
+  return hex.startsWith('-') ? (-BigInt('0x' + hex.slice(1))).toString(10) : BigInt('0x' + hex).toString(10);
 }
 
 export interface IdentityDescription {

@@ -106,7 +106,7 @@ export function parseX509Authorization(value: string): ParsedX509Authorization |
     };
   }
   const cred = m[2]!.split('/');
-  if (cred.length !== 5 || cred.some((p) => p === '') || cred[4] !== 'aws4_request' || !/^\d{8}$/.test(cred[1]!) || !/^\d+$/.test(cred[0]!)) {
+  if (cred.length !== 5 || cred.some((p) => p === '') || cred[4] !== 'aws4_request' || !/^\d{8}$/.test(cred[1]!) || !/^-?\d+$/.test(cred[0]!)) {
     return {
       reason: 'malformed_authorization',
       message: 'Authorization Credential is malformed; expected <serial in decimal>/<YYYYMMDD>/<region>/rolesanywhere/aws4_request',
@@ -150,7 +150,9 @@ export function parseBase64Certificate(b64: string): X509Certificate | undefined
 
 /** The serial number of a certificate in decimal. */
 export function serialDecimalOf(cert: X509Certificate): string {
-  return BigInt('0x' + cert.serialNumber).toString(10);
+  // Node gives a negative (non-conforming) serial as "-HEX".
+  const hex = cert.serialNumber;
+  return hex.startsWith('-') ? (-BigInt('0x' + hex.slice(1))).toString(10) : BigInt('0x' + hex).toString(10);
 }
 
 const REQUIRED_SIGNED = ['content-type', 'host', 'x-amz-date', 'x-amz-x509'];

@@ -58,7 +58,8 @@ export async function makeKey(dir: string, keyType: KeyType, base: string): Prom
 async function serialOf(certPath: string): Promise<string> {
   const out = await openssl(['x509', '-in', certPath, '-noout', '-serial']);
   const hex = out.trim().replace(/^serial=/, '');
-  return BigInt('0x' + hex).toString(10);
+  // openssl prints a (non-conforming) negative serial as -HEX.
+  return hex.startsWith('-') ? (-BigInt('0x' + hex.slice(1))).toString(10) : BigInt('0x' + hex).toString(10);
 }
 
 async function finish(dir: string, name: string, base: string, keyPath: string): Promise<CertFiles> {
@@ -122,6 +123,8 @@ export interface LeafOptions {
   noExtensions?: boolean;
   /** Use this existing key instead of generating one. */
   keyPath?: string;
+  /** Serial number as openssl -set_serial takes it (decimal, 0x hex, or negative); default random. */
+  serial?: string;
 }
 
 /** An end-entity certificate issued by `issuer`. */
@@ -131,7 +134,7 @@ export async function makeLeaf(dir: string, issuer: CertFiles, name = 'test-clie
   const csr = join(dir, `${base}.csr`);
   await openssl(['req', '-new', '-key', keyPath, '-subj', `/CN=${name}`, '-out', csr]);
   const certPath = join(dir, `${base}.pem`);
-  const args = ['x509', '-req', '-in', csr, '-CA', issuer.certPath, '-CAkey', issuer.keyPath, '-set_serial', randomSerial(), '-days', String(opts.days ?? 365), `-${opts.digest ?? 'sha256'}`, '-out', certPath];
+  const args = ['x509', '-req', '-in', csr, '-CA', issuer.certPath, '-CAkey', issuer.keyPath, '-set_serial', opts.serial ?? randomSerial(), '-days', String(opts.days ?? 365), `-${opts.digest ?? 'sha256'}`, '-out', certPath];
   if (!opts.noExtensions) {
     const ext = join(dir, `${base}.ext`);
     const lines = [`basicConstraints=critical,CA:${opts.caTrue ? 'TRUE' : 'FALSE'}`];

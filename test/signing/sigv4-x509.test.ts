@@ -199,3 +199,28 @@ t.test('Authorization parsing', async (t) => {
   }
 });
 
+
+t.test('Credential carries the decimal serial for every serial shape, and it verifies', async (t) => {
+  // 0x80: high bit set, so the DER INTEGER has a leading zero byte; 20 bytes is
+  // the RFC 5280 maximum; a negative serial is non-conforming but exists
+  // (RFC 5280 asks users to handle it gracefully), and is sent in signed
+  // decimal as AWS's Go helper does (big.Int.String()).
+  const cases: Array<[string, string]> = [
+    ['0x80', '128'],
+    ['0x00ff', '255'],
+    ['0x7fffffffffffffffffffffffffffffffffffffff', (2n ** 159n - 1n).toString()],
+    ['0xffffffffffffffffffffffffffffffffffffffff', (2n ** 160n - 1n).toString()],
+    ['-5', '-5'],
+  ];
+  for (const [serial, decimal] of cases) {
+    const leaf = await makeLeaf(dir, root, `serial-${serial.slice(0, 6)}`, { keyType: 'p256', serial });
+    t.equal(leaf.serialDecimal, decimal, `${serial}: openssl agrees on the decimal form`);
+    const identity = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath });
+    t.equal(identity.serialDecimal, decimal, `${serial}: identity serial`);
+    const headers = signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
+    t.match(headers.Authorization, new RegExp(` Credential=${decimal}/20240102/us-east-1/rolesanywhere/aws4_request, `), `${serial}: Credential`);
+    const v = verifyX509Request(received(headers, BODY));
+    t.ok(v.ok, `${serial}: verifies`);
+    if (v.ok) t.equal(v.serialDecimal, decimal, `${serial}: verifier's serial`);
+  }
+});
