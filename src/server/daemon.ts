@@ -154,8 +154,13 @@ export class Daemon {
     // Unchanged profiles keep their runtime (and cached credentials) even when the
     // refresh or watch settings change: those are applied in place below.
     const fresh = await this.buildRuntimes(config, this.runtimes);
-    this.limiter.configure(limiterOptions(config.refresh));
     const old = this.runtimes;
+    if (this.closed) {
+      // close() ran while the identities were loading: start nothing, drop what was built.
+      await this.stopRuntimes([...fresh.values()].filter((rt) => old.get(rt.config.name) !== rt));
+      return;
+    }
+    this.limiter.configure(limiterOptions(config.refresh));
     const added: string[] = [];
     const changed: string[] = [];
     const removed: string[] = [];

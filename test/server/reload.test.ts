@@ -70,3 +70,27 @@ t.test('a reload that changes only refresh/watch settings keeps serving the cach
   t.equal(JSON.parse(res.body).AccessKeyId, 'ASIARELOAD1', 'the cached credentials');
   t.equal(calls, 1, 'no new CreateSession was needed');
 });
+
+t.test('a reload still running when the daemon closes leaves nothing running', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'close-race');
+  let calls = 0;
+  const config = daemonConfig(dir, [profileFor('main', leaf)]);
+  const daemon = await Daemon.start(config, {
+    fetchFactory: () => async () => {
+      calls++;
+      return creds(calls);
+    },
+    loadIdentity: (_p, s) => loadIdentity(s),
+  });
+  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  // A changed profile: the reload builds a new session and watcher for it.
+  const reloading = daemon.reload({ ...config, profiles: { main: profileFor('main', leaf, { roleArn: 'arn:aws:iam::123456789012:role/other' }) } });
+  await daemon.close();
+  await reloading;
+  const session = daemon.session('main');
+  t.ok(session === undefined || session.isStopped, 'no session left running after close');
+  t.equal(daemon.watchers.size, 0, 'no file watcher left open after close');
+  t.equal(calls, 1, 'no CreateSession after close');
+});
