@@ -137,10 +137,14 @@ function header(req: ReceivedRequest, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-/** Parses standard base64 DER into a certificate; undefined when it is not one. */
+/**
+ * Parses standard base64 DER (with its padding, nothing around it) into a
+ * certificate; undefined when it is not one. Strict like the service, so a
+ * client that pads wrongly or joins the chain with ", " is caught here.
+ */
 export function parseBase64Certificate(b64: string): X509Certificate | undefined {
-  const text = b64.trim();
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text)) return undefined;
+  const text = b64;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(text) || text.length % 4 !== 0) return undefined;
   try {
     return new X509Certificate(Buffer.from(text, 'base64'));
   } catch {

@@ -224,3 +224,36 @@ t.test('Credential carries the decimal serial for every serial shape, and it ver
     if (v.ok) t.equal(v.serialDecimal, decimal, `${serial}: verifier's serial`);
   }
 });
+
+t.test('certificate headers must be exact: chain joined by "," without spaces, base64 with its padding', async (t) => {
+  // Signed correctly over the malformed values, so only the format is at fault.
+  const signWith = (x509: string, chain: string) => {
+    const headers: Record<string, string> = {
+      'Content-Type': 'application/json',
+      Host: HOST,
+      'X-Amz-Date': formatAmzDate(DATE),
+      'X-Amz-X509': x509,
+      'X-Amz-X509-Chain': chain,
+    };
+    const parts = canonicalParts({ method: 'POST', path: '/sessions', headers, body: BODY, region: 'us-east-1', amzDate: formatAmzDate(DATE) });
+    const toSign = stringToSign('AWS4-X509-ECDSA-SHA256', formatAmzDate(DATE), parts.scope, parts.canonicalRequest);
+    const sig = cryptoSign('sha256', Buffer.from(toSign), chained.privateKey).toString('hex');
+    headers.Authorization = `AWS4-X509-ECDSA-SHA256 Credential=${chained.serialDecimal}/${parts.scope}, SignedHeaders=${parts.signedHeaders}, Signature=${sig}`;
+    return verifyX509Request(received(headers, BODY));
+  };
+  const leafB64 = chained.certificateDer.toString('base64');
+  const interB64 = chained.chain[0]!.raw.toString('base64');
+  t.equal(signWith(leafB64, `${interB64},${interB64}`).ok, true, 'control: exact values verify');
+  const spaced = signWith(leafB64, `${interB64}, ${interB64}`);
+  t.equal(spaced.ok ? 'ok' : spaced.reason, 'malformed_certificate', 'a space after the comma is refused');
+  // Find a certificate whose base64 is padded, and send it without the padding.
+  // (Any certificate will do: entries are parsed before the chain is judged.)
+  const candidates = [leafB64, interB64, ...Object.values(identities).map((i) => i.certificateDer.toString('base64'))];
+  for (let i = 0; i < 30 && !candidates.some((b) => b.endsWith('=')); i++) {
+    candidates.push((await readFile((await makeLeaf(dir, root, `padding-${i}`)).certPath, 'utf8')).replace(/-----[^-]+-----|\s/g, ''));
+  }
+  const padded = candidates.find((b) => b.endsWith('='));
+  t.ok(padded, 'one of the test certificates has base64 padding');
+  const unpadded = signWith(leafB64, padded!.replace(/=+$/, ''));
+  t.equal(unpadded.ok ? 'ok' : unpadded.reason, 'malformed_certificate', 'base64 without its padding is refused');
+});
