@@ -110,6 +110,9 @@ export class WatcherRegistry {
   }
 }
 
+/** Refusals that may go away with time alone (the certificate's validity period vs. the clock). */
+const TIME_DEPENDENT_REASONS = new Set(['cert_rule_validity', 'certificate_not_yet_valid']);
+
 /** The identity's own files, in a fixed order (absent ones as undefined so the hash marks them). */
 function identityPaths(source: IdentitySource): Array<string | undefined> {
   return [source.certificate, source.privateKey, source.intermediates];
@@ -300,8 +303,10 @@ export class IdentityWatcher {
       checkIdentityPair(identity);
     } catch (err) {
       if (this.closed) return;
-      // Files may still be settling (cert written, key not yet): re-check once more after the debounce.
-      this.rejectedHash = hash;
+      // Files may still be settling (cert written, key not yet): the next write changes the hash.
+      // A refusal that depends on the clock (not valid yet) is not remembered: the same
+      // files may be accepted later, and the periodic re-check must try them again.
+      this.rejectedHash = TIME_DEPENDENT_REASONS.has((err as { reason?: unknown }).reason as string) ? undefined : hash;
       this.onError?.(err);
       return;
     }
