@@ -118,6 +118,12 @@ export function buildApp(options: AppOptions): FastifyInstance {
     return503OnClosing: true,
     // Keep paths exact: IMDS distinguishes `security-credentials/` from `security-credentials`.
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false },
+    // Errors raised before routing (bad percent-encoding, an over-long parameter) get the
+    // endpoint's {Code, Message} shape too, instead of fastify's own JSON.
+    frameworkErrors: (err, _req, reply) => {
+      const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+      return sendError(reply, status, 'BadRequest', status === 414 ? 'a path segment is too long' : 'the request path is not valid (bad percent-encoding)');
+    },
   });
 
   app.addHook('onRequest', async (req, reply) => {
