@@ -60,10 +60,18 @@ export async function run(argv: string[]): Promise<number> {
     if (p.noVerifySsl) logger.warn({ profile: p.name }, NO_VERIFY_SSL_WARNING);
   }
 
+  // A SIGHUP's default action is to terminate, and systemd counts that as a clean exit (no
+  // restart): from here on a SIGHUP that arrives while starting is held and applied once started.
+  let hupWhileStarting = false;
+  const hupBeforeStart = () => {
+    hupWhileStarting = true;
+  };
+  process.on('SIGHUP', hupBeforeStart);
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, daemonDeps(logger));
   } catch (err) {
+    process.removeListener('SIGHUP', hupBeforeStart);
     if (err instanceof UserError) {
       logger.error({ reason: err.reason, error: err.message }, 'cannot start');
       return printUserError(err);
@@ -85,13 +93,15 @@ export async function run(argv: string[]): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'shutting down: finishing in-flight requests');
-      process.removeListener('SIGHUP', hup);
+      // The SIGHUP listener stays while draining (it ignores signals now): without one, a
+      // SIGHUP would kill the process instead of letting it drain and exit 0.
       daemon
         .close(SHUTDOWN_GRACE_MS)
         .catch((err) => logger.error({ error: describeError(err) }, 'error while shutting down'))
         .finally(() => {
           process.removeListener('SIGTERM', stop);
           process.removeListener('SIGINT', stop);
+          process.removeListener('SIGHUP', hup);
           logger.info('stopped');
           logger.flush?.();
           // Anything left holding the event loop must not keep us alive.
@@ -133,5 +143,7 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', hup);
+    process.removeListener('SIGHUP', hupBeforeStart);
+    if (hupWhileStarting) hup();
   });
 }

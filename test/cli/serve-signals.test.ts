@@ -1,0 +1,71 @@
+// `serve` and signals outside steady state: a SIGHUP that arrives while the
+// daemon is still starting must not kill it (systemd's ExecReload is kill -HUP,
+// and a process killed by SIGHUP counts as a clean exit, so it is not restarted).
+import { execFileSync } from 'node:child_process';
+import { open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { fakeCredentials, PROFILE_ARN, ROLE_ARN, startFakeServer, TA_ARN } from '../helpers/fake-rolesanywhere.js';
+import { httpRequest, spawnServe } from '../helpers/daemon.js';
+import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
+
+/** Writes `text` into the FIFO once the daemon opens it for reading (blocks until then). */
+async function feedFifo(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'w');
+  try {
+    await fh.writeFile(text);
+  } finally {
+    await fh.close();
+  }
+}
+
+t.test('SIGHUP during start-up is applied after start, not fatal; SIGTERM then exits 0', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'serve-signals');
+  const fake = await startFakeServer(t, [(_req, res) => {
+    res.writeHead(201, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(fakeCredentials()));
+  }]);
+  // The token file is a FIFO: reading it blocks until the test writes, which holds the daemon inside its start-up.
+  const tokenFile = join(dir, 'token');
+  execFileSync('mkfifo', ['-m', '600', tokenFile]);
+  const token = 'serve-signals-token-0123456789';
+  const cfg = join(dir, 'daemon.yaml');
+  await writeFile(
+    cfg,
+    `listen: ["127.0.0.1:0"]
+tokenFile: ${tokenFile}
+profiles:
+  main:
+    certificate: ${leaf.certPath}
+    privateKey: ${leaf.keyPath}
+    trustAnchorArn: ${TA_ARN}
+    profileArn: ${PROFILE_ARN}
+    roleArn: ${ROLE_ARN}
+    endpoint: ${fake.url}
+`,
+  );
+  const d = spawnServe(t, ['--config', cfg]);
+
+  // open() for writing returns once the daemon has opened the token file: it is starting.
+  const fh = await open(tokenFile, 'w');
+  d.child.kill('SIGHUP');
+  await fh.writeFile(token).catch(() => undefined);
+  await fh.close().catch(() => undefined);
+
+  const port = await d.port().catch(async () => {
+    const exit = await d.exited;
+    t.fail(`serve died during start-up: ${JSON.stringify(exit)}`);
+    return 0;
+  });
+  if (!port) return;
+  // The SIGHUP is honoured once started: the reload reads the token file again.
+  await feedFifo(tokenFile, token);
+  await d.waitForOutput(/configuration reloaded/);
+  t.equal((await httpRequest(port, 'GET', '/healthz')).status, 200, 'serving');
+
+  d.child.kill('SIGTERM');
+  const exit = await d.exited;
+  t.same(exit, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+});
