@@ -18,6 +18,7 @@
 // X-Amz-X509-Chain header small. (AWS's helper sends whatever it is given.)
 import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { extname } from 'node:path';
+import { serialDecimal } from './serial.js';
 import { UserError } from '../errors.js';
 import { parseDer } from './der.js';
 import { readInputFile } from './files.js';
@@ -300,12 +301,7 @@ export async function loadIdentity(source: IdentitySource, options: LoadOptions 
 }
 
 /** A certificate's serial number in decimal (as the service and CloudTrail show it). */
-export function serialDecimal(cert: X509Certificate): string {
-  // Node gives OpenSSL's hex, with a leading "-" for a (non-conforming) negative
-  // serial; that is sent in signed decimal, as AWS's Go helper does.
-  const hex = cert.serialNumber;
-  return hex.startsWith('-') ? (-BigInt('0x' + hex.slice(1))).toString(10) : BigInt('0x' + hex).toString(10);
-}
+export { serialDecimal } from './serial.js';
 
 export interface IdentityDescription {
   subject: string;

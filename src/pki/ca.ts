@@ -82,9 +82,7 @@ function pkcs8Pem(key: KeyObject): string {
   return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-export function serialDecimal(cert: X509Certificate): string {
-  return BigInt('0x' + cert.serialNumber).toString(10);
-}
+export { serialDecimal } from '../identity/serial.js';
 
 // ------------------------------------------------------------ file writing
 

@@ -2,6 +2,7 @@
 // does: rebuild the canonical request from what was RECEIVED (method, raw path
 // and query, the listed signed headers, the raw body), then check the
 // signature with the leaf certificate's public key. See PROTOCOLS.md §1.
+import { serialDecimal as serialDecimalOf } from '../identity/serial.js';
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { canonicalParts, parseAmzDate, SERVICE, sha256Hex, stringToSign } from './canonical.js';
 
@@ -153,11 +154,6 @@ export function parseBase64Certificate(b64: string): X509Certificate | undefined
 }
 
 /** The serial number of a certificate in decimal. */
-export function serialDecimalOf(cert: X509Certificate): string {
-  // Node gives a negative (non-conforming) serial as "-HEX".
-  const hex = cert.serialNumber;
-  return hex.startsWith('-') ? (-BigInt('0x' + hex.slice(1))).toString(10) : BigInt('0x' + hex).toString(10);
-}
 
 const REQUIRED_SIGNED = ['content-type', 'host', 'x-amz-date', 'x-amz-x509'];
 
