@@ -1,14 +1,13 @@
 // credential-process as a real process against the emulator, and the real AWS
 // CLIs using it through credential_process. Needs a fresh `npx tsc -p .`.
 import t from 'tap';
-import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CLI, runCli, runProcess } from '../helpers/cli.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { convertKey, makeCA, makeLeaf, makePfx, type CertFiles } from '../helpers/pki.js';
+import { sha } from '../helpers/assert.js';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 const EXPIRATION_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 function arnFlags(env: TestEmulator): string[] {

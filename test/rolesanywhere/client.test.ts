@@ -1,5 +1,4 @@
 import t from 'tap';
-import { createHash } from 'node:crypto';
 import net from 'node:net';
 import { loadIdentity } from '../../src/identity/load.js';
 import { createSession, type ClientOptions } from '../../src/rolesanywhere/client.js';
@@ -18,6 +17,7 @@ import {
   startFakeServer,
 } from '../helpers/fake-rolesanywhere.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
+import { rejection as rejectionOf, sha } from '../helpers/assert.js';
 
 const dir = await tempDir('ra-client-');
 const ca = await makeCA(dir, 'Client Test CA');
@@ -29,16 +29,8 @@ const serverCert = await makeServerCert(dir, serverCa, ['127.0.0.1', PROXIED_HOS
 
 const params: SessionParameters = { trustAnchorArn: TA_ARN, profileArn: PROFILE_ARN, roleArn: ROLE_ARN, durationSeconds: 900 };
 const fast: ClientOptions = { baseDelayMs: 1, maxDelayMs: 5, maxAttempts: 4, env: {} };
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
-async function rejection(p: Promise<unknown>): Promise<RolesAnywhereError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as RolesAnywhereError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejection = (p: Promise<unknown>) => rejectionOf<RolesAnywhereError>(p);
 
 t.test('success: request shape, response mapping', async (t) => {
   const answer = fakeCredentials();

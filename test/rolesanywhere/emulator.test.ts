@@ -2,23 +2,15 @@
 // verification) and its fault injection: retries, refusals, and our messages
 // for the service's actual error texts.
 import t from 'tap';
-import { createHash } from 'node:crypto';
 import { createSession, type ClientOptions } from '../../src/rolesanywhere/client.js';
 import type { RolesAnywhereError } from '../../src/rolesanywhere/errors.js';
 import { startTestEmulator } from '../helpers/emulator.js';
 import { makeLeaf } from '../helpers/pki.js';
 import { loadIdentity } from '../../src/identity/load.js';
+import { rejection as rejectionOf, sha } from '../helpers/assert.js';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
-async function rejection(p: Promise<unknown>): Promise<RolesAnywhereError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as RolesAnywhereError;
-  }
-  throw new Error('expected a rejection');
-}
+const rejection = (p: Promise<unknown>) => rejectionOf<RolesAnywhereError>(p);
 
 const env = await startTestEmulator(t, { keyType: 'p384' });
 const identity = await env.loadIdentity();
