@@ -8,10 +8,11 @@ import { IdentityWatcher, WatcherRegistry } from '../identity/watch.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
-import { buildApp, type ServedProfile, type ServerState } from './app.js';
+import { buildApp } from './app.js';
 import { ImdsTokenStore } from './imds-tokens.js';
 import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
+import type { ServedProfile, ServerState } from './state.js';
 import { ensureEndpointToken, TokenVerifier } from './token.js';
 
 export interface DaemonDeps {

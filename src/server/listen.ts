@@ -1,8 +1,9 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { FastifyInstance } from 'fastify';
 import { UserError } from '../errors.js';
 import type { ListenAddress } from '../config/types.js';
+import type { DaemonApp } from './app.js';
+import type { CredentialSurface } from './credential-routes.js';
 
 /** Largest accepted request head; larger → 431. */
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -24,11 +25,13 @@ export function urlHost(host: string, port: number): string {
 
 /**
  * Binds the app to every address (one node http server each, all sharing the
- * same fastify routing, state and metrics). On any failure the servers already
- * bound are closed and a UserError names the address.
+ * same routing, state and metrics), serving `surface`'s credential routes (default:
+ * the app's ordinary ones). On any failure the servers already bound are closed
+ * and a UserError names the address.
  */
-export async function listenAll(app: FastifyInstance, addresses: ListenAddress[]): Promise<BoundServer[]> {
+export async function listenAll(app: DaemonApp, addresses: ListenAddress[], surface?: CredentialSurface): Promise<BoundServer[]> {
   await app.ready();
+  const handler = app.handler(surface);
   const bound: BoundServer[] = [];
   try {
     for (const addr of addresses) {
@@ -42,7 +45,7 @@ export async function listenAll(app: FastifyInstance, addresses: ListenAddress[]
           // client would otherwise hold its socket ~30 s instead of 5.
           connectionsCheckingInterval: 1_000,
         },
-        app.routing,
+        handler,
       );
       server.setTimeout(30_000);
       const host = addr.host.replace(/^\[|\]$/g, '');

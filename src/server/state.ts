@@ -1,0 +1,19 @@
+import type { CredentialSession } from '../credentials/session.js';
+import type { TokenVerifier } from './token.js';
+
+export interface ServedProfile {
+  session: CredentialSession;
+  roleArn: string;
+  region: string;
+}
+
+/** What the routes read. Swapped as a whole on reload; routes never do I/O. */
+export interface ServerState {
+  profiles: Map<string, ServedProfile>;
+  /** Served at GET /v1/credentials. */
+  defaultProfile?: string;
+  imds: { enabled: boolean; profile?: string; allowV1: boolean };
+  token: TokenVerifier;
+  /** Every listen address is loopback: refuse requests whose Host is not a loopback name (DNS rebinding). */
+  loopbackOnly: boolean;
+}
