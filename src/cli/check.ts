@@ -106,13 +106,14 @@ export async function run(argv: string[]): Promise<number> {
     throw new UserError(`${source.certificate}: certificate could not be parsed (corrupt or unusual encoding)`, { cause: err });
   }
 
-  if (material.privateKey) {
-    const key = material.privateKey;
+  if (material.publicKey) {
+    const key = material.publicKey;
     const problem = keyTypeProblem(key);
+    const from = material.signer ? material.signer.describe() : material.keyPath;
     results.push(
       problem
         ? { id: 'privateKey', ok: false, severity: 'error', summary: problem, fix: 'use an RSA 2048+ or EC P-256/P-384 key and reissue the certificate for it' }
-        : { id: 'privateKey', ok: true, severity: 'error', summary: `${describeKeyType(key)} key from ${material.keyPath}` },
+        : { id: 'privateKey', ok: true, severity: 'error', summary: `${describeKeyType(key)} key from ${from}` },
     );
     if (keyMatchesCertificate(key, material.leaf)) {
       results.push({ id: 'keyMatch', ok: true, severity: 'error', summary: 'private key matches the certificate' });

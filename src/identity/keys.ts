@@ -4,7 +4,6 @@ import { createPrivateKey, createPublicKey, type KeyObject, type X509Certificate
 import { UserError } from '../errors.js';
 import { DerError, parseDer, TAG, type Asn1 } from './der.js';
 import { KEY_LABELS, looksLikePem, parsePem, PemError, type PemBlock } from './pem.js';
-import type { KeyAlgorithm } from './types.js';
 
 export const PASSWORD_HINT = 'give its password with --key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD';
 export const SUPPORTED_KEYS = 'RSA (2048 bits or more) and EC P-256/P-384';
@@ -60,15 +59,12 @@ export function keyTypeProblem(key: KeyObject): string | undefined {
   return `${describeKeyType(key)} keys are not supported; Roles Anywhere supports ${SUPPORTED_KEYS}`;
 }
 
-export function keyAlgorithmOf(key: KeyObject): KeyAlgorithm {
-  return key.asymmetricKeyType === 'ec' ? 'EC' : 'RSA';
-}
-
 export function spkiOf(key: KeyObject): Buffer {
   const pub = key.type === 'private' ? createPublicKey(key) : key;
   return pub.export({ type: 'spki', format: 'der' });
 }
 
+/** Whether a key (private, or the public half a signer exposes) belongs to the certificate: same SubjectPublicKeyInfo. */
 export function keyMatchesCertificate(key: KeyObject, cert: X509Certificate): boolean {
   try {
     return spkiOf(key).equals(spkiOf(cert.publicKey));

@@ -22,10 +22,13 @@ import { serialDecimal } from './serial.js';
 import { UserError } from '../errors.js';
 import { parseDer } from './der.js';
 import { readInputFile } from './files.js';
-import { classifyDer, describeKeyType, keyAlgorithmOf, keyMatchesCertificate, keyTypeProblem, parsePrivateKey } from './keys.js';
+import { openSigner } from './key-sources.js';
+import { classifyDer, describeKeyType, keyMatchesCertificate, keyTypeProblem, parsePrivateKey } from './keys.js';
 import { CERT_LABELS, KEY_LABELS, looksLikePem, parsePem, PemError, type PemBlock } from './pem.js';
 import { parsePkcs12 } from './pkcs12.js';
 import { checkCertificateRules, isSelfSigned, issuedBy, oneLineName, type RuleResult } from './requirements.js';
+import type { Signer } from './signer.js';
+import { fileSigner, UnusableKeyError } from './signers/file.js';
 import type { Identity, IdentitySource } from './types.js';
 import { parseCertificateFields } from './x509-fields.js';
 
@@ -48,8 +51,11 @@ export interface IdentityMaterial {
   droppedRoots: X509Certificate[];
   /** Certificates after the leaf in the certificate file itself (for hints). */
   certFileExtras: X509Certificate[];
-  privateKey?: KeyObject;
-  /** The file the key came from. */
+  /** Signs with the private key; absent when no key was given or its type cannot sign for Roles Anywhere. */
+  signer?: Signer;
+  /** Public half of the private key (also set when its type is unusable, so `check` can report on it). */
+  publicKey?: KeyObject;
+  /** Where the key came from: a file path or the key source's spec. */
   keyPath?: string;
   /** The certificate file was a PKCS#12 bundle. */
   pkcs12: boolean;
@@ -123,8 +129,20 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
   const data = await readInputFile(certPath, 'certificate');
   let leaf: X509Certificate;
   let extras: X509Certificate[] = [];
-  let privateKey: KeyObject | undefined;
+  let signer: Signer | undefined;
+  let publicKey: KeyObject | undefined;
   let keyPath: string | undefined;
+  // A key type that cannot sign at all (Ed25519, DSA…) fails loading; `check` (no requireKey) reports on it instead.
+  const adopt = async (make: () => Signer | Promise<Signer>, path: string): Promise<void> => {
+    try {
+      signer = await make();
+      publicKey = signer.publicKey;
+    } catch (err) {
+      if (!(err instanceof UnusableKeyError) || opts.requireKey) throw err;
+      publicKey = err.publicKey;
+    }
+    keyPath = path;
+  };
   let pkcs12 = false;
 
   const pem = looksLikePem(data);
@@ -170,8 +188,8 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
       });
     }
     leaf = found.cert;
-    privateKey = found.key;
-    keyPath = certPath;
+    const bundleKey = found.key;
+    await adopt(() => fileSigner(bundleKey, certPath), certPath);
     extras = orderFrom(leaf, certs.filter((c) => c !== found!.cert));
   } else if (pem) {
     const blocks = pemBlocks(data, certPath, 'certificate');
@@ -189,8 +207,7 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
     extras = certs.slice(1);
     if (!source.privateKey && blocks.some((b) => KEY_LABELS.has(b.label))) {
       const opts = source.password === undefined ? { path: certPath } : { path: certPath, password: source.password };
-      privateKey = parsePrivateKey(data, opts);
-      keyPath = certPath;
+      await adopt(() => fileSigner(parsePrivateKey(data, opts), certPath), certPath);
     }
   } else if (derKind === 'certificate') {
     leaf = toCert(data, certPath, 'the DER data');
@@ -218,19 +235,18 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
   }
 
   if (source.privateKey) {
-    const keyData = await readInputFile(source.privateKey, 'private key');
-    const opts = source.password === undefined ? { path: source.privateKey } : { path: source.privateKey, password: source.password };
-    privateKey = parsePrivateKey(keyData, opts);
-    keyPath = source.privateKey;
+    const spec = source.privateKey;
+    await adopt(() => openSigner(spec, source.password === undefined ? {} : { password: source.password }), spec);
   }
-  if (!privateKey && opts.requireKey) {
+  if (!publicKey && opts.requireKey) {
     throw new UserError(`${certPath}: no private key given; give the key file (--private-key), or a PKCS#12 bundle as the certificate`, {
       reason: 'key_missing',
     });
   }
   const material: IdentityMaterial = { source, leaf, chain, droppedRoots, certFileExtras: extras, pkcs12 };
-  if (privateKey) {
-    material.privateKey = privateKey;
+  if (signer) material.signer = signer;
+  if (publicKey) {
+    material.publicKey = publicKey;
     material.keyPath = keyPath ?? certPath;
   }
   return material;
@@ -239,7 +255,7 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
 /** Why a key does not match the leaf, with a hint when it matches another certificate in the file. */
 export function keyMismatch(m: IdentityMaterial): { file: string; summary: string; fix: string } {
   const keyPath = m.keyPath ?? m.source.certificate;
-  const idx = m.privateKey ? m.certFileExtras.findIndex((c) => keyMatchesCertificate(m.privateKey!, c)) : -1;
+  const idx = m.publicKey ? m.certFileExtras.findIndex((c) => keyMatchesCertificate(m.publicKey!, c)) : -1;
   if (idx >= 0) {
     return {
       file: m.source.certificate,
@@ -269,11 +285,11 @@ function ruleMessage(path: string, r: RuleResult): string {
  */
 export async function loadIdentity(source: IdentitySource, options: LoadOptions = {}): Promise<Identity> {
   const m = await readIdentityMaterial(source, { requireKey: true });
-  const privateKey = m.privateKey!;
+  const signer = m.signer!;
   const keyPath = m.keyPath ?? source.certificate;
-  const problem = keyTypeProblem(privateKey);
+  const problem = keyTypeProblem(signer.publicKey);
   if (problem) throw new UserError(`${keyPath}: ${problem}`, { reason: 'key_type_unsupported' });
-  if (!keyMatchesCertificate(privateKey, m.leaf)) throw new UserError(keyMismatchMessage(m), { reason: 'key_mismatch' });
+  if (!keyMatchesCertificate(signer.publicKey, m.leaf)) throw new UserError(keyMismatchMessage(m), { reason: 'key_mismatch' });
 
   let rules: RuleResult[];
   try {
@@ -292,8 +308,7 @@ export async function loadIdentity(source: IdentitySource, options: LoadOptions 
     certificate: m.leaf,
     certificateDer: m.leaf.raw,
     chain: m.chain,
-    privateKey,
-    keyAlgorithm: keyAlgorithmOf(privateKey),
+    signer,
     serialDecimal: serialDecimal(m.leaf),
     source,
     warnings,
@@ -325,7 +340,7 @@ export function describeIdentity(identity: Identity): IdentityDescription {
     serial: identity.serialDecimal,
     notBefore: fields.notBefore.toISOString(),
     notAfter: fields.notAfter.toISOString(),
-    keyType: describeKeyType(identity.privateKey),
+    keyType: describeKeyType(identity.signer.publicKey),
     chainLength: identity.chain.length,
     sha256: createHash('sha256').update(identity.certificateDer).digest('hex'),
   };

@@ -1,4 +1,5 @@
-import type { KeyObject, X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
+import type { Signer } from './signer.js';
 
 /** What to load: the paths and password sources a user gave. */
 export interface IdentitySource {
@@ -12,7 +13,7 @@ export interface IdentitySource {
   password?: string;
 }
 
-export type KeyAlgorithm = 'RSA' | 'EC';
+export type { KeyAlgorithm, Signer, SigningAlgorithm } from './signer.js';
 
 /** A loaded, validated signing identity. Immutable once built. */
 export interface Identity {
@@ -22,8 +23,8 @@ export interface Identity {
   certificateDer: Buffer;
   /** Intermediate CA certificates, nearest the leaf first (as sent in X-Amz-X509-Chain). */
   chain: X509Certificate[];
-  privateKey: KeyObject;
-  keyAlgorithm: KeyAlgorithm;
+  /** Signs with the private key, wherever it lives (file, token, TPM); its public key matches the certificate. */
+  signer: Signer;
   /** Leaf serial number in decimal, as the service expects in the Credential field. */
   serialDecimal: string;
   /** Files it was loaded from (for messages). */

@@ -1,4 +1,4 @@
-import { createHash, createPublicKey } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { readFile, realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
@@ -6,6 +6,7 @@ import { describeError, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Identity, IdentitySource } from './types.js';
+import { keyMatchesCertificate } from './keys.js';
 
 export interface IdentityWatcherOptions {
   source: IdentitySource;
@@ -143,9 +144,7 @@ export async function hashIdentityFiles(source: IdentitySource, extraFiles: read
  * does fuller checks; this guards rotation against half-written pairs.)
  */
 export function checkIdentityPair(identity: Identity, now = new Date()): void {
-  const fromKey = createPublicKey(identity.privateKey).export({ type: 'spki', format: 'der' });
-  const fromCert = identity.certificate.publicKey.export({ type: 'spki', format: 'der' });
-  if (!fromKey.equals(fromCert)) {
+  if (!keyMatchesCertificate(identity.signer.publicKey, identity.certificate)) {
     throw new UserError(
       `${identity.source.privateKey ?? identity.source.certificate}: the private key does not match the certificate ${identity.source.certificate}; install the key that belongs to this certificate`,
       { reason: 'key_mismatch' },

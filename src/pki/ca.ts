@@ -3,11 +3,12 @@
  * certificates for IAM Roles Anywhere, and write them safely (all targets
  * checked before anything is written; private keys 0600; atomic renames).
  */
-import { createPrivateKey, createPublicKey, generateKeyPair, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { access, constants, lstat, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
+import { keyMatchesCertificate } from '../identity/keys.js';
 import { createCertificate, signatureAlgorithmFor, type BuiltCertificate } from './certificate.js';
 import { parseSubject, type NameAttribute } from './name.js';
 import { createPkcs12 } from './pkcs12.js';
@@ -308,8 +309,7 @@ export async function loadCa(caDir: string, now: Date = new Date()): Promise<Loa
     }
     throw new UserError(`${keyPath} is not a readable private key (PEM or DER PKCS#8 expected)`);
   }
-  const spkiOf = (k: KeyObject): Buffer => k.export({ type: 'spki', format: 'der' });
-  if (!spkiOf(createPublicKey(privateKey)).equals(spkiOf(certificate.publicKey))) {
+  if (!keyMatchesCertificate(privateKey, certificate)) {
     throw new UserError(`${keyPath} does not match ${certPath}: the CA key belongs to a different certificate; restore the matching pair`);
   }
   if (!certificate.ca) {

@@ -251,7 +251,7 @@ export class RolesAnywhereClient {
         let minDelay = 0;
         try {
           // Sign per attempt: X-Amz-Date must be current.
-          const headers = signX509Request({ identity, region, host: url.host, path: url.pathname, body, date: now() });
+          const headers = await signX509Request({ identity, region, host: url.host, path: url.pathname, body, date: now() });
           headers['User-Agent'] = o.userAgent ?? `rolesanywhere-credentiald/${VERSION}`;
           headers.Accept = 'application/json';
           const res = await httpRequest(url, {

@@ -1,11 +1,5 @@
-import { sign as cryptoSign } from 'node:crypto';
-import type { Identity, KeyAlgorithm } from '../identity/types.js';
+import type { Identity } from '../identity/types.js';
 import { canonicalParts, formatAmzDate, stringToSign } from './canonical.js';
-
-export const ALGORITHMS: Record<KeyAlgorithm, string> = {
-  RSA: 'AWS4-X509-RSA-SHA256',
-  EC: 'AWS4-X509-ECDSA-SHA256',
-};
 
 export interface SignInput {
   identity: Identity;
@@ -21,11 +15,11 @@ export interface SignInput {
 }
 
 /**
- * Signs a Roles Anywhere request with the identity's private key (SigV4 with
- * an X.509 certificate, PROTOCOLS.md §1). Returns every header to send,
+ * Signs a Roles Anywhere request with the identity's signer (SigV4 with an
+ * X.509 certificate, PROTOCOLS.md §1 and §5). Returns every header to send,
  * Authorization included.
  */
-export function signX509Request(input: SignInput): Record<string, string> {
+export async function signX509Request(input: SignInput): Promise<Record<string, string>> {
   const { identity } = input;
   const amzDate = formatAmzDate(input.date ?? new Date());
   const headers: Record<string, string> = {
@@ -37,7 +31,7 @@ export function signX509Request(input: SignInput): Record<string, string> {
   if (identity.chain.length > 0) {
     headers['X-Amz-X509-Chain'] = identity.chain.map((c) => c.raw.toString('base64')).join(',');
   }
-  const algorithm = ALGORITHMS[identity.keyAlgorithm];
+  const algorithm = identity.signer.algorithm;
   const parts = canonicalParts({
     method: input.method ?? 'POST',
     path: input.path ?? '/sessions',
@@ -47,8 +41,8 @@ export function signX509Request(input: SignInput): Record<string, string> {
     amzDate,
   });
   const toSign = stringToSign(algorithm, amzDate, parts.scope, parts.canonicalRequest);
-  // RSA: PKCS#1 v1.5 (Node's default for RSA keys). EC: DER SEQUENCE{r,s} (Node's default dsaEncoding).
-  const signature = cryptoSign('sha256', Buffer.from(toSign, 'utf8'), identity.privateKey).toString('hex');
+  // The signer returns the exact bytes the service expects for its algorithm (see identity/signer.ts).
+  const signature = (await identity.signer.sign(Buffer.from(toSign, 'utf8'))).toString('hex');
   headers.Authorization =
     `${algorithm} Credential=${identity.serialDecimal}/${parts.scope}, ` +
     `SignedHeaders=${parts.signedHeaders}, Signature=${signature}`;

@@ -86,7 +86,7 @@ for (const keyType of ['rsa', 'ec'] as const) {
     t.ok(days > 364 && days < 366, 'client valid for a year');
 
     const id = await loadIdentity({ certificate: join(dir, 'client.pem'), privateKey: join(dir, 'client.key') });
-    t.equal(id.keyAlgorithm, keyType === 'rsa' ? 'RSA' : 'EC');
+    t.equal(id.signer.keyAlgorithm, keyType === 'rsa' ? 'RSA' : 'EC');
     const serialHex = (await openssl(['x509', '-in', join(dir, 'client.pem'), '-noout', '-serial'])).trim().replace(/^serial=/, '');
     t.equal(id.serialDecimal, BigInt('0x' + serialHex).toString(10));
     t.ok(res.stdout.includes(`serial ${id.serialDecimal}`), 'prints the client serial in decimal');
@@ -233,7 +233,7 @@ t.test('pki issue: PEM + PKCS#12 (password from a file or the environment) that 
   const fromPem = await loadIdentity({ certificate: join(dir, 'web-1.pem'), privateKey: join(dir, 'web-1.key') });
   const fromPfx = await loadIdentity({ certificate: join(dir, 'web-1.pfx'), password });
   t.ok(fromPfx.certificateDer.equals(fromPem.certificateDer), 'PFX holds the same certificate');
-  t.equal(fromPfx.keyAlgorithm, 'EC');
+  t.equal(fromPfx.signer.keyAlgorithm, 'EC');
   t.equal(fromPfx.serialDecimal, fromPem.serialDecimal);
   await t.rejects(loadIdentity({ certificate: join(dir, 'web-1.pfx'), password: 'wrong' }), 'our loader refuses the wrong password');
 
@@ -245,7 +245,7 @@ t.test('pki issue: PEM + PKCS#12 (password from a file or the environment) that 
   t.match(await openssl(['x509', '-in', join(dir, 'rsa-client.pem'), '-noout', '-text']), /Public-Key: \(2048 bit\)/);
   t.match(await pkcs12Info(join(dir, 'rsa-client.pfx'), 'from-env'), /MAC: sha256/);
   const rsaId = await loadIdentity({ certificate: join(dir, 'rsa-client.pfx'), password: 'from-env' });
-  t.equal(rsaId.keyAlgorithm, 'RSA');
+  t.equal(rsaId.signer.keyAlgorithm, 'RSA');
 
   // --pfx-password works but warns.
   const flag = await runCli(['pki', 'issue', '--ca-dir', dir, '--name', 'flag', '--pfx-password', 'visible-pw']);

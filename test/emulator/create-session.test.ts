@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap';
 import { loadIdentity } from '../../src/identity/load.js';
 import type { Identity } from '../../src/identity/types.js';
+import { fileSigner } from '../../src/identity/signers/file.js';
 import { callCreateSession, rawIdentity, startTestEmulator, type CallResult } from '../helpers/emulator.js';
 import { makeCA, makeKey, makeLeaf } from '../helpers/pki.js';
 import { createPrivateKey } from 'node:crypto';
@@ -95,8 +96,10 @@ t.test('refusals', async (t) => {
   });
 
   t.test('signed with a key that is not the certificate\'s', async (t) => {
-    const other = createPrivateKey(await readFile(await makeKey(env.dir, 'rsa2048', 'not-the-leaf-key')));
-    const r = await callCreateSession(env.url, { ...identity, privateKey: other }, { arns });
+    const otherPath = await makeKey(env.dir, 'rsa2048', 'not-the-leaf-key');
+    const other = fileSigner(createPrivateKey(await readFile(otherPath)), otherPath);
+    // The identity's own algorithm name and certificate, the other key's signature.
+    const r = await callCreateSession(env.url, { ...identity, signer: { ...identity.signer, sign: other.sign } }, { arns });
     refused(t, r, 403, 'AccessDeniedException', /Invalid signature/);
     t.equal(reason(), 'bad_signature');
   });

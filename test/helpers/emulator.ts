@@ -26,6 +26,7 @@ import { startEmulator, type Emulator, type EmulatorOptions } from '../../src/em
 import type { IdentitySource, Identity } from '../../src/identity/types.js';
 import { loadIdentity } from '../../src/identity/load.js';
 import { signX509Request } from '../../src/signing/sigv4-x509.js';
+import { fileSigner } from '../../src/identity/signers/file.js';
 import { makeCA, makeLeaf, tempDir, type CertFiles, type KeyType } from './pki.js';
 
 export const DEFAULT_REGION = 'us-east-1';
@@ -155,7 +156,7 @@ export async function callCreateSession(url: string, identity: Identity, opts: C
     path += '?' + new URLSearchParams({ ...opts.arns }).toString();
   } else Object.assign(bodyObj, opts.arns);
   const body = JSON.stringify(bodyObj);
-  const headers = signX509Request({ identity, region, host: u.host, path, body, date: opts.date });
+  const headers = await signX509Request({ identity, region, host: u.host, path, body, date: opts.date });
   opts.mutate?.(headers);
   const { Host: _h, ...send } = headers;
   const res = await fetch(new URL(path, url), { method: 'POST', headers: send, body: opts.sendBody ?? body });
@@ -193,8 +194,7 @@ export async function rawIdentity(certPath: string, keyPath: string, intermediat
     certificate: leaf,
     certificateDer: leaf.raw,
     chain,
-    privateKey,
-    keyAlgorithm: privateKey.asymmetricKeyType === 'ec' ? 'EC' : 'RSA',
+    signer: fileSigner(privateKey, keyPath),
     serialDecimal: BigInt('0x' + leaf.serialNumber).toString(10),
     source: { certificate: certPath, privateKey: keyPath, intermediates: intermediatesPath },
     warnings: [],

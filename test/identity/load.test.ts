@@ -11,10 +11,10 @@ import { convertKey, makeCA, makeChain, makeLeaf, makePfx, openssl, tempDir, typ
 
 const PASSWORD = 'correct horse battery staple';
 
-function assertSigns(t: Tap.Test, id: Identity, expectAlg: 'RSA' | 'EC'): void {
-  t.equal(id.keyAlgorithm, expectAlg, 'key algorithm');
+async function assertSigns(t: Tap.Test, id: Identity, expectAlg: 'RSA' | 'EC'): Promise<void> {
+  t.equal(id.signer.keyAlgorithm, expectAlg, 'key algorithm');
   const data = Buffer.from('string to sign');
-  const sig = sign('sha256', data, id.privateKey);
+  const sig = await id.signer.sign(data);
   t.ok(verify('sha256', data, id.certificate.publicKey, sig), 'signature by the loaded key verifies with the certificate');
   // And with an independent verifier object API.
   t.ok(createVerify('sha256').update(data).verify(id.certificate.publicKey, sig), 'createVerify agrees');
@@ -76,7 +76,7 @@ t.test('key formats', async (t) => {
       }
       const id = await loadIdentity({ certificate: leaf.certPath, privateKey: keyPath, password });
       t.test(`${c.keyType} ${format}`, async (t) => {
-        assertSigns(t, id, c.alg);
+        await assertSigns(t, id, c.alg);
         t.equal(id.serialDecimal, leaf.serialDecimal, 'serial in decimal');
         t.same(id.warnings, [], 'no warnings');
         t.equal(id.chain.length, 0, 'no chain');
@@ -90,7 +90,7 @@ t.test('a password is ignored for an unencrypted key', async (t) => {
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'plain');
   const id = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath, password: 'unused' });
-  assertSigns(t, id, 'EC');
+  await assertSigns(t, id, 'EC');
 });
 
 t.test('DER certificate file', async (t) => {
@@ -100,7 +100,7 @@ t.test('DER certificate file', async (t) => {
   const der = join(dir, 'leaf.der');
   await openssl(['x509', '-in', leaf.certPath, '-outform', 'DER', '-out', der]);
   const id = await loadIdentity({ certificate: der, privateKey: leaf.keyPath });
-  assertSigns(t, id, 'RSA');
+  await assertSigns(t, id, 'RSA');
   t.ok(id.certificateDer.equals(await readFile(der)), 'leaf DER is the file as given');
 });
 
@@ -140,7 +140,7 @@ t.test('chain from the certificate file and from intermediates', async (t) => {
     ['CN=Second Intermediate', 'CN=Test Intermediate CA'],
     'chain order as given, nearest the leaf first',
   );
-  assertSigns(t, id, 'EC');
+  await assertSigns(t, id, 'EC');
 });
 
 t.test('key in the certificate file', async (t) => {
@@ -150,7 +150,7 @@ t.test('key in the certificate file', async (t) => {
   const combined = join(dir, 'combined.pem');
   await writeFile(combined, leaf.certPem + (await readFile(leaf.keyPath, 'utf8')));
   const id = await loadIdentity({ certificate: combined });
-  assertSigns(t, id, 'EC');
+  await assertSigns(t, id, 'EC');
 });
 
 t.test('PKCS#12 bundles', async (t) => {
@@ -167,7 +167,7 @@ t.test('PKCS#12 bundles', async (t) => {
       const pfx = await makePfx(l, chain, encoding, PASSWORD);
       const id = await loadIdentity({ certificate: pfx, password: PASSWORD });
       t.test(`${encoding}: ${label}`, async (t) => {
-        assertSigns(t, id, l === leaf ? 'EC' : 'RSA');
+        await assertSigns(t, id, l === leaf ? 'EC' : 'RSA');
         t.ok(id.certificateDer.equals(new X509Certificate(l.certPem).raw), 'leaf DER identical to the original');
         t.equal(id.serialDecimal, l.serialDecimal);
         t.equal(id.chain.length, chain.length ? 1 : 0, 'intermediate kept, root dropped');
@@ -189,19 +189,19 @@ t.test('PKCS#12 bundles', async (t) => {
   const oddId = await loadIdentity({ certificate: odd, password: PASSWORD });
   t.equal(oddId.certificate.subject, 'CN=rsa-pfx-client', 'leaf found by matching the key, not by position');
   t.equal(oddId.chain.length, 1, 'the intermediate is the chain');
-  assertSigns(t, oddId, 'RSA');
+  await assertSigns(t, oddId, 'RSA');
   // Empty password, given or not.
   const emptyPw = await makePfx(leaf, [], 'aes256', '');
-  assertSigns(t, await loadIdentity({ certificate: emptyPw }), 'EC');
-  assertSigns(t, await loadIdentity({ certificate: emptyPw, password: '' }), 'EC');
+  await assertSigns(t, await loadIdentity({ certificate: emptyPw }), 'EC');
+  await assertSigns(t, await loadIdentity({ certificate: emptyPw, password: '' }), 'EC');
   // Detected by content whatever the extension.
   const renamed = join(dir, 'bundle.bin');
   await writeFile(renamed, await readFile(await makePfx(leaf, [], 'legacy-3des', PASSWORD)));
-  assertSigns(t, await loadIdentity({ certificate: renamed, password: PASSWORD }), 'EC');
+  await assertSigns(t, await loadIdentity({ certificate: renamed, password: PASSWORD }), 'EC');
   // Non-ASCII password (PKCS#12 KDF uses BMPString, PBES2 uses UTF-8).
   for (const encoding of ['legacy-3des', 'aes256'] as const) {
     const pfx = await makePfx(leaf, [], encoding, 'pässwörd-ü');
-    assertSigns(t, await loadIdentity({ certificate: pfx, password: 'pässwörd-ü' }), 'EC');
+    await assertSigns(t, await loadIdentity({ certificate: pfx, password: 'pässwörd-ü' }), 'EC');
   }
 });
 

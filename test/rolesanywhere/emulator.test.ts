@@ -67,7 +67,7 @@ t.test('refusals with the service\'s own texts map to actionable messages', asyn
   const wrongKey = await makeLeaf(env.dir, env.ca, 'other-key', { keyType: 'p256' });
   const other = await loadIdentity({ certificate: wrongKey.certPath, privateKey: wrongKey.keyPath });
   // Our certificate, someone else's key: the signature cannot verify.
-  const forged = { ...identity, privateKey: other.privateKey, keyAlgorithm: other.keyAlgorithm };
+  const forged = { ...identity, signer: other.signer };
   const bad = await rejection(createSession(forged, env.arns, opts));
   t.match(bad.message, /could not verify the request signature \(AccessDeniedException: Invalid signature.*--private-key is the key of --certificate/);
 

@@ -4,6 +4,7 @@ import t from 'tap';
 import { createHash, createPrivateKey, verify as cryptoVerify, sign as cryptoSign } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { loadIdentity } from '../../src/identity/load.js';
+import { fileSigner } from '../../src/identity/signers/file.js';
 import type { Identity } from '../../src/identity/types.js';
 import { canonicalParts, formatAmzDate, stringToSign } from '../../src/signing/canonical.js';
 import { signX509Request } from '../../src/signing/sigv4-x509.js';
@@ -17,6 +18,9 @@ const PROFILE = 'arn:aws:rolesanywhere:us-east-1:123456789012:profile/5e6f7a8b-9
 const ROLE = 'arn:aws:iam::123456789012:role/test-role';
 const BODY = JSON.stringify({ durationSeconds: 3600, profileArn: PROFILE, roleArn: ROLE, trustAnchorArn: TA });
 
+// The private key itself, read from the identity's key file (the Identity only holds a signer).
+const keyFiles = new Map<Identity, import('node:crypto').KeyObject>();
+const privateKeyOf = (identity: Identity) => keyFiles.get(identity)!;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const lower = (h: Record<string, string>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
 
@@ -31,14 +35,16 @@ const identities: Record<string, Identity> = {};
 for (const keyType of ['p256', 'p384', 'rsa2048'] as const) {
   const leaf = await makeLeaf(dir, root, `signer-${keyType}`, { keyType });
   identities[keyType] = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath });
+  keyFiles.set(identities[keyType]!, createPrivateKey(await readFile(leaf.keyPath)));
 }
 const chainedLeaf = await makeLeaf(dir, inter, 'chained-signer', { keyType: 'p256' });
 const makeKeyPath = await makeKey(dir, 'p256', 'other-key');
 const chained = await loadIdentity({ certificate: chainedLeaf.certPath, privateKey: chainedLeaf.keyPath, intermediates: inter.certPath });
+keyFiles.set(chained, createPrivateKey(await readFile(chainedLeaf.keyPath)));
 
 t.test('known answer: canonical request and string to sign built by hand (PROTOCOLS.md §1)', async (t) => {
   for (const [name, identity] of Object.entries(identities)) {
-    const headers = signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
+    const headers = await signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
     const x509 = identity.certificateDer.toString('base64');
     t.equal(headers['X-Amz-Date'], '20240102T030405Z', 'X-Amz-Date is YYYYMMDDTHHMMSSZ');
     t.equal(headers['X-Amz-X509'], x509, 'X-Amz-X509 is standard base64 of the DER');
@@ -56,7 +62,7 @@ t.test('known answer: canonical request and string to sign built by hand (PROTOC
       'content-type;host;x-amz-date;x-amz-x509',
       sha256(BODY),
     ].join('\n');
-    const algorithm = identity.keyAlgorithm === 'RSA' ? 'AWS4-X509-RSA-SHA256' : 'AWS4-X509-ECDSA-SHA256';
+    const algorithm = identity.signer.keyAlgorithm === 'RSA' ? 'AWS4-X509-RSA-SHA256' : 'AWS4-X509-ECDSA-SHA256';
     const scope = '20240102/us-east-1/rolesanywhere/aws4_request';
     const toSign = `${algorithm}\n20240102T030405Z\n${scope}\n${sha256(canonical)}`;
     const m = /^(\S+) Credential=([^,]+), SignedHeaders=([^,]+), Signature=([0-9a-f]+)$/.exec(headers.Authorization!);
@@ -67,7 +73,7 @@ t.test('known answer: canonical request and string to sign built by hand (PROTOC
     t.match(identity.serialDecimal, /^\d+$/);
     t.equal(m![4], m![4]!.toLowerCase(), 'signature is lowercase hex');
     const sig = Buffer.from(m![4]!, 'hex');
-    if (identity.keyAlgorithm === 'EC') t.equal(sig[0], 0x30, `${name}: ECDSA signature is a DER SEQUENCE, not raw r||s`);
+    if (identity.signer.keyAlgorithm === 'EC') t.equal(sig[0], 0x30, `${name}: ECDSA signature is a DER SEQUENCE, not raw r||s`);
     else t.equal(sig.length, 256, 'RSA-2048 PKCS#1 v1.5 signature is 256 bytes');
     t.ok(cryptoVerify('sha256', Buffer.from(toSign), identity.certificate.publicKey, sig), `${name}: signature verifies over the hand-built string to sign`);
     // Our canonical helper produces exactly the hand-built text.
@@ -80,7 +86,7 @@ t.test('known answer: canonical request and string to sign built by hand (PROTOC
 t.test('known answer: chain header and ARNs in the query string', async (t) => {
   const query = `?trustAnchorArn=${encodeURIComponent(TA)}&roleArn=${encodeURIComponent(ROLE)}&profileArn=${encodeURIComponent(PROFILE)}`;
   const body = JSON.stringify({ durationSeconds: 900 });
-  const headers = signX509Request({ identity: chained, region: 'us-east-1', host: HOST, path: `/sessions${query}`, body, date: DATE });
+  const headers = await signX509Request({ identity: chained, region: 'us-east-1', host: HOST, path: `/sessions${query}`, body, date: DATE });
   const chainB64 = chained.chain.map((c) => c.raw.toString('base64')).join(',');
   t.equal(headers['X-Amz-X509-Chain'], chainB64, 'chain is comma-joined base64 DER');
   const enc = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
@@ -108,7 +114,7 @@ t.test('known answer: chain header and ARNs in the query string', async (t) => {
 
 t.test('round trip: sign then verify, for every key type', async (t) => {
   for (const [name, identity] of Object.entries({ ...identities, chained })) {
-    const headers = signX509Request({ identity, region: 'eu-west-2', host: '127.0.0.1:1234', body: BODY });
+    const headers = await signX509Request({ identity, region: 'eu-west-2', host: '127.0.0.1:1234', body: BODY });
     const v = verifyX509Request(received(headers, BODY));
     t.equal(v.ok, true, `${name}: verifies`);
     if (v.ok) {
@@ -121,7 +127,7 @@ t.test('round trip: sign then verify, for every key type', async (t) => {
 
 t.test('tampering with any signed part fails', async (t) => {
   const identity = chained;
-  const headers = signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
+  const headers = await signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
   const expectFail = (label: string, h: Record<string, string>, body = BODY, reason?: string, url?: string) => {
     const v = verifyX509Request(received(h, body, url));
     t.equal(v.ok, false, `${label}: refused`);
@@ -162,7 +168,7 @@ t.test('required headers must be signed; wrong key fails', async (t) => {
   for (const omit of ['content-type', 'host', 'x-amz-x509']) {
     const signed = Object.fromEntries(Object.entries(all).filter(([k]) => k !== omit));
     const parts = canonicalParts({ method: 'POST', path: '/sessions', headers: signed, body: BODY, region: 'us-east-1', amzDate });
-    const sig = cryptoSign('sha256', Buffer.from(stringToSign('AWS4-X509-ECDSA-SHA256', amzDate, parts.scope, parts.canonicalRequest)), identity.privateKey).toString('hex');
+    const sig = cryptoSign('sha256', Buffer.from(stringToSign('AWS4-X509-ECDSA-SHA256', amzDate, parts.scope, parts.canonicalRequest)), privateKeyOf(identity)).toString('hex');
     // (canonicalParts always signs Host, so list the headers by hand as a client that omits one would.)
     const list = Object.keys(signed).sort().join(';');
     const auth = `AWS4-X509-ECDSA-SHA256 Credential=${identity.serialDecimal}/${parts.scope}, SignedHeaders=${list}, Signature=${sig}`;
@@ -171,7 +177,7 @@ t.test('required headers must be signed; wrong key fails', async (t) => {
     if (!v.ok) t.equal(v.reason, 'header_not_signed');
   }
   const otherKey = createPrivateKey(await readFile(makeKeyPath));
-  const h = signX509Request({ identity: { ...identity, privateKey: otherKey }, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
+  const h = await signX509Request({ identity: { ...identity, signer: fileSigner(otherKey, makeKeyPath) }, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
   const v = verifyX509Request(received(h, BODY));
   t.equal(v.ok, false, 'signed with a key that is not the certificate\'s: refused');
   if (!v.ok) t.equal(v.reason, 'bad_signature');
@@ -217,7 +223,7 @@ t.test('Credential carries the decimal serial for every serial shape, and it ver
     t.equal(leaf.serialDecimal, decimal, `${serial}: openssl agrees on the decimal form`);
     const identity = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath });
     t.equal(identity.serialDecimal, decimal, `${serial}: identity serial`);
-    const headers = signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
+    const headers = await signX509Request({ identity, region: 'us-east-1', host: HOST, body: BODY, date: DATE });
     t.match(headers.Authorization, new RegExp(` Credential=${decimal}/20240102/us-east-1/rolesanywhere/aws4_request, `), `${serial}: Credential`);
     const v = verifyX509Request(received(headers, BODY));
     t.ok(v.ok, `${serial}: verifies`);
@@ -227,6 +233,7 @@ t.test('Credential carries the decimal serial for every serial shape, and it ver
 
 t.test('certificate headers must be exact: chain joined by "," without spaces, base64 with its padding', async (t) => {
   // Signed correctly over the malformed values, so only the format is at fault.
+  const chainedKey = privateKeyOf(chained);
   const signWith = (x509: string, chain: string) => {
     const headers: Record<string, string> = {
       'Content-Type': 'application/json',
@@ -237,7 +244,7 @@ t.test('certificate headers must be exact: chain joined by "," without spaces, b
     };
     const parts = canonicalParts({ method: 'POST', path: '/sessions', headers, body: BODY, region: 'us-east-1', amzDate: formatAmzDate(DATE) });
     const toSign = stringToSign('AWS4-X509-ECDSA-SHA256', formatAmzDate(DATE), parts.scope, parts.canonicalRequest);
-    const sig = cryptoSign('sha256', Buffer.from(toSign), chained.privateKey).toString('hex');
+    const sig = cryptoSign('sha256', Buffer.from(toSign), chainedKey).toString('hex');
     headers.Authorization = `AWS4-X509-ECDSA-SHA256 Credential=${chained.serialDecimal}/${parts.scope}, SignedHeaders=${parts.signedHeaders}, Signature=${sig}`;
     return verifyX509Request(received(headers, BODY));
   };

@@ -1,0 +1,43 @@
+// The one interface every key source implements (file keys, PKCS#11 tokens,
+// TPM keys): a public key to match against the certificate and an async
+// `sign` that returns exactly the signature bytes the service expects. The
+// rest of the daemon never sees a private key, so a key that cannot leave its
+// token is as usable as a file.
+import type { KeyObject } from 'node:crypto';
+
+export type SigningAlgorithm = 'AWS4-X509-RSA-SHA256' | 'AWS4-X509-ECDSA-SHA256' | 'AWS4-X509-MLDSA';
+export type KeyAlgorithm = 'RSA' | 'EC' | 'ML-DSA';
+
+export interface Signer {
+  /** Key source: 'file' | 'pkcs11' | 'tpm'. */
+  readonly kind: string;
+  readonly keyAlgorithm: KeyAlgorithm;
+  readonly algorithm: SigningAlgorithm;
+  /** Matched against the certificate's public key, once, in identity/. */
+  readonly publicKey: KeyObject;
+  /**
+   * Signs the string-to-sign bytes and returns exactly the signature bytes the
+   * service expects: RSA PKCS#1 v1.5 over SHA-256; ECDSA DER SEQUENCE{r,s}
+   * over SHA-256 (also for P-384); ML-DSA pure, empty context, no pre-hash.
+   */
+  sign(data: Buffer): Promise<Buffer>;
+  /** Secret-free description for logs and `check` ("file /etc/ra/key.pem", "pkcs11 token=… object=…", "tpm handle 0x81000001"). */
+  describe(): string;
+  close?(): Promise<void>;
+}
+
+/** The SigV4-X509 algorithm name for each key algorithm (PROTOCOLS.md §1, §5). */
+export const SIGNING_ALGORITHMS: Readonly<Record<KeyAlgorithm, SigningAlgorithm>> = {
+  RSA: 'AWS4-X509-RSA-SHA256',
+  EC: 'AWS4-X509-ECDSA-SHA256',
+  'ML-DSA': 'AWS4-X509-MLDSA',
+};
+
+/** The key algorithm of a public or private key, or undefined for a type Roles Anywhere cannot use at all. */
+export function keyAlgorithmOfKey(key: KeyObject): KeyAlgorithm | undefined {
+  const type = key.asymmetricKeyType as string | undefined;
+  if (type === 'rsa') return 'RSA';
+  if (type === 'ec') return 'EC';
+  if (type === 'ml-dsa-44' || type === 'ml-dsa-65' || type === 'ml-dsa-87') return 'ML-DSA';
+  return undefined;
+}
