@@ -1,0 +1,178 @@
+// RFC 7512 PKCS#11 URIs (`pkcs11:token=Prod;object=client;type=private?pin-source=file:/etc/ra/pin`),
+// as AWS's aws_signing_helper and OpenSSL/p11-kit tools accept them. Parsing
+// only: nothing here touches a module. A `pin-value` never appears in a
+// message: messages show a URI only through redactPkcs11Uri.
+import { UserError } from '../errors.js';
+
+export const PKCS11_SCHEME = 'pkcs11:';
+
+/** The object classes of RFC 7512's `type` attribute. */
+export type Pkcs11ObjectType = 'cert' | 'private' | 'public' | 'secret-key' | 'data';
+
+export interface Pkcs11Uri {
+  // Token (CK_TOKEN_INFO)
+  token?: string;
+  manufacturer?: string;
+  serial?: string;
+  model?: string;
+  // Slot (CK_SLOT_INFO)
+  slotId?: number;
+  slotDescription?: string;
+  slotManufacturer?: string;
+  // Library (CK_INFO)
+  libraryManufacturer?: string;
+  libraryDescription?: string;
+  libraryVersion?: string;
+  // Object
+  object?: string;
+  type?: Pkcs11ObjectType;
+  /** CKA_ID bytes. */
+  id?: Buffer;
+  // Query attributes
+  /** The PIN itself (secret: never log). */
+  pinValue?: string;
+  /** Where to read the PIN: `file:/path`, `file:///path` or an absolute path. */
+  pinSource?: string;
+  modulePath?: string;
+  moduleName?: string;
+}
+
+type StringKey = Exclude<keyof Pkcs11Uri, 'slotId' | 'id' | 'type'>;
+
+const PATH_ATTRS: Record<string, keyof Pkcs11Uri> = {
+  token: 'token',
+  manufacturer: 'manufacturer',
+  serial: 'serial',
+  model: 'model',
+  'slot-id': 'slotId',
+  'slot-description': 'slotDescription',
+  'slot-manufacturer': 'slotManufacturer',
+  'library-manufacturer': 'libraryManufacturer',
+  'library-description': 'libraryDescription',
+  'library-version': 'libraryVersion',
+  object: 'object',
+  type: 'type',
+  id: 'id',
+};
+
+const QUERY_ATTRS: Record<string, keyof Pkcs11Uri> = {
+  'pin-value': 'pinValue',
+  'pin-source': 'pinSource',
+  'module-path': 'modulePath',
+  'module-name': 'moduleName',
+};
+
+const TYPES: readonly Pkcs11ObjectType[] = ['cert', 'private', 'public', 'secret-key', 'data'];
+
+export function isPkcs11Uri(spec: string): boolean {
+  return spec.slice(0, PKCS11_SCHEME.length).toLowerCase() === PKCS11_SCHEME;
+}
+
+/** The URI with any pin-value replaced, safe for messages and logs. */
+export function redactPkcs11Uri(spec: string): string {
+  return spec.replace(/(pin-value=)[^&;?#]*/gi, '$1REDACTED');
+}
+
+function fail(spec: string, what: string): never {
+  throw new UserError(`${redactPkcs11Uri(spec)}: ${what}; expected an RFC 7512 URI like pkcs11:token=LABEL;object=LABEL;type=private`, {
+    reason: 'pkcs11_uri',
+  });
+}
+
+/** Percent-decodes to bytes (RFC 3986); a malformed escape is an error. */
+function decodeBytes(spec: string, name: string, raw: string): Buffer {
+  const out: number[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i]!;
+    if (c === '%') {
+      const hex = raw.slice(i + 1, i + 3);
+      if (!/^[0-9a-fA-F]{2}$/.test(hex)) fail(spec, `bad percent-escape in ${name} (expected %XX)`);
+      out.push(parseInt(hex, 16));
+      i += 2;
+    } else {
+      out.push(...Buffer.from(c, 'utf8'));
+    }
+  }
+  return Buffer.from(out);
+}
+
+function decodeText(spec: string, name: string, raw: string): string {
+  const bytes = decodeBytes(spec, name, raw);
+  const text = bytes.toString('utf8');
+  if (!Buffer.from(text, 'utf8').equals(bytes)) fail(spec, `${name} is not valid UTF-8 after percent-decoding`);
+  return text;
+}
+
+/**
+ * Parses a `pkcs11:` URI. Unknown attributes, repeated attributes and
+ * malformed values are errors (RFC 7512 §2.3: a consumer must not guess);
+ * vendor attributes (`x-…`) are refused as well, since we cannot honour them.
+ */
+export function parsePkcs11Uri(spec: string): Pkcs11Uri {
+  if (!isPkcs11Uri(spec)) fail(spec, 'not a pkcs11: URI');
+  const rest = spec.slice(PKCS11_SCHEME.length);
+  if (rest.includes('#')) fail(spec, 'a fragment (#) is not allowed');
+  const q = rest.indexOf('?');
+  const path = q < 0 ? rest : rest.slice(0, q);
+  const query = q < 0 ? '' : rest.slice(q + 1);
+  const uri: Pkcs11Uri = {};
+  const seen = new Set<string>();
+  const take = (part: string, table: Record<string, keyof Pkcs11Uri>, where: 'path' | 'query') => {
+    if (part === '') return;
+    const eq = part.indexOf('=');
+    if (eq <= 0) fail(spec, `attribute "${redactPkcs11Uri(part)}" has no name=value form`);
+    const name = part.slice(0, eq).toLowerCase();
+    const raw = part.slice(eq + 1);
+    const field = table[name];
+    if (!field) {
+      const other = where === 'path' ? QUERY_ATTRS[name] : PATH_ATTRS[name];
+      if (other) fail(spec, `${name} belongs in the ${where === 'path' ? 'query (after ?)' : 'path (before ?)'}`);
+      const known = Object.keys(table).join(', ');
+      fail(spec, `unknown ${where} attribute "${name}" (known: ${known})`);
+    }
+    if (seen.has(name)) fail(spec, `attribute ${name} is given twice`);
+    seen.add(name);
+    if (field === 'id') {
+      uri.id = decodeBytes(spec, name, raw);
+      if (uri.id.length === 0) fail(spec, 'id is empty');
+    } else if (field === 'slotId') {
+      if (!/^\d{1,20}$/.test(raw)) fail(spec, `slot-id must be a decimal number, got "${raw}"`);
+      const n = Number(raw);
+      if (!Number.isSafeInteger(n)) fail(spec, `slot-id ${raw} is too large`);
+      uri.slotId = n;
+    } else if (field === 'type') {
+      const t = decodeText(spec, name, raw).toLowerCase();
+      if (!TYPES.includes(t as Pkcs11ObjectType)) fail(spec, `type must be one of ${TYPES.join(', ')}, got "${t}"`);
+      uri.type = t as Pkcs11ObjectType;
+    } else {
+      uri[field as StringKey] = decodeText(spec, name, raw);
+    }
+  };
+  for (const part of path.split(';')) take(part, PATH_ATTRS, 'path');
+  for (const part of query.split('&')) take(part, QUERY_ATTRS, 'query');
+  if (uri.libraryVersion !== undefined && !/^\d+(\.\d+)?$/.test(uri.libraryVersion)) {
+    fail(spec, `library-version must look like 2 or 2.40, got "${uri.libraryVersion}"`);
+  }
+  return uri;
+}
+
+function encode(value: string | Buffer): string {
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  let out = '';
+  for (const b of bytes) {
+    const c = String.fromCharCode(b);
+    out += /[A-Za-z0-9\-._~:[\]@!$'()*+,=&]/.test(c) && b < 0x80 ? c : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Formats the identifying (non-secret) path attributes back into a URI; the PIN is never included. */
+export function formatPkcs11Uri(uri: Pkcs11Uri): string {
+  const parts: string[] = [];
+  for (const [name, field] of Object.entries(PATH_ATTRS)) {
+    const v = uri[field];
+    if (v === undefined) continue;
+    parts.push(`${name}=${typeof v === 'number' ? String(v) : encode(v as string | Buffer)}`);
+  }
+  return `${PKCS11_SCHEME}${parts.join(';')}`;
+}
