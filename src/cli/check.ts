@@ -2,12 +2,14 @@
 // will be accepted by IAM Roles Anywhere, without contacting AWS.
 import type { X509Certificate } from 'node:crypto';
 import { parseArgs } from 'node:util';
+import { formatProblem, type Problem } from '../config/problems.js';
+import { passwordInput } from '../config/profile.js';
+import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
+import { identitySourceFromProfile, type IdentitySettings } from '../runtime/identity-source.js';
 import { UserError } from '../errors.js';
-import { readPasswordFile } from '../identity/files.js';
 import { describeKeyType, keyMatchesCertificate, keyTypeProblem } from '../identity/keys.js';
 import { keyMismatch, readCertificateList, readIdentityMaterial, serialDecimal } from '../identity/load.js';
 import { checkCertificateRules, checkChain, daysLeft, oneLineName, type RuleResult } from '../identity/requirements.js';
-import type { IdentitySource } from '../identity/types.js';
 import { parseCertificateFields } from '../identity/x509-fields.js';
 
 export const summary = 'Check a certificate, key and chain against the IAM Roles Anywhere rules';
@@ -21,32 +23,8 @@ chains to the trust anchor's CA. Prints one PASS/WARN/FAIL line per rule with
 the fix for each failure. Exit status 0 when nothing fails (warnings allowed),
 1 otherwise. Contacts nothing.
 
-Options:
-  --certificate FILE         PEM or DER certificate (further PEM blocks are
-                             intermediates), or a PKCS#12 (.p12/.pfx) bundle
-  --private-key FILE         PEM or DER private key (not with PKCS#12)
-  --intermediates FILE       PEM bundle of intermediate CA certificates
-  --ca FILE                  the trust anchor's CA certificate(s), PEM or DER
-  --key-password-file FILE   password of an encrypted key or PKCS#12 bundle
-                             (one trailing newline is ignored); the
-                             ROLESANYWHERE_KEY_PASSWORD variable works too
-  --pkcs8-password PASSWORD  the password itself (visible in ps; prefer a file)
-  --expiry-warning-days N    warn when the certificate expires within N days
-                             (default 7)
-  -h, --help                 show this help
+${usageFor('check')}
 `;
-
-/** Password from --key-password-file, --pkcs8-password or ROLESANYWHERE_KEY_PASSWORD (in that order). */
-export async function resolvePassword(values: { 'key-password-file'?: string; 'pkcs8-password'?: string }): Promise<string | undefined> {
-  if (values['key-password-file'] !== undefined && values['pkcs8-password'] !== undefined) {
-    throw new UserError('give either --key-password-file or --pkcs8-password, not both');
-  }
-  if (values['key-password-file'] !== undefined) return readPasswordFile(values['key-password-file']);
-  if (values['pkcs8-password'] !== undefined) return values['pkcs8-password'];
-  // An empty variable counts as unset (an empty password can come from a file).
-  const env = process.env.ROLESANYWHERE_KEY_PASSWORD;
-  return env === undefined || env === '' ? undefined : env;
-}
 
 function line(r: RuleResult): string {
   const status = r.ok ? 'PASS' : r.severity === 'warning' ? 'WARN' : 'FAIL';
@@ -54,46 +32,41 @@ function line(r: RuleResult): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  let values;
+  let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        certificate: { type: 'string' },
-        'private-key': { type: 'string' },
-        intermediates: { type: 'string' },
-        ca: { type: 'string' },
-        'key-password-file': { type: 'string' },
-        'pkcs8-password': { type: 'string' },
-        'expiry-warning-days': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
+    ({ values } = parseArgs({ args: argv, options: optionsFor('check'), strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
   } catch (err) {
-    throw new UserError(`check: ${(err as Error).message.split('\n')[0]}; run \`rolesanywhere-credentiald check --help\``);
+    const msg = (err as Error).message.split('\n')[0]!;
+    throw new UserError(`check: ${msg}${flagSuggestion(msg, 'check')}; run \`rolesanywhere-credentiald check --help\``);
   }
   if (values.help) {
     process.stdout.write(USAGE);
     return 0;
   }
-  if (!values.certificate) throw new UserError('check: --certificate FILE is required; run `rolesanywhere-credentiald check --help`');
-  let expiryWarningDays = 7;
-  if (values['expiry-warning-days'] !== undefined) {
-    const raw = values['expiry-warning-days'];
-    if (!/^\d+$/.test(raw)) throw new UserError(`check: --expiry-warning-days must be a whole number of days, got "${raw}"`);
-    expiryWarningDays = Number(raw);
-  }
-  const source: IdentitySource = { certificate: values.certificate };
-  if (values['private-key']) source.privateKey = values['private-key'];
-  if (values.intermediates) source.intermediates = values.intermediates;
-  const password = await resolvePassword(values);
-  if (password !== undefined) source.password = password;
+  const text = (flag: string): string | undefined => (typeof values[flag] === 'string' ? (values[flag] as string) : undefined);
+  const certificate = text('certificate');
+  if (!certificate) throw new UserError('check: --certificate FILE is required; run `rolesanywhere-credentiald check --help`');
+  const problems: Problem[] = [];
+  const expiryWarningDays = (readSetting(setting('expiryWarningDays'), text('expiry-warning-days'), '--expiry-warning-days', problems) as number | undefined) ?? DEFAULT_EXPIRY_WARNING_DAYS;
+  // The same password sources and precedence as credential-process, update and serve.
+  const pw = passwordInput(values, process.env);
+  problems.push(...pw.problems);
+  // "--expiry-warning-days must be …" reads as a sentence; other problems keep "path: message".
+  const sentence = (p: Problem) => (p.message.startsWith('must ') ? `${p.path} ${p.message}` : formatProblem(p));
+  if (problems.length > 0) throw new UserError(`check: ${problems.map(sentence).join('; ')}`);
+  const settings: IdentitySettings = { certificate };
+  const privateKey = text('private-key');
+  const intermediates = text('intermediates');
+  if (privateKey) settings.privateKey = privateKey;
+  if (intermediates) settings.intermediates = intermediates;
+  if (pw.keyPasswordFile) settings.keyPasswordFile = pw.keyPasswordFile.value;
+  if (pw.keyPassword !== undefined) settings.keyPassword = pw.keyPassword;
+  const source = await identitySourceFromProfile(settings);
 
   const material = await readIdentityMaterial(source);
   let anchors: X509Certificate[] | undefined;
-  if (values.ca) anchors = await readCertificateList(values.ca, 'CA certificate');
+  const ca = text('ca');
+  if (ca) anchors = await readCertificateList(ca, 'CA certificate');
 
   const now = new Date();
   const opts = { now, expiryWarningDays };

@@ -1,7 +1,7 @@
 // `credential-process`: one CreateSession, printed in the AWS CLI/SDK
 // credential_process format. Flag-compatible with
 // `aws_signing_helper credential-process`.
-import { PROFILE_USAGE } from '../config/profile.js';
+import { usageFor } from '../config/settings.js';
 import { formatExpiration, obtainCredentials, parseProfileArgs } from '../rolesanywhere/command.js';
 import { NO_VERIFY_SSL_WARNING } from '../rolesanywhere/profile.js';
 
@@ -18,12 +18,11 @@ In ~/.aws/config:
   [profile ra]
   credential_process = rolesanywhere-credentiald credential-process --certificate /path/cert.pem --private-key /path/key.pem --trust-anchor-arn ARN --profile-arn ARN --role-arn ARN
 
-${PROFILE_USAGE}
-  -h, --help                  show this help
+${usageFor('credential-process')}
 `;
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseProfileArgs(argv, {}, 'credential-process');
+  const parsed = parseProfileArgs(argv, 'credential-process');
   if (parsed.help || !parsed.profile) {
     process.stdout.write(USAGE);
     return 0;

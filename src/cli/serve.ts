@@ -5,7 +5,8 @@ import { describeError, UserError } from '../errors.js';
 import { loadIdentity } from '../identity/load.js';
 import { createLogger, type Logger } from '../log.js';
 import { createSession } from '../rolesanywhere/client.js';
-import { clientOptionsFromProfile, identitySourceFromProfile, NO_VERIFY_SSL_WARNING, sessionParametersFromProfile } from '../rolesanywhere/profile.js';
+import { clientOptionsFromProfile, NO_VERIFY_SSL_WARNING, sessionParametersFromProfile } from '../rolesanywhere/profile.js';
+import { identitySourceFromProfile } from '../runtime/identity-source.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
 
 export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh and serve them to AWS SDKs (container endpoint + IMDSv2)';

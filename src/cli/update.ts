@@ -1,7 +1,7 @@
 // `update`: keeps a profile of the AWS shared credentials file filled with
 // fresh Roles Anywhere credentials (like `aws_signing_helper update`).
 import { setTimeout as sleep } from 'node:timers/promises';
-import { PROFILE_USAGE } from '../config/profile.js';
+import { usageFor } from '../config/settings.js';
 import { writeCredentialsProfile, credentialsFilePath } from '../credentials-file/write.js';
 import { validateProfileName } from '../credentials-file/ini.js';
 import { describeError, UserError } from '../errors.js';
@@ -19,12 +19,7 @@ profile of the AWS shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
 --once it keeps running and refreshes them at about half their lifetime until
 SIGINT/SIGTERM (exit 0).
 
-Options:
-  --profile NAME              credentials file profile to write (default: default)
-  --once                      write once and exit
-
-${PROFILE_USAGE}
-  -h, --help                  show this help
+${usageFor('update')}
 `;
 
 const BACKOFF_INITIAL_MS = 1000;
@@ -49,7 +44,7 @@ export function refreshDelayMs(expiration: Date, now = Date.now(), random = Math
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const parsed = parseProfileArgs(argv, { profile: { type: 'string' }, once: { type: 'boolean' } }, 'update');
+  const parsed = parseProfileArgs(argv, 'update');
   if (parsed.help || !parsed.profile) {
     process.stdout.write(USAGE);
     return 0;

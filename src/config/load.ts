@@ -20,91 +20,41 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { isIP } from 'node:net';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
-import { isValidRegion } from '../rolesanywhere/arn.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
+import { checkProfile, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
 import {
-  checkEndpoint,
-  checkProfile,
+  DEFAULT_PORT,
   envName,
-  flagLabel,
-  parseBoolean,
-  PROFILE_FLAG,
+  flagSuggestion,
+  INHERITED_SETTINGS,
+  keysOf,
+  LOG_LEVELS,
+  optionsFor,
   PROFILE_KEYS,
-  PROFILE_NAME,
-  PROFILE_OPTIONS,
-  PROFILE_USAGE,
-  profileInputFromFlags,
-  resolvePath,
-  type ProfileDefaults,
-  type ProfileKey,
-} from './profile.js';
+  readSetting,
+  setting,
+  settingOfFlag,
+  SETTINGS,
+  TOP_KEYS,
+  usageFor,
+  type Setting,
+} from './settings.js';
 
-export const DEFAULT_PORT = 9911;
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export { DEFAULT_PORT, LOG_LEVELS, TOP_KEYS };
 
-/** parseArgs options of `serve`: the profile flags plus the daemon's own. */
-export const SERVE_OPTIONS = {
-  ...PROFILE_OPTIONS,
-  config: { type: 'string' },
-  listen: { type: 'string', multiple: true },
-  port: { type: 'string' },
-  'token-file': { type: 'string' },
-  'allow-non-loopback': { type: 'boolean' },
-  imds: { type: 'boolean' },
-  'no-imds': { type: 'boolean' },
-  'imds-allow-v1': { type: 'boolean' },
-  'log-level': { type: 'string' },
-  'profile-name': { type: 'string' },
-  help: { type: 'boolean', short: 'h' },
-} as const satisfies NonNullable<ParseArgsConfig['options']>;
+/** parseArgs options of `serve`: the daemon's and the profile flags, from the settings table. */
+export const SERVE_OPTIONS = optionsFor('serve');
 
 export const SERVE_USAGE = `Usage: rolesanywhere-credentiald serve [--config FILE] [options]
 
 Keeps temporary AWS credentials fresh and serves them on the container-credentials
 endpoint (/v1/credentials) and IMDSv2. Precedence: flags > environment > config file.
 
-Daemon options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>):
-  --config FILE               YAML config (env ROLESANYWHERE_CONFIG); see config/daemon.example.yaml
-  --listen HOST:PORT          address to serve on, repeatable (env: comma-separated); [::1]:9911 for IPv6
-  --port N                    same as --listen 127.0.0.1:N (aws_signing_helper compatibility; default ${DEFAULT_PORT})
-  --allow-non-loopback        permit listen addresses other machines can reach
-  --token-file FILE           endpoint token for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (default:
-                              $RUNTIME_DIRECTORY/token, /run/rolesanywhere-credentiald/token as root,
-                              $XDG_RUNTIME_DIR/rolesanywhere-credentiald/token, else
-                              ~/.cache/rolesanywhere-credentiald/token)
-  --imds / --no-imds          serve IMDSv2 too (default: on)
-  --imds-allow-v1             also answer IMDSv1 (token-less) requests
-  --log-level LEVEL           fatal, error, warn, info (default), debug, trace
-  --profile-name NAME         the profile the profile options define or override
-                              (default: the config's only profile, or "default")
-
-${PROFILE_USAGE}`;
-
-export const TOP_KEYS = [
-  'listen',
-  'tokenFile',
-  'imds',
-  'allowNonLoopback',
-  'logLevel',
-  'refresh',
-  'watch',
-  'profiles',
-  // Defaults shared by every profile:
-  'region',
-  'endpoint',
-  'caBundle',
-  'sessionDuration',
-  'noVerifySsl',
-  'withProxy',
-  'expiryWarningDays',
-] as const;
-const IMDS_KEYS = ['enabled', 'profile', 'allowV1'] as const;
-const REFRESH_KEYS = ['backoffInitialMs', 'backoffMaxMs', 'maxConcurrent', 'maxCallsPerSecond'] as const;
-const WATCH_KEYS = ['debounceMs', 'recheckIntervalMs'] as const;
+${usageFor('serve')}`;
 
 export interface LoadOptions {
   /** `serve` arguments (without the command name). */
@@ -124,7 +74,7 @@ export function parseServeArgs(argv: string[]) {
     return parseArgs({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
-    throw new UserError(`${msg.replace(/\. To specify a positional argument.*$/, '')}; run \`rolesanywhere-credentiald serve --help\` for the options`, {
+    throw new UserError(`${msg.replace(/\. To specify a positional argument.*$/, '')}${flagSuggestion(msg, 'serve')}; run \`rolesanywhere-credentiald serve --help\` for the options`, {
       reason: 'bad_arguments',
     });
   }
@@ -219,29 +169,6 @@ class Checker {
   keys(obj: Record<string, unknown>, known: readonly string[], prefix: string): void {
     for (const k of Object.keys(obj)) if (!known.includes(k)) this.add(prefix ? `${prefix}.${k}` : k, unknownKeyMessage(k, known));
   }
-  bool(v: unknown, path: string): boolean | undefined {
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === 'boolean') return v;
-    if (typeof v === 'string' && parseBoolean(v) !== undefined) return parseBoolean(v);
-    this.add(path, `expected true or false, got ${show(v)}`);
-    return undefined;
-  }
-  int(v: unknown, path: string, min: number, max: number, what: string): number | undefined {
-    if (v === undefined || v === null) return undefined;
-    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      this.add(path, `${what}, got ${show(v)}`);
-      return undefined;
-    }
-    return n;
-  }
-  str(v: unknown, path: string): string | undefined {
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') this.add(path, `expected a string, got ${typeName(v)}`);
-    else if (v.trim() === '') this.add(path, 'is empty');
-    else return v;
-    return undefined;
-  }
   mapping(v: unknown, path: string): Record<string, unknown> | undefined {
     if (v === undefined || v === null) return undefined;
     if (isPlainObject(v)) return v;
@@ -274,7 +201,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   const problems: Problem[] = [];
   const c = new Checker(problems);
 
-  const flagStr = (flag: keyof typeof SERVE_OPTIONS): Sourced<string> | undefined => {
+  const flagStr = (flag: string): Sourced<string> | undefined => {
     const v = values[flag];
     return typeof v === 'string' ? { value: v, label: `--${flag}` } : undefined;
   };
@@ -282,16 +209,29 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
     const v = envValue(env, envName(flag));
     return v === undefined ? undefined : { value: v, label: envName(flag) };
   };
-  const flagBool = (flag: keyof typeof SERVE_OPTIONS): Sourced<boolean> | undefined => (values[flag] === true ? { value: true, label: `--${flag}` } : undefined);
-  const envBool = (flag: string): Sourced<boolean> | undefined => {
-    const v = envStr(flag);
-    if (!v) return undefined;
-    const b = parseBoolean(v.value);
-    if (b === undefined) {
-      c.add(v.label, `expected true or false, got ${show(v.value)}`);
-      return undefined;
+  /** A setting's value: flag > environment > file (at its YAML path) > nothing; validated by its row. */
+  const daemonSetting = <T>(key: string): Sourced<T> | undefined => {
+    const s = setting(key);
+    const given = flagOrEnv(s, values, env, problems);
+    if (given) {
+      const v = readSetting(s, given.value, given.label, problems);
+      return v === undefined ? undefined : { value: v as T, label: given.label };
     }
-    return { value: b, label: v.label };
+    const v = readSetting(s, fileAt(key), key, problems);
+    return v === undefined ? undefined : { value: v as T, label: key };
+  };
+  const fileAt = (key: string): unknown => key.split('.').reduce<unknown>((o, k) => (isPlainObject(o) ? o[k] : undefined), file);
+  /** A daemon section (`refresh`, `watch`, `imds`): its keys checked, each row read, defaults filled. */
+  const section = (name: string): Record<string, unknown> => {
+    const raw = c.mapping(file[name], name) ?? {};
+    c.keys(raw, keysOf(name), name);
+    const out: Record<string, unknown> = {};
+    for (const s of SETTINGS as readonly Setting[]) {
+      if (!s.key?.startsWith(`${name}.`)) continue;
+      const v = daemonSetting(s.key)?.value ?? ('default' in s ? s.default : undefined);
+      if (v !== undefined) out[s.key.slice(name.length + 1)] = v;
+    }
+    return out;
   };
 
   // ---- the file ----
@@ -310,17 +250,16 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
     c.keys(file, TOP_KEYS, '');
   }
   const origin = source ?? 'command line';
-  const fileVal = <T>(key: string, value: T | undefined): Sourced<T> | undefined => (value === undefined ? undefined : { value, label: key });
 
   // ---- listen ----
   const rawListen: { text: unknown; label: string }[] = [];
   let allowNonLoopbackLabel = 'allowNonLoopback: true (or --allow-non-loopback)';
-  const flagListen = values.listen;
+  const flagListen = values.listen as string[] | undefined;
   const flagPort = flagStr('port');
   const envListen = envStr('listen');
   const envPort = envStr('port');
   const portToListen = (p: Sourced<string>) => {
-    const n = c.int(p.value, p.label, 0, 65535, 'must be a port number 1..65535 (0 picks a free port)');
+    const n = readSetting(settingOfFlag('port')!, p.value, p.label, problems);
     if (n !== undefined) rawListen.push({ text: `127.0.0.1:${n}`, label: p.label });
   };
   if (flagListen && flagListen.length > 0) {
@@ -343,7 +282,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
     rawListen.push({ text: `127.0.0.1:${DEFAULT_PORT}`, label: 'default listen address' });
   }
 
-  const allowNonLoopback = pick(flagBool('allow-non-loopback'), envBool('allow-non-loopback'), fileVal('allowNonLoopback', c.bool(file.allowNonLoopback, 'allowNonLoopback')));
+  const allowNonLoopback = daemonSetting<boolean>('allowNonLoopback');
   if (!source) allowNonLoopbackLabel = '--allow-non-loopback';
   const listen: ListenAddress[] = [];
   const seen = new Map<string, string>();
@@ -371,68 +310,25 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   }
 
   // ---- token file, log level ----
-  const tokenSrc = pick(flagStr('token-file'), envStr('token-file'));
-  let tokenFile: string;
-  if (tokenSrc) tokenFile = resolvePath(tokenSrc.value, cwd, home);
-  else {
-    const t = c.str(file.tokenFile, 'tokenFile');
-    tokenFile = t !== undefined ? resolvePath(t, baseDir, home) : defaultTokenFile(env, uid);
-  }
-
-  const levelSrc = pick(flagStr('log-level'), envStr('log-level'), fileVal('logLevel', file.logLevel === null ? undefined : file.logLevel));
-  let logLevel: DaemonConfig['logLevel'] = 'info';
-  if (levelSrc) {
-    const v = levelSrc.value;
-    if (typeof v === 'string' && (LOG_LEVELS as readonly string[]).includes(v.toLowerCase())) logLevel = v.toLowerCase() as DaemonConfig['logLevel'];
-    else c.add(levelSrc.label, `expected one of ${LOG_LEVELS.join(', ')}, got ${show(v)}`);
-  }
+  const tokenSrc = daemonSetting<string>('tokenFile');
+  // Flag/environment paths are relative to the working directory, the file's to its directory.
+  const tokenFile = tokenSrc ? resolvePath(tokenSrc.value, tokenSrc.label === 'tokenFile' ? baseDir : cwd, home) : defaultTokenFile(env, uid);
+  const logLevel = daemonSetting<DaemonConfig['logLevel']>('logLevel')?.value ?? 'info';
 
   // ---- refresh, watch ----
-  const refreshRaw = c.mapping(file.refresh, 'refresh') ?? {};
-  c.keys(refreshRaw, REFRESH_KEYS, 'refresh');
-  const refresh: DaemonConfig['refresh'] = {
-    backoffInitialMs: c.int(refreshRaw.backoffInitialMs, 'refresh.backoffInitialMs', 1, 3_600_000, 'must be milliseconds from 1 to 3600000') ?? 1000,
-    backoffMaxMs: c.int(refreshRaw.backoffMaxMs, 'refresh.backoffMaxMs', 1, 3_600_000, 'must be milliseconds from 1 to 3600000') ?? 30_000,
-  };
-  // Shared by all profiles; left out when unset (the limiter's defaults: 4 and 10).
-  const maxConcurrent = c.int(refreshRaw.maxConcurrent, 'refresh.maxConcurrent', 1, 1000, 'must be a number of calls from 1 to 1000');
-  if (maxConcurrent !== undefined) refresh.maxConcurrent = maxConcurrent;
-  const maxCallsPerSecond = c.int(refreshRaw.maxCallsPerSecond, 'refresh.maxCallsPerSecond', 1, 10_000, 'must be calls per second from 1 to 10000');
-  if (maxCallsPerSecond !== undefined) refresh.maxCallsPerSecond = maxCallsPerSecond;
+  const refresh = section('refresh') as DaemonConfig['refresh'];
   if (refresh.backoffInitialMs > refresh.backoffMaxMs) {
     c.add('refresh.backoffMaxMs', `is smaller than refresh.backoffInitialMs (${refresh.backoffInitialMs}); make it at least as large`);
   }
-  const watchRaw = c.mapping(file.watch, 'watch') ?? {};
-  c.keys(watchRaw, WATCH_KEYS, 'watch');
-  const watch = {
-    debounceMs: c.int(watchRaw.debounceMs, 'watch.debounceMs', 0, 600_000, 'must be milliseconds from 0 to 600000') ?? 500,
-    recheckIntervalMs: c.int(watchRaw.recheckIntervalMs, 'watch.recheckIntervalMs', 1, 86_400_000, 'must be milliseconds from 1 to 86400000') ?? 60_000,
-  };
+  const watch = section('watch') as DaemonConfig['watch'];
 
   // ---- profile defaults (top level of the file) ----
   const defaults: ProfileDefaults = { baseDir, home, defaultsLabel: (k) => `top-level ${k}` };
-  {
-    const region = c.str(file.region, 'region')?.trim();
-    if (region !== undefined) {
-      if (isValidRegion(region)) defaults.region = region;
-      else c.add('region', `not an AWS region name (expected e.g. us-east-1), got ${show(region)}`);
-    }
-    const endpoint = c.str(file.endpoint, 'endpoint')?.trim();
-    if (endpoint !== undefined) {
-      const r = checkEndpoint(endpoint);
-      if (r.error) c.add('endpoint', r.error);
-      else defaults.endpoint = r.url!;
-    }
-    const caBundle = c.str(file.caBundle, 'caBundle');
-    if (caBundle !== undefined) defaults.caBundle = resolvePath(caBundle, baseDir, home);
-    const sd = c.int(file.sessionDuration, 'sessionDuration', 900, 43200, 'must be a whole number of seconds from 900 to 43200 (15 minutes to 12 hours)');
-    if (sd !== undefined) defaults.sessionDuration = sd;
-    const nv = c.bool(file.noVerifySsl, 'noVerifySsl');
-    if (nv !== undefined) defaults.noVerifySsl = nv;
-    const wp = c.bool(file.withProxy, 'withProxy');
-    if (wp !== undefined) defaults.withProxy = wp;
-    const ew = c.int(file.expiryWarningDays, 'expiryWarningDays', 0, 3650, 'must be a whole number of days from 0 to 3650');
-    if (ew !== undefined) defaults.expiryWarningDays = ew;
+  for (const s of INHERITED_SETTINGS) {
+    const key = s.key!;
+    let v = readSetting(s, file[key], key, problems);
+    if (v !== undefined && s.type === 'path') v = resolvePath(v as string, baseDir, home);
+    if (v !== undefined) (defaults as Record<string, unknown>)[key] = v;
   }
 
   // ---- profiles ----
@@ -520,24 +416,13 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   }
 
   // ---- IMDS ----
-  const imdsRaw = c.mapping(file.imds, 'imds') ?? {};
-  c.keys(imdsRaw, IMDS_KEYS, 'imds');
-  if (values.imds && values['no-imds']) c.add('--imds', 'give either --imds or --no-imds, not both');
-  const noImdsEnv = envBool('no-imds');
-  const enabledSrc = pick(
-    flagBool('imds'),
-    values['no-imds'] ? { value: false, label: '--no-imds' } : undefined,
-    envBool('imds'),
-    noImdsEnv ? { value: !noImdsEnv.value, label: noImdsEnv.label } : undefined,
-    fileVal('imds.enabled', c.bool(imdsRaw.enabled, 'imds.enabled')),
-  );
-  const allowV1 = pick(flagBool('imds-allow-v1'), envBool('imds-allow-v1'), fileVal('imds.allowV1', c.bool(imdsRaw.allowV1, 'imds.allowV1')));
-  const imds: DaemonConfig['imds'] = { enabled: enabledSrc?.value ?? true, allowV1: allowV1?.value ?? false };
-  const imdsProfile = c.str(imdsRaw.profile, 'imds.profile');
+  const imds = section('imds') as DaemonConfig['imds'];
+  const imdsProfile = imds.profile;
   if (imdsProfile !== undefined) {
     if (!names.includes(imdsProfile)) {
       c.add('imds.profile', `no profile named ${show(imdsProfile)}; defined profiles: ${names.join(', ') || '(none)'}`);
-    } else imds.profile = imdsProfile;
+      delete imds.profile;
+    }
   } else if (imds.enabled && names.length === 1) {
     imds.profile = names[0]!;
   } else if (imds.enabled && names.length > 1) {

@@ -7,129 +7,56 @@
 // exist and are usable is checked when the identity is loaded.
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
-import type { ParseArgsConfig } from 'node:util';
 import type { ProfileConfig } from './types.js';
-import { isLoopbackHostname } from '../net/loopback.js';
-import { checkRoleArn, checkRolesAnywhereArn, isValidRegion, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
-import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
+import { checkRoleArn, checkRolesAnywhereArn, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
+import {
+  checkEndpoint,
+  DEFAULT_EXPIRY_WARNING_DAYS,
+  DEFAULT_SESSION_DURATION,
+  envName,
+  envNames,
+  INHERITED_SETTINGS,
+  optionsFor,
+  parseBoolean,
+  PROFILE_KEYS,
+  PROFILE_SETTINGS,
+  readSetting,
+  settingOfFlag,
+  usageFor,
+  type ProfileValues,
+  type Setting,
+} from './settings.js';
 
-/**
- * `node:util` parseArgs options for one profile. Names and meanings follow
- * `aws_signing_helper credential-process`; `--key-password-file`,
- * `--ca-bundle`, `--expiry-warning-days` and `--without-proxy` are ours.
- *
- * Proxy: like the AWS SDKs we honour HTTPS_PROXY/NO_PROXY by default
- * (`--with-proxy` is accepted for compatibility and is a no-op);
- * `--without-proxy` (or ROLESANYWHERE_WITH_PROXY=false) connects directly.
- */
-export const PROFILE_OPTIONS = {
-  certificate: { type: 'string' },
-  'private-key': { type: 'string' },
-  intermediates: { type: 'string' },
-  'trust-anchor-arn': { type: 'string' },
-  'profile-arn': { type: 'string' },
-  'role-arn': { type: 'string' },
-  region: { type: 'string' },
-  endpoint: { type: 'string' },
-  'session-duration': { type: 'string' },
-  'role-session-name': { type: 'string' },
-  'pkcs8-password': { type: 'string' },
-  'with-proxy': { type: 'boolean' },
-  'without-proxy': { type: 'boolean' },
-  'no-verify-ssl': { type: 'boolean' },
-  'key-password-file': { type: 'string' },
-  'ca-bundle': { type: 'string' },
-  'expiry-warning-days': { type: 'string' },
-} as const satisfies NonNullable<ParseArgsConfig['options']>;
+/** `node:util` parseArgs options of the profile commands (credential-process, update): generated from the settings table. */
+export const PROFILE_OPTIONS = optionsFor('credential-process');
 
-/** Help text lines for PROFILE_OPTIONS (for commands' --help). */
-export const PROFILE_USAGE = `Profile options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>, e.g. ROLESANYWHERE_ROLE_ARN):
-  --certificate FILE          PEM certificate (leaf first; extra blocks = chain) or PKCS#12 .p12/.pfx
-  --private-key FILE          PEM/DER private key (not with a PKCS#12 bundle)
-  --intermediates FILE        PEM bundle of intermediate CA certificates
-  --trust-anchor-arn ARN      arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>
-  --profile-arn ARN           arn:aws:rolesanywhere:<region>:<account>:profile/<id>
-  --role-arn ARN              arn:aws:iam::<account>:role/<name>
-  --region REGION             default: the trust anchor ARN's region
-  --endpoint URL              Roles Anywhere endpoint (https; http only for loopback hosts)
-  --session-duration SECONDS  900..43200 (default 3600)
-  --role-session-name NAME    2-64 characters [A-Za-z0-9_+=,.@-]
-  --key-password-file FILE    file holding the key/PKCS#12 password (env ROLESANYWHERE_KEY_PASSWORD also works)
-  --pkcs8-password PASSWORD   the password itself (visible to other local users in the process list; prefer a file)
-  --ca-bundle FILE            extra PEM roots trusted for the endpoint's TLS certificate
-  --no-verify-ssl             do not verify the endpoint's TLS certificate (testing only)
-  --with-proxy                accepted for compatibility: HTTPS_PROXY/NO_PROXY are honoured by default
-  --without-proxy             ignore HTTPS_PROXY and connect directly
-  --expiry-warning-days N     warn when the certificate expires within N days (default 7)`;
+/** Help text of the profile options (for commands' --help), from the settings table. */
+export const PROFILE_USAGE = usageFor('credential-process');
+
+type InheritedKey = (typeof INHERITED_SETTINGS)[number]['key'] & keyof ProfileValues;
 
 /** Defaults a profile inherits (the config file's top-level keys) and how to resolve its paths. */
-export interface ProfileDefaults {
+export interface ProfileDefaults extends Partial<Pick<ProfileValues, InheritedKey>> {
   /** Profile name; default: the last segment of `path`, else `default`. */
   name?: string;
   /** Relative paths resolve against this directory (default: process.cwd()). */
   baseDir?: string;
   /** For `~/` expansion (default: os.homedir()). */
   home?: string;
-  region?: string;
-  endpoint?: string;
-  caBundle?: string;
-  sessionDuration?: number;
-  noVerifySsl?: boolean;
-  withProxy?: boolean;
-  expiryWarningDays?: number;
   /** How messages name where the defaults came from, e.g. `top-level region`. Default: `default region`. */
   defaultsLabel?: (key: string) => string;
 }
 
-export const DEFAULT_SESSION_DURATION = 3600;
-export const DEFAULT_EXPIRY_WARNING_DAYS = 7;
-
-/** Keys a profile mapping may hold (YAML, camelCase). */
-export const PROFILE_KEYS = [
-  'certificate',
-  'privateKey',
-  'intermediates',
-  'keyPasswordFile',
-  'trustAnchorArn',
-  'profileArn',
-  'roleArn',
-  'region',
-  'endpoint',
-  'caBundle',
-  'noVerifySsl',
-  'withProxy',
-  'sessionDuration',
-  'roleSessionName',
-  'expiryWarningDays',
-] as const;
-export type ProfileKey = (typeof PROFILE_KEYS)[number];
+export { DEFAULT_SESSION_DURATION, DEFAULT_EXPIRY_WARNING_DAYS, PROFILE_KEYS, envName, parseBoolean, checkEndpoint };
+export type ProfileKey = keyof ProfileValues;
 
 /** YAML key → flag name. */
-export const PROFILE_FLAG: Record<ProfileKey, string> = {
-  certificate: 'certificate',
-  privateKey: 'private-key',
-  intermediates: 'intermediates',
-  keyPasswordFile: 'key-password-file',
-  trustAnchorArn: 'trust-anchor-arn',
-  profileArn: 'profile-arn',
-  roleArn: 'role-arn',
-  region: 'region',
-  endpoint: 'endpoint',
-  caBundle: 'ca-bundle',
-  noVerifySsl: 'no-verify-ssl',
-  withProxy: 'with-proxy',
-  sessionDuration: 'session-duration',
-  roleSessionName: 'role-session-name',
-  expiryWarningDays: 'expiry-warning-days',
-};
+export const PROFILE_FLAG: Partial<Record<ProfileKey, string>> = Object.fromEntries(
+  PROFILE_SETTINGS.filter((s) => s.flag !== undefined).map((s) => [s.key!, s.flag!]),
+);
 
 const PASSWORD_KEYS = new Set(['keyPassword', 'password', 'pkcs8Password', 'passphrase', 'keyPassphrase', 'pass']);
-
-/** `role-arn` → `ROLESANYWHERE_ROLE_ARN`. */
-export function envName(flag: string): string {
-  return `ROLESANYWHERE_${flag.replace(/-/g, '_').toUpperCase()}`;
-}
 
 export const PROFILE_NAME = /^[A-Za-z0-9_.-]+$/;
 
@@ -142,13 +69,6 @@ export function regionOfArn(arn: string): string | undefined {
   return undefined;
 }
 
-/** Parses `true/false/1/0/yes/no/on/off` (environment values). */
-export function parseBoolean(text: string): boolean | undefined {
-  const t = text.trim().toLowerCase();
-  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
-  if (['0', 'false', 'no', 'off'].includes(t)) return false;
-  return undefined;
-}
 
 /** Resolves `~/x` and relative paths to absolute ones. */
 export function resolvePath(p: string, baseDir: string, home?: string): string {
@@ -157,22 +77,6 @@ export function resolvePath(p: string, baseDir: string, home?: string): string {
   return isAbsolute(out) ? resolve(out) : resolve(baseDir, out);
 }
 
-/** Validated endpoint URL without a trailing slash, or a problem message. */
-export function checkEndpoint(value: string): { url?: string; error?: string } {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return { error: `not a URL (expected e.g. https://rolesanywhere.us-east-1.amazonaws.com)` };
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { error: `unsupported scheme ${url.protocol.replace(/:$/, '')}; use https://` };
-  if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
-    return { error: `plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://` };
-  }
-  if (url.username || url.password) return { error: 'must not contain a user name or password' };
-  if (url.search || url.hash) return { error: 'must not contain a query string or fragment' };
-  return { url: `${url.origin}${url.pathname.replace(/\/+$/, '')}` };
-}
 
 interface CheckContext {
   /** Names a field in messages. */
@@ -191,12 +95,13 @@ function defaultName(path: string): string {
 /**
  * Checks one profile mapping; returns it validated, or undefined after
  * pushing problems. Used by validateProfile, profileFromFlags and the config file loader.
+ * Each field is read by its row of the settings table; the rules that relate
+ * several fields are in crossCheck below.
  */
 export function checkProfile(raw: unknown, ctx: CheckContext, name: string): ProfileConfig | undefined {
   const { label, defaults, problems } = ctx;
   const before = problems.length;
   const add = (key: string, message: string) => problems.push({ path: label(key), message });
-  const defaultLabel = defaults.defaultsLabel ?? ((k: string) => `default ${k}`);
   if (!isPlainObject(raw)) {
     problems.push({ path: label(''), message: `expected a mapping of profile settings, got ${typeName(raw)}` });
     return undefined;
@@ -212,101 +117,48 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
     }
   }
 
-  const str = (key: ProfileKey): string | undefined => {
-    const v = raw[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'string') {
-      add(key, `expected a string, got ${typeName(v)}`);
-      return undefined;
-    }
-    if (v.trim() === '') {
-      add(key, 'is empty');
-      return undefined;
-    }
-    return v;
-  };
-  const path = (key: ProfileKey): string | undefined => {
-    const v = str(key);
-    return v === undefined ? undefined : resolvePath(v, baseDir, defaults.home);
-  };
-  const bool = (key: ProfileKey): boolean | undefined => {
-    const v = raw[key];
-    if (v === undefined || v === null) return undefined;
-    if (typeof v === 'boolean') return v;
-    if (typeof v === 'string') {
-      const b = parseBoolean(v);
-      if (b !== undefined) return b;
-    }
-    add(key, `expected true or false, got ${show(v)}`);
-    return undefined;
-  };
-  const int = (key: ProfileKey, min: number, max: number, what: string): number | undefined => {
-    const v = raw[key];
-    if (v === undefined || v === null) return undefined;
-    const n = typeof v === 'number' ? v : typeof v === 'string' && /^\s*\d+\s*$/.test(v) ? Number(v) : NaN;
-    if (!Number.isInteger(n) || n < min || n > max) {
-      add(key, `${what}, got ${show(v)}`);
-      return undefined;
-    }
-    return n;
-  };
+  const values: Record<string, unknown> = { name };
+  for (const s of PROFILE_SETTINGS) {
+    const key = s.key!;
+    if (s.required && (raw[key] === undefined || raw[key] === null)) add(key, `required: ${s.required}`);
+    let v = readSetting(s, raw[key], label(key), problems);
+    if (v !== undefined && s.type === 'path') v = resolvePath(v as string, baseDir, defaults.home);
+    if (v === undefined && s.scope === 'inherited') v = (defaults as Record<string, unknown>)[key];
+    if (v === undefined && 'default' in s) v = s.default;
+    if (v !== undefined) values[key] = v;
+  }
+  if (ctx.keyPassword !== undefined) values.keyPassword = ctx.keyPassword;
+  crossCheck(raw, values, ctx, add);
+  if (problems.length > before) return undefined;
+  return values as unknown as ProfileConfig;
+}
 
-  const certificate = path('certificate');
-  const privateKey = path('privateKey');
-  const intermediates = path('intermediates');
-  const keyPasswordFile = path('keyPasswordFile');
-  const caBundle = path('caBundle') ?? defaults.caBundle;
-  const noVerifySsl = bool('noVerifySsl') ?? defaults.noVerifySsl ?? false;
-  const withProxy = bool('withProxy') ?? defaults.withProxy ?? true;
-  const sessionDuration =
-    int('sessionDuration', 900, 43200, 'must be a whole number of seconds from 900 to 43200 (15 minutes to 12 hours)') ??
-    defaults.sessionDuration ??
-    DEFAULT_SESSION_DURATION;
-  const expiryWarningDays =
-    int('expiryWarningDays', 0, 3650, 'must be a whole number of days from 0 to 3650') ?? defaults.expiryWarningDays ?? DEFAULT_EXPIRY_WARNING_DAYS;
-
-  const required = (key: ProfileKey, what: string): void => {
-    if (raw[key] === undefined || raw[key] === null) add(key, `required: ${what}`);
-  };
-  required('certificate', 'the certificate file (PEM, or a PKCS#12 .p12/.pfx bundle)');
-  required('trustAnchorArn', 'the trust anchor ARN (arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>)');
-  required('profileArn', 'the Roles Anywhere profile ARN (arn:aws:rolesanywhere:<region>:<account>:profile/<id>)');
-  required('roleArn', 'the IAM role to assume (arn:aws:iam::<account>:role/<name>)');
-
+/** The one hand-written check: rules between fields (key vs bundle, password sources, ARN regions/partitions, region). */
+function crossCheck(raw: Record<string, unknown>, values: Record<string, unknown>, ctx: CheckContext, add: (key: string, message: string) => void): void {
+  const defaultLabel = ctx.defaults.defaultsLabel ?? ((k: string) => `default ${k}`);
+  const certificate = values.certificate as string | undefined;
   const isBundle = certificate !== undefined && /\.(p12|pfx)$/i.test(certificate);
   if (certificate !== undefined && !isBundle && raw.privateKey == null) {
     add('privateKey', 'required: the private key file for the certificate (only a PKCS#12 .p12/.pfx bundle carries its own key)');
   }
-  if (isBundle && privateKey !== undefined) {
+  if (isBundle && values.privateKey !== undefined) {
     add('privateKey', 'not used with a PKCS#12 bundle (the key is inside it); remove it');
   }
-  if (keyPasswordFile !== undefined && ctx.keyPassword !== undefined) {
+  if (values.keyPasswordFile !== undefined && ctx.keyPassword !== undefined) {
     add('keyPasswordFile', 'give either a password file or a password, not both');
   }
 
-  // ARNs and region.
-  // The client's rules (src/rolesanywhere/arn.ts), so a profile that validates here is not refused later.
-  const arnOf = (key: 'trustAnchorArn' | 'profileArn', kind: RolesAnywhereArn['kind']): RolesAnywhereArn | undefined => {
-    const v = str(key)?.trim();
-    if (v === undefined) return undefined;
+  // ARNs that passed their own row's check; the client's rules (src/rolesanywhere/arn.ts).
+  const arn = (key: string, kind: RolesAnywhereArn['kind']): RolesAnywhereArn | undefined => {
+    const v = values[key];
+    if (typeof v !== 'string') return undefined;
     const r = checkRolesAnywhereArn(v, kind);
-    if (r.ok) return r.arn;
-    const expected = `arn:<partition>:rolesanywhere:<region>:<account>:${kind}/<id>`;
-    if (r.otherKind) add(key, `this is a ${r.otherKind} ARN; expected ${expected}`);
-    else add(key, `not a Roles Anywhere ${kind} ARN (expected ${expected}), got ${show(v)}: ${r.why}`);
-    return undefined;
+    return r.ok ? r.arn : undefined;
   };
-  const trustAnchorArn = str('trustAnchorArn')?.trim();
-  const profileArn = str('profileArn')?.trim();
-  const ta = arnOf('trustAnchorArn', 'trust-anchor');
-  const pa = arnOf('profileArn', 'profile');
-  const roleArn = str('roleArn')?.trim();
-  let role: RoleArn | undefined;
-  if (roleArn !== undefined) {
-    const r = checkRoleArn(roleArn);
-    if (r.ok) role = r.arn;
-    else add('roleArn', `not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>), got ${show(roleArn)}: ${r.why}`);
-  }
+  const ta = arn('trustAnchorArn', 'trust-anchor');
+  const pa = arn('profileArn', 'profile');
+  const r = typeof values.roleArn === 'string' ? checkRoleArn(values.roleArn) : undefined;
+  const role: RoleArn | undefined = r?.ok ? r.arn : undefined;
   if (ta && pa && ta.region !== pa.region) {
     add('profileArn', `is in region ${pa.region} but the trust anchor is in ${ta.region}; a trust anchor and profile must be in the same region`);
   }
@@ -317,56 +169,18 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
     add('roleArn', `is in partition ${role.partition} but the trust anchor is in ${ta.partition}`);
   }
 
-  let region: string | undefined;
-  const ownRegion = str('region')?.trim();
-  if (ownRegion !== undefined && !isValidRegion(ownRegion)) {
-    add('region', `not an AWS region name (expected e.g. us-east-1), got ${show(ownRegion)}`);
-  } else if (ownRegion !== undefined) {
-    region = ownRegion;
-    if (ta && ta.region !== ownRegion) add('region', `is ${ownRegion} but the trust anchor is in ${ta.region}; remove region or make them match`);
-  } else if (defaults.region !== undefined) {
-    region = defaults.region;
-    if (ta && ta.region !== defaults.region) {
-      add('region', `the ${defaultLabel('region')} ${defaults.region} does not match the trust anchor's region ${ta.region}; set region: ${ta.region} for this profile or fix the ARN`);
+  // Region: its own (must match the trust anchor), else the inherited default (same), else the trust anchor's.
+  const own = raw.region !== undefined && raw.region !== null;
+  const region = values.region as string | undefined;
+  if (own && region !== undefined) {
+    if (ta && ta.region !== region) add('region', `is ${region} but the trust anchor is in ${ta.region}; remove region or make them match`);
+  } else if (!own && region !== undefined) {
+    if (ta && ta.region !== region) {
+      add('region', `the ${defaultLabel('region')} ${region} does not match the trust anchor's region ${ta.region}; set region: ${ta.region} for this profile or fix the ARN`);
     }
-  } else {
-    region = ta?.region;
+  } else if (!own && ta) {
+    values.region = ta.region;
   }
-
-  let endpoint = defaults.endpoint;
-  const ownEndpoint = str('endpoint')?.trim();
-  if (ownEndpoint !== undefined) {
-    const r = checkEndpoint(ownEndpoint);
-    if (r.error) add('endpoint', r.error);
-    else endpoint = r.url;
-  }
-
-  const roleSessionName = str('roleSessionName');
-  if (roleSessionName !== undefined && !isValidRoleSessionName(roleSessionName)) {
-    add('roleSessionName', `must be 2-64 characters of letters, digits and _+=,.@- , got ${show(roleSessionName)}`);
-  }
-
-  if (problems.length > before) return undefined;
-  const out: ProfileConfig = {
-    name,
-    certificate: certificate!,
-    trustAnchorArn: trustAnchorArn!,
-    profileArn: profileArn!,
-    roleArn: roleArn!,
-    region: region!,
-    noVerifySsl,
-    withProxy,
-    sessionDuration,
-    expiryWarningDays,
-  };
-  if (privateKey !== undefined) out.privateKey = privateKey;
-  if (intermediates !== undefined) out.intermediates = intermediates;
-  if (keyPasswordFile !== undefined) out.keyPasswordFile = keyPasswordFile;
-  if (ctx.keyPassword !== undefined) out.keyPassword = ctx.keyPassword;
-  if (endpoint !== undefined) out.endpoint = endpoint;
-  if (caBundle !== undefined) out.caBundle = caBundle;
-  if (roleSessionName !== undefined) out.roleSessionName = roleSessionName;
-  return out;
 }
 
 /**
@@ -402,83 +216,103 @@ function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return v === undefined || v === '' ? undefined : v;
 }
 
-/** Collects profile settings from parsed flags, falling back to ROLESANYWHERE_* environment variables. */
+/** Collects profile settings from parsed flags, falling back to their ROLESANYWHERE_* environment variables (from the settings table). */
 export function profileInputFromFlags(values: FlagValues, env: NodeJS.ProcessEnv): ProfileInput {
   const raw: ProfileInput['raw'] = {};
   const labels: ProfileInput['labels'] = {};
   const problems: Problem[] = [];
-  for (const key of PROFILE_KEYS) {
-    const flag = PROFILE_FLAG[key];
-    if (key === 'keyPasswordFile' || key === 'withProxy') continue;
-    const fv = values[flag];
-    if (fv !== undefined && fv !== false) {
-      raw[key] = fv;
-      labels[key] = `--${flag}`;
-      continue;
-    }
-    const ev = envValue(env, envName(flag));
-    if (ev !== undefined) {
-      labels[key] = envName(flag);
-      if (key === 'noVerifySsl') {
-        const b = parseBoolean(ev);
-        if (b === undefined) problems.push({ path: envName(flag), message: `expected true or false, got ${show(ev)}` });
-        else raw[key] = b;
-      } else {
-        raw[key] = ev;
-      }
+  for (const s of PROFILE_SETTINGS) {
+    const key = s.key! as ProfileKey;
+    if (!s.flag || key === 'keyPasswordFile') continue;
+    const given = flagOrEnv(s, values, env, problems);
+    if (given) {
+      raw[key] = given.value;
+      labels[key] = given.label;
     }
   }
-
-  // Proxy: on by default; --without-proxy or ROLESANYWHERE_WITH_PROXY=false turns it off.
-  if (values['with-proxy'] === true && values['without-proxy'] === true) {
-    problems.push({ path: '--with-proxy', message: 'give either --with-proxy or --without-proxy, not both' });
-  } else if (values['without-proxy'] === true) {
-    raw.withProxy = false;
-    labels.withProxy = '--without-proxy';
-  } else if (values['with-proxy'] === true) {
-    raw.withProxy = true;
-    labels.withProxy = '--with-proxy';
-  } else {
-    for (const name of [envName('with-proxy'), envName('without-proxy')]) {
-      const ev = envValue(env, name);
-      if (ev === undefined) continue;
-      const b = parseBoolean(ev);
-      if (b === undefined) problems.push({ path: name, message: `expected true or false, got ${show(ev)}` });
-      else raw.withProxy = name === envName('with-proxy') ? b : !b;
-      labels.withProxy = name;
-      break;
-    }
+  const pw = passwordInput(values, env);
+  problems.push(...pw.problems);
+  if (pw.keyPasswordFile) {
+    raw.keyPasswordFile = pw.keyPasswordFile.value;
+    labels.keyPasswordFile = pw.keyPasswordFile.label;
   }
+  const given = Object.keys(raw).length > 0 || pw.keyPassword !== undefined;
+  const out: ProfileInput = { raw, labels, problems, given };
+  if (pw.keyPassword !== undefined) out.keyPassword = pw.keyPassword;
+  return out;
+}
 
-  // Password: flags beat the environment; within one level, only one source.
-  let keyPassword: string | undefined;
+/**
+ * One setting's value from its flag, else its environment variable(s), with
+ * the name of where it came from. A boolean's off-switch (`--without-proxy`,
+ * ROLESANYWHERE_WITHOUT_PROXY) gives the opposite value; giving both flags is a problem.
+ */
+export function flagOrEnv(s: Setting, values: FlagValues, env: NodeJS.ProcessEnv, problems: Problem[]): { value: unknown; label: string } | undefined {
+  if (s.flag) {
+    const on = values[s.flag];
+    const off = s.negFlag ? values[s.negFlag] : undefined;
+    if (on === true && off === true) {
+      problems.push({ path: `--${s.flag}`, message: `give either --${s.flag} or --${s.negFlag}, not both` });
+      return undefined;
+    }
+    if (off === true) return { value: false, label: `--${s.negFlag}` };
+    if (on !== undefined && on !== false) return { value: on, label: `--${s.flag}` };
+  }
+  for (const { name, inverted } of envNames(s)) {
+    const ev = envValue(env, name);
+    if (ev === undefined) continue;
+    if (!inverted) return { value: ev, label: name };
+    const b = parseBoolean(ev);
+    if (b === undefined) {
+      problems.push({ path: name, message: `expected true or false, got ${show(ev)}` });
+      return undefined;
+    }
+    return { value: !b, label: name };
+  }
+  return undefined;
+}
+
+/** Where a key's password comes from, before anything is read. */
+export interface PasswordInput {
+  keyPasswordFile?: { value: string; label: string };
+  /** The password itself (--pkcs8-password, ROLESANYWHERE_KEY_PASSWORD / ROLESANYWHERE_PKCS8_PASSWORD). Never log it. */
+  keyPassword?: string;
+  problems: Problem[];
+}
+
+/**
+ * The key/PKCS#12 password source of every command (serve, credential-process,
+ * update and check): flags beat the environment; within one level only one
+ * source. An empty environment variable counts as unset, as for every other
+ * setting.
+ */
+export function passwordInput(values: FlagValues, env: NodeJS.ProcessEnv): PasswordInput {
+  const out: PasswordInput = { problems: [] };
   const flagFile = typeof values['key-password-file'] === 'string' ? values['key-password-file'] : undefined;
   const flagPass = typeof values['pkcs8-password'] === 'string' ? values['pkcs8-password'] : undefined;
   if (flagFile !== undefined || flagPass !== undefined) {
     if (flagFile !== undefined && flagPass !== undefined) {
-      problems.push({ path: '--key-password-file', message: 'give either --key-password-file or --pkcs8-password, not both' });
+      out.problems.push({ path: '--key-password-file', message: 'give either --key-password-file or --pkcs8-password, not both' });
     } else if (flagFile !== undefined) {
-      raw.keyPasswordFile = flagFile;
-      labels.keyPasswordFile = '--key-password-file';
+      out.keyPasswordFile = { value: flagFile, label: '--key-password-file' };
     } else {
-      keyPassword = flagPass;
+      out.keyPassword = flagPass;
     }
-  } else {
-    const envFile = envValue(env, envName('key-password-file'));
-    // An empty password is a legitimate value for these two, so only unset counts as absent.
-    const envPass = env[envName('key-password')] ?? env[envName('pkcs8-password')];
-    if (envFile !== undefined && envPass !== undefined) {
-      problems.push({ path: envName('key-password-file'), message: `give either ${envName('key-password-file')} or ${envName('key-password')}, not both` });
-    } else if (envFile !== undefined) {
-      raw.keyPasswordFile = envFile;
-      labels.keyPasswordFile = envName('key-password-file');
-    } else if (envPass !== undefined) {
-      keyPassword = envPass;
-    }
+    return out;
   }
-  const given = Object.keys(raw).length > 0 || keyPassword !== undefined;
-  const out: ProfileInput = { raw, labels, problems, given };
-  if (keyPassword !== undefined) out.keyPassword = keyPassword;
+  const fileEnv = envName('key-password-file');
+  const envFile = envValue(env, fileEnv);
+  // Like every ROLESANYWHERE_* variable, an empty one counts as unset (`docker run -e VAR=`);
+  // an empty password comes from an empty password file or `--pkcs8-password ''`.
+  const passEnv = settingOfFlag('pkcs8-password')!;
+  const envPass = envNames(passEnv).map(({ name }) => envValue(env, name)).find((v) => v !== undefined);
+  if (envFile !== undefined && envPass !== undefined) {
+    out.problems.push({ path: fileEnv, message: `give either ${fileEnv} or ${envNames(passEnv)[0]!.name}, not both` });
+  } else if (envFile !== undefined) {
+    out.keyPasswordFile = { value: envFile, label: fileEnv };
+  } else if (envPass !== undefined) {
+    out.keyPassword = envPass;
+  }
   return out;
 }
 

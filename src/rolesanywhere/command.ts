@@ -1,15 +1,15 @@
 // Shared by the `credential-process` and `update` commands: flag parsing into
 // a validated profile, and one identity-load + CreateSession round.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { PROFILE_OPTIONS, profileFromFlags } from '../config/profile.js';
+import { parseArgs } from 'node:util';
+import { profileFromFlags } from '../config/profile.js';
+import { flagSuggestion, optionsFor, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
 import { loadIdentity } from '../identity/load.js';
 import { type ClientOptions, createSession } from './client.js';
-import { clientOptionsFromProfile, identitySourceFromProfile, sessionParametersFromProfile } from './profile.js';
+import { clientOptionsFromProfile, sessionParametersFromProfile } from './profile.js';
+import { identitySourceFromProfile } from '../runtime/identity-source.js';
 import type { AwsCredentials } from './types.js';
-
-type Options = NonNullable<ParseArgsConfig['options']>;
 
 export interface ParsedCommand<V> {
   values: V;
@@ -17,15 +17,15 @@ export interface ParsedCommand<V> {
   help: boolean;
 }
 
-/** parseArgs with PROFILE_OPTIONS + `extra` + --help; errors become one-line UserErrors naming the fix. */
-export function parseProfileArgs(argv: string[], extra: Options, command: string, env: NodeJS.ProcessEnv = process.env) {
-  const options = { ...PROFILE_OPTIONS, ...extra, help: { type: 'boolean', short: 'h' } } as const satisfies Options;
+/** parseArgs with the command's options from the settings table; errors become one-line UserErrors naming the fix. */
+export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.ProcessEnv = process.env) {
+  const options = optionsFor(command);
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
-    throw new UserError(`${command}: ${msg.replace(/\. To specify .*$/, '')} — run \`${command} --help\` for the options`, { reason: 'invalid_flags' });
+    throw new UserError(`${command}: ${msg.replace(/\. To specify .*$/, '')}${flagSuggestion(msg, command)} — run \`${command} --help\` for the options`, { reason: 'invalid_flags' });
   }
   if (values.help) return { values, help: true as const };
   let profile: ProfileConfig;

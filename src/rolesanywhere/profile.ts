@@ -1,20 +1,8 @@
 // Glue from a validated ProfileConfig to what the identity loader and the
 // Roles Anywhere client take. Shared by credential-process, update and serve.
 import type { ProfileConfig } from '../config/types.js';
-import { readPasswordFile } from '../identity/files.js';
-import type { IdentitySource } from '../identity/types.js';
 import type { ClientOptions } from './client.js';
 import type { SessionParameters } from './types.js';
-
-/** The identity files and password of a profile (reads the password file, if any). */
-export async function identitySourceFromProfile(profile: ProfileConfig): Promise<IdentitySource> {
-  const source: IdentitySource = { certificate: profile.certificate };
-  if (profile.privateKey !== undefined) source.privateKey = profile.privateKey;
-  if (profile.intermediates !== undefined) source.intermediates = profile.intermediates;
-  if (profile.keyPasswordFile !== undefined) source.password = await readPasswordFile(profile.keyPasswordFile);
-  else if (profile.keyPassword !== undefined) source.password = profile.keyPassword;
-  return source;
-}
 
 export function sessionParametersFromProfile(profile: ProfileConfig): SessionParameters {
   const params: SessionParameters = {

@@ -1,0 +1,507 @@
+// THE settings table: every configuration setting of every command, one row each.
+//
+// Generated from it (do not write these by hand anywhere else):
+//   - the parseArgs options of serve, credential-process, update and check (optionsFor)
+//   - every command's option help text (usageFor)
+//   - the ROLESANYWHERE_* environment lookup (envNames, readFlagsAndEnv)
+//   - the known YAML keys per section and their "did you mean" (keysOf), and the
+//     "did you mean" of a mistyped flag (flagSuggestion)
+//   - defaults and per-field validation (readSetting), and the config types
+//     (ProfileConfig / sections in types.ts are mapped types over these rows)
+//   - the README option tables and the --help texts are checked against it by
+//     test/config/settings.test.ts.
+//
+// HOW TO ADD A SETTING — add one row below, then use the value:
+//   key      YAML path: 'region' (a profile key / top-level key), 'refresh.backoffMaxMs'
+//            (a key in a daemon section); leave out for flag/env-only settings.
+//   flag     kebab-case flag name without `--` (leave out for file-only settings);
+//            arg: its metavariable in --help ('FILE', 'N'); booleans have none.
+//            negFlag: the off-switch of a boolean flag (`--no-imds`).
+//   env      defaults to ROLESANYWHERE_<FLAG_IN_UPPER_SNAKE> (and the negFlag's twin,
+//            meaning the opposite); give a list to override, [] for none.
+//   scope    'daemon'    a daemon setting (serve only), in the file's top level or a section;
+//            'profile'   one profile's setting (profiles.<name>.<key>), flags for all profile commands;
+//            'inherited' like 'profile', and the file's top-level key is every profile's default;
+//            'command'   a command-line option of the commands listed in `commands` only.
+//   type     'string' | 'path' | 'boolean' | 'int' (min, max, range text) | 'enum' (values)
+//            | 'list' (handled by its loader) | 'section' (a whole daemon-level YAML mapping
+//            or list with its own validator: `validate(raw, path, problems)` returns the
+//            value stored at DaemonConfig[key]; see SectionSetting).
+//   parse    optional: (text) => { value } | { error } for strings (normalise/validate).
+//   default  the value when unset (also shown in --help when `defaultText` is absent).
+//   required the "required: …" message when a profile must have it.
+//   help     the --help line(s) ('\n' continues on the next line).
+//   secret   true for values that must never be logged or shown (passwords).
+//   commands which commands take the flag (default: profile/inherited → serve,
+//            credential-process, update; daemon → serve); 'check' must be listed to get it.
+// Then document the flag/env in README.md's option tables and the key in
+// config/daemon.example.yaml (tests fail until you do).
+import type { ParseArgsConfig } from 'node:util';
+import { isLoopbackHostname } from '../net/loopback.js';
+import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanywhere/arn.js';
+import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
+import { closest, show, typeName, type Problem } from './problems.js';
+
+export type Command = 'serve' | 'credential-process' | 'update' | 'check';
+export type Scope = 'daemon' | 'profile' | 'inherited' | 'command';
+export type Parsed<T> = { value: T; error?: undefined } | { error: string; value?: undefined };
+
+interface Common {
+  key?: string;
+  flag?: string;
+  arg?: string;
+  negFlag?: string;
+  /** Help line of negFlag when it gets its own line (else `--flag / --negFlag` share one). */
+  negHelp?: string;
+  env?: readonly string[];
+  scope: Scope;
+  commands?: readonly Command[];
+  help: string;
+  /** Shown in --help instead of the default value (computed defaults). */
+  defaultText?: string;
+  secret?: boolean;
+  required?: string;
+  multiple?: boolean;
+  short?: string;
+  /** Always present after validation even without a default (computed, e.g. region). */
+  always?: boolean;
+}
+export interface StringSetting extends Common {
+  type: 'string' | 'path';
+  parse?: (text: string) => Parsed<string>;
+  default?: string;
+}
+export interface BooleanSetting extends Common {
+  type: 'boolean';
+  default?: boolean;
+}
+export interface IntSetting extends Common {
+  type: 'int';
+  min: number;
+  max: number;
+  /** Completes "must be …", e.g. "a whole number of days from 0 to 3650". */
+  range: string;
+  default?: number;
+}
+export interface EnumSetting extends Common {
+  type: 'enum';
+  values: readonly string[];
+  default?: string;
+}
+/** A value the loader reads by hand (e.g. listen: flags, env list and file list with per-item paths). */
+export interface ListSetting extends Common {
+  type: 'list';
+}
+/** A daemon-level YAML section (mapping or list) with its own validator. */
+export interface SectionSetting<T = unknown> extends Common {
+  type: 'section';
+  validate: (raw: unknown, path: string, problems: Problem[]) => T | undefined;
+  default?: T;
+}
+export type Setting = StringSetting | BooleanSetting | IntSetting | EnumSetting | ListSetting | SectionSetting;
+
+export const PROFILE_COMMANDS = ['serve', 'credential-process', 'update'] as const;
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export const DEFAULT_PORT = 9911;
+export const DEFAULT_SESSION_DURATION = 3600;
+export const DEFAULT_EXPIRY_WARNING_DAYS = 7;
+
+/** Validated endpoint URL without a trailing slash, or a problem message. */
+export function checkEndpoint(value: string): { url?: string; error?: string } {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return { error: `not a URL (expected e.g. https://rolesanywhere.us-east-1.amazonaws.com)` };
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { error: `unsupported scheme ${url.protocol.replace(/:$/, '')}; use https://` };
+  if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
+    return { error: `plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://` };
+  }
+  if (url.username || url.password) return { error: 'must not contain a user name or password' };
+  if (url.search || url.hash) return { error: 'must not contain a query string or fragment' };
+  return { url: `${url.origin}${url.pathname.replace(/\/+$/, '')}` };
+}
+
+function arnParser(kind: 'trust-anchor' | 'profile') {
+  return (text: string): Parsed<string> => {
+    const v = text.trim();
+    const r = checkRolesAnywhereArn(v, kind);
+    if (r.ok) return { value: v };
+    const expected = `arn:<partition>:rolesanywhere:<region>:<account>:${kind}/<id>`;
+    if (r.otherKind) return { error: `this is a ${r.otherKind} ARN; expected ${expected}` };
+    return { error: `not a Roles Anywhere ${kind} ARN (expected ${expected}), got ${show(v)}: ${r.why}` };
+  };
+}
+
+/**
+ * Every setting. Order = order in --help. Read the comment at the top of this
+ * file before adding a row.
+ */
+export const SETTINGS = [
+  // ---- profile settings (serve, credential-process, update; some also check) ----
+  {
+    key: 'certificate', flag: 'certificate', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    required: 'the certificate file (PEM, or a PKCS#12 .p12/.pfx bundle)',
+    help: 'PEM certificate (leaf first; extra blocks = chain) or PKCS#12 .p12/.pfx',
+  },
+  {
+    key: 'privateKey', flag: 'private-key', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    help: 'PEM/DER private key (not with a PKCS#12 bundle)',
+  },
+  {
+    key: 'intermediates', flag: 'intermediates', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    help: 'PEM bundle of intermediate CA certificates',
+  },
+  {
+    key: 'trustAnchorArn', flag: 'trust-anchor-arn', arg: 'ARN', scope: 'profile', type: 'string', parse: arnParser('trust-anchor'),
+    required: 'the trust anchor ARN (arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>)',
+    help: 'arn:aws:rolesanywhere:<region>:<account>:trust-anchor/<id>',
+  },
+  {
+    key: 'profileArn', flag: 'profile-arn', arg: 'ARN', scope: 'profile', type: 'string', parse: arnParser('profile'),
+    required: 'the Roles Anywhere profile ARN (arn:aws:rolesanywhere:<region>:<account>:profile/<id>)',
+    help: 'arn:aws:rolesanywhere:<region>:<account>:profile/<id>',
+  },
+  {
+    key: 'roleArn', flag: 'role-arn', arg: 'ARN', scope: 'profile', type: 'string',
+    parse: (text: string): Parsed<string> => {
+      const v = text.trim();
+      const r = checkRoleArn(v);
+      return r.ok ? { value: v } : { error: `not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>), got ${show(v)}: ${r.why}` };
+    },
+    required: 'the IAM role to assume (arn:aws:iam::<account>:role/<name>)',
+    help: 'arn:aws:iam::<account>:role/<name>',
+  },
+  {
+    key: 'region', flag: 'region', arg: 'REGION', scope: 'inherited', type: 'string', always: true,
+    parse: (text: string): Parsed<string> => {
+      const v = text.trim();
+      return isValidRegion(v) ? { value: v } : { error: `not an AWS region name (expected e.g. us-east-1), got ${show(v)}` };
+    },
+    help: "default: the trust anchor ARN's region",
+  },
+  {
+    key: 'endpoint', flag: 'endpoint', arg: 'URL', scope: 'inherited', type: 'string',
+    parse: (text: string): Parsed<string> => {
+      const r = checkEndpoint(text.trim());
+      return r.error !== undefined ? { error: r.error } : { value: r.url! };
+    },
+    help: 'Roles Anywhere endpoint (https; http only for loopback hosts)',
+  },
+  {
+    key: 'sessionDuration', flag: 'session-duration', arg: 'SECONDS', scope: 'inherited', type: 'int', min: 900, max: 43200,
+    range: 'a whole number of seconds from 900 to 43200 (15 minutes to 12 hours)', default: DEFAULT_SESSION_DURATION,
+    help: '900..43200 (default 3600)',
+  },
+  {
+    key: 'roleSessionName', flag: 'role-session-name', arg: 'NAME', scope: 'profile', type: 'string',
+    parse: (v: string): Parsed<string> =>
+      isValidRoleSessionName(v) ? { value: v } : { error: `must be 2-64 characters of letters, digits and _+=,.@- , got ${show(v)}` },
+    help: '2-64 characters [A-Za-z0-9_+=,.@-]',
+  },
+  {
+    key: 'keyPasswordFile', flag: 'key-password-file', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    help: 'file holding the key/PKCS#12 password (env ROLESANYWHERE_KEY_PASSWORD also works)',
+  },
+  {
+    // Never a YAML key: a password does not belong in a config file.
+    flag: 'pkcs8-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: [...PROFILE_COMMANDS, 'check'],
+    env: ['ROLESANYWHERE_KEY_PASSWORD', 'ROLESANYWHERE_PKCS8_PASSWORD'],
+    help: 'the password itself (visible to other local users in the process list; prefer a file)',
+  },
+  {
+    key: 'caBundle', flag: 'ca-bundle', arg: 'FILE', scope: 'inherited', type: 'path',
+    help: "extra PEM roots trusted for the endpoint's TLS certificate",
+  },
+  {
+    key: 'noVerifySsl', flag: 'no-verify-ssl', scope: 'inherited', type: 'boolean', default: false,
+    help: "do not verify the endpoint's TLS certificate (testing only)",
+  },
+  {
+    key: 'withProxy', flag: 'with-proxy', negFlag: 'without-proxy', scope: 'inherited', type: 'boolean', default: true,
+    help: 'accepted for compatibility: HTTPS_PROXY/NO_PROXY are honoured by default',
+    negHelp: 'ignore HTTPS_PROXY and connect directly',
+  },
+  {
+    key: 'expiryWarningDays', flag: 'expiry-warning-days', arg: 'N', scope: 'inherited', type: 'int', min: 0, max: 3650,
+    range: 'a whole number of days from 0 to 3650', default: DEFAULT_EXPIRY_WARNING_DAYS, commands: [...PROFILE_COMMANDS, 'check'],
+    help: 'warn when the certificate expires within N days (default 7)',
+  },
+
+  // ---- daemon settings (serve) ----
+  {
+    flag: 'config', arg: 'FILE', scope: 'daemon', type: 'path',
+    help: 'YAML config (env ROLESANYWHERE_CONFIG); see config/daemon.example.yaml',
+  },
+  {
+    key: 'listen', flag: 'listen', arg: 'HOST:PORT', scope: 'daemon', type: 'list', multiple: true,
+    help: 'address to serve on, repeatable (env: comma-separated); [::1]:9911 for IPv6',
+  },
+  {
+    flag: 'port', arg: 'N', scope: 'daemon', type: 'int', min: 0, max: 65535, range: 'a port number 1..65535 (0 picks a free port)',
+    help: `same as --listen 127.0.0.1:N (aws_signing_helper compatibility; default ${DEFAULT_PORT})`,
+  },
+  {
+    key: 'allowNonLoopback', flag: 'allow-non-loopback', scope: 'daemon', type: 'boolean', default: false,
+    help: 'permit listen addresses other machines can reach',
+  },
+  {
+    key: 'tokenFile', flag: 'token-file', arg: 'FILE', scope: 'daemon', type: 'path', always: true,
+    defaultText:
+      '$RUNTIME_DIRECTORY/token, /run/rolesanywhere-credentiald/token as root,\n$XDG_RUNTIME_DIR/rolesanywhere-credentiald/token, else\n~/.cache/rolesanywhere-credentiald/token',
+    help: 'endpoint token for AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (default:\n$RUNTIME_DIRECTORY/token, /run/rolesanywhere-credentiald/token as root,\n$XDG_RUNTIME_DIR/rolesanywhere-credentiald/token, else\n~/.cache/rolesanywhere-credentiald/token)',
+  },
+  {
+    key: 'imds.enabled', flag: 'imds', negFlag: 'no-imds', scope: 'daemon', type: 'boolean', default: true,
+    help: 'serve IMDSv2 too (default: on)',
+  },
+  {
+    key: 'imds.profile', scope: 'daemon', type: 'string',
+    help: 'the profile IMDS serves (default: the only profile)',
+  },
+  {
+    key: 'imds.allowV1', flag: 'imds-allow-v1', scope: 'daemon', type: 'boolean', default: false,
+    help: 'also answer IMDSv1 (token-less) requests',
+  },
+  {
+    key: 'logLevel', flag: 'log-level', arg: 'LEVEL', scope: 'daemon', type: 'enum', values: LOG_LEVELS, default: 'info',
+    help: 'fatal, error, warn, info (default), debug, trace',
+  },
+  {
+    flag: 'profile-name', arg: 'NAME', scope: 'daemon', type: 'string',
+    help: 'the profile the profile options define or override\n(default: the config\'s only profile, or "default")',
+  },
+  {
+    key: 'refresh.backoffInitialMs', scope: 'daemon', type: 'int', min: 1, max: 3_600_000, range: 'milliseconds from 1 to 3600000', default: 1000,
+    help: 'first retry delay after a failed refresh',
+  },
+  {
+    key: 'refresh.backoffMaxMs', scope: 'daemon', type: 'int', min: 1, max: 3_600_000, range: 'milliseconds from 1 to 3600000', default: 30_000,
+    help: 'cap for the retry delay',
+  },
+  {
+    key: 'refresh.maxConcurrent', scope: 'daemon', type: 'int', min: 1, max: 1000, range: 'a number of calls from 1 to 1000', defaultText: '4',
+    help: 'CreateSession calls in flight at once across all profiles',
+  },
+  {
+    key: 'refresh.maxCallsPerSecond', scope: 'daemon', type: 'int', min: 1, max: 10_000, range: 'calls per second from 1 to 10000', defaultText: '10',
+    help: 'CreateSession calls started per second across all profiles',
+  },
+  {
+    key: 'watch.debounceMs', scope: 'daemon', type: 'int', min: 0, max: 600_000, range: 'milliseconds from 0 to 600000', default: 500,
+    help: 'debounce for certificate file events',
+  },
+  {
+    key: 'watch.recheckIntervalMs', scope: 'daemon', type: 'int', min: 1, max: 86_400_000, range: 'milliseconds from 1 to 86400000', default: 60_000,
+    help: 'periodic re-check of certificate files',
+  },
+  {
+    key: 'profiles', scope: 'daemon', type: 'list',
+    help: 'profile name → profile settings',
+  },
+
+  // ---- command-only options ----
+  { flag: 'ca', arg: 'FILE', scope: 'command', type: 'path', commands: ['check'], help: "the trust anchor's CA certificate(s), PEM or DER", env: [] },
+  { flag: 'profile', arg: 'NAME', scope: 'command', type: 'string', commands: ['update'], help: 'credentials file profile to write (default: default)', env: [] },
+  { flag: 'once', scope: 'command', type: 'boolean', commands: ['update'], help: 'write once and exit', env: [] },
+] as const satisfies readonly Setting[];
+
+export type SettingRow = (typeof SETTINGS)[number];
+const ROWS: readonly Setting[] = SETTINGS;
+
+/** `role-arn` → `ROLESANYWHERE_ROLE_ARN`. */
+export function envName(flag: string): string {
+  return `ROLESANYWHERE_${flag.replace(/-/g, '_').toUpperCase()}`;
+}
+
+/** Parses `true/false/1/0/yes/no/on/off` (environment values). */
+export function parseBoolean(text: string): boolean | undefined {
+  const t = text.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(t)) return true;
+  if (['0', 'false', 'no', 'off'].includes(t)) return false;
+  return undefined;
+}
+
+export function commandsOf(s: Setting): readonly Command[] {
+  if (s.commands) return s.commands;
+  return s.scope === 'daemon' ? ['serve'] : PROFILE_COMMANDS;
+}
+
+/** Environment variables of a setting: [name, inverted] pairs (the negFlag's twin means the opposite). */
+export function envNames(s: Setting): { name: string; inverted: boolean }[] {
+  if (s.env) return s.env.map((name) => ({ name, inverted: false }));
+  if (!s.flag) return [];
+  const out = [{ name: envName(s.flag), inverted: false }];
+  if (s.negFlag) out.push({ name: envName(s.negFlag), inverted: true });
+  return out;
+}
+
+/** The setting with this YAML key. */
+export function setting(key: string): Setting {
+  const s = ROWS.find((r) => r.key === key);
+  if (!s) throw new Error(`no setting ${key}`);
+  return s;
+}
+
+/** The setting with this flag (or off-switch flag). */
+export function settingOfFlag(flag: string): Setting | undefined {
+  return ROWS.find((r) => r.flag === flag || r.negFlag === flag);
+}
+
+/** Settings a profile mapping may hold. */
+export const PROFILE_SETTINGS = ROWS.filter((s) => (s.scope === 'profile' || s.scope === 'inherited') && s.key !== undefined);
+/** Keys a profile mapping may hold (YAML, camelCase). */
+export const PROFILE_KEYS = PROFILE_SETTINGS.map((s) => s.key!);
+/** Settings whose top-level value is every profile's default. */
+export const INHERITED_SETTINGS = ROWS.filter((s) => s.scope === 'inherited');
+
+/** Known keys directly under a YAML section ('' = the file's top level). */
+export function keysOf(section: string): string[] {
+  const out: string[] = [];
+  const prefix = section ? `${section}.` : '';
+  for (const s of ROWS) {
+    if (!s.key || !s.key.startsWith(prefix)) continue;
+    if (s.scope === 'profile' || s.scope === 'command') continue;
+    const first = s.key.slice(prefix.length).split('.')[0]!;
+    if (!out.includes(first)) out.push(first);
+  }
+  return out;
+}
+/** Top-level keys of the config file. */
+export const TOP_KEYS = keysOf('');
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+
+/** parseArgs options of a command, with --help. */
+export function optionsFor(command: Command): Options {
+  const options: Options = {};
+  for (const s of ROWS) {
+    if (!s.flag || !commandsOf(s).includes(command)) continue;
+    const type = s.type === 'boolean' ? 'boolean' : 'string';
+    options[s.flag] = s.multiple ? { type, multiple: true } : s.short ? { type, short: s.short } : { type };
+    if (s.negFlag) options[s.negFlag] = { type: 'boolean' };
+  }
+  options.help = { type: 'boolean', short: 'h' };
+  return options;
+}
+
+const COLUMN = 28;
+
+function usageLine(left: string, help: string): string {
+  const [first, ...rest] = help.split('\n');
+  const pad = left.length + 2 > COLUMN ? `${left}\n${' '.repeat(COLUMN + 2)}` : left.padEnd(COLUMN);
+  return [`  ${pad}${first}`, ...rest.map((l) => `${' '.repeat(COLUMN + 2)}${l}`)].join('\n');
+}
+
+function usageOf(s: Setting): string[] {
+  const flag = `--${s.flag}${s.arg ? ` ${s.arg}` : ''}`;
+  if (s.negFlag && s.negHelp) return [usageLine(flag, s.help), usageLine(`--${s.negFlag}`, s.negHelp)];
+  if (s.negFlag) return [usageLine(`${flag} / --${s.negFlag}`, s.help)];
+  return [usageLine(flag, s.help)];
+}
+
+/**
+ * Help text of a command's options from the table: for `serve` the daemon
+ * options then the profile options; for the others the command's own options
+ * then the profile options it takes. Ends with the --help line.
+ */
+export function usageFor(command: Command): string {
+  const rows = ROWS.filter((s) => s.flag && commandsOf(s).includes(command));
+  const own = rows.filter((s) => s.scope === 'daemon' || s.scope === 'command');
+  const profile = rows.filter((s) => s.scope === 'profile' || s.scope === 'inherited');
+  const parts: string[] = [];
+  if (own.length > 0) {
+    const head = command === 'serve' ? 'Daemon options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>):' : 'Options:';
+    parts.push([head, ...own.flatMap(usageOf)].join('\n'));
+  }
+  const head =
+    command === 'check'
+      ? 'Identity options (the password also from ROLESANYWHERE_KEY_PASSWORD_FILE / ROLESANYWHERE_KEY_PASSWORD):'
+      : 'Profile options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>, e.g. ROLESANYWHERE_ROLE_ARN):';
+  parts.push([head, ...profile.flatMap(usageOf), usageLine('-h, --help', 'show this help')].join('\n'));
+  return parts.join('\n\n');
+}
+
+/** `--certficate` → ` (did you mean --certificate?)` for a parseArgs "Unknown option" message ('' otherwise). */
+export function flagSuggestion(message: string, command: Command): string {
+  const m = /Unknown option '(-{1,2}[^']+)'/.exec(message);
+  if (!m) return '';
+  const word = m[1]!.replace(/^-+/, '').replace(/=.*$/, '');
+  const guess = closest(word, Object.keys(optionsFor(command)));
+  return guess ? ` (did you mean --${guess}?)` : '';
+}
+
+// ---- reading one value ----
+
+/**
+ * Validates one raw value (YAML value, flag or environment string) against
+ * its row; pushes a problem at `path` and returns undefined when it is wrong.
+ * Paths come back unresolved (the caller knows the base directory).
+ */
+export function readSetting(s: Setting, raw: unknown, path: string, problems: Problem[]): unknown {
+  if (raw === undefined || raw === null) return undefined;
+  const add = (message: string) => {
+    problems.push({ path, message });
+    return undefined;
+  };
+  switch (s.type) {
+    case 'string':
+    case 'path': {
+      if (typeof raw !== 'string') return add(`expected a string, got ${typeName(raw)}`);
+      if (raw.trim() === '') return add('is empty');
+      if (!s.parse) return raw;
+      const r = s.parse(raw);
+      return r.error !== undefined ? add(r.error) : r.value;
+    }
+    case 'boolean': {
+      if (typeof raw === 'boolean') return raw;
+      if (typeof raw === 'string') {
+        const b = parseBoolean(raw);
+        if (b !== undefined) return b;
+      }
+      return add(`expected true or false, got ${show(raw)}`);
+    }
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\s*\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(n) || n < s.min || n > s.max) return add(`must be ${s.range}, got ${show(raw)}`);
+      return n;
+    }
+    case 'enum': {
+      if (typeof raw === 'string' && s.values.includes(raw.toLowerCase())) return raw.toLowerCase();
+      return add(`expected one of ${s.values.join(', ')}, got ${show(raw)}`);
+    }
+    case 'section':
+      return s.validate(raw, path, problems);
+    case 'list':
+      return raw;
+  }
+}
+
+// ---- types generated from the rows ----
+
+type ValueOf<S> = S extends { type: 'boolean' }
+  ? boolean
+  : S extends { type: 'int' }
+    ? number
+    : S extends { type: 'enum'; values: readonly (infer V)[] }
+      ? V
+      : S extends { type: 'section'; validate: (...a: never[]) => infer T }
+        ? Exclude<T, undefined>
+        : string;
+type Present<S> = S extends { default: unknown } ? true : S extends { required: string } ? true : S extends { always: true } ? true : false;
+type KeyOf<S> = S extends { key: infer K extends string } ? K : never;
+type Strip<K extends string, P extends string> = K extends `${P}.${infer R}` ? R : never;
+
+/** The validated values of rows `S`, keyed by YAML key (after `prefix.`), optional unless defaulted/required. */
+export type ValuesOf<S, P extends string = never> = {
+  [R in S as Present<R> extends true ? ([P] extends [never] ? KeyOf<R> : Strip<KeyOf<R>, P>) : never]: ValueOf<R>;
+} & {
+  [R in S as Present<R> extends true ? never : [P] extends [never] ? KeyOf<R> : Strip<KeyOf<R>, P>]?: ValueOf<R>;
+};
+
+type ProfileRows = Extract<SettingRow, { scope: 'profile' | 'inherited'; key: string }>;
+/** A validated profile's settings (types.ts adds name and the password). */
+export type ProfileValues = ValuesOf<ProfileRows>;
+/** A daemon section's validated values (`refresh`, `watch`, `imds`, …). */
+export type SectionValues<P extends string> = ValuesOf<Extract<SettingRow, { scope: 'daemon'; key: `${P}.${string}` }>, P>;
