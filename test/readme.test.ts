@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { envName } from '../src/config/profile.js';
 import { REPO, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/pki.js';
+import { readme, tableAfter } from './helpers/readme.js';
 
-const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
 
 /** The body of the first fenced block after a heading containing `heading`. */
 function blockAfter(heading: string): string {
@@ -19,20 +19,6 @@ function blockAfter(heading: string): string {
   return m[1]!;
 }
 
-/** The markdown table that follows `heading`, as rows of cells. */
-function tableAfter(heading: string): string[][] {
-  const at = readme.indexOf(heading);
-  if (at < 0) throw new Error(`README has no "${heading}"`);
-  const lines = readme.slice(at).split('\n');
-  const start = lines.findIndex((l) => l.startsWith('|'));
-  const rows: string[][] = [];
-  for (const line of lines.slice(start)) {
-    if (!line.startsWith('|')) break;
-    if (/^\|\s*-+/.test(line)) continue;
-    rows.push(line.split('|').slice(1, -1).map((c) => c.trim()));
-  }
-  return rows.slice(1);
-}
 
 const flagsIn = (text: string) => [...text.matchAll(/`(--[a-z0-9-]+)/g)].map((m) => m[1]!);
 

@@ -9,25 +9,11 @@ import { loadDaemonConfig } from '../../src/config/load.js';
 import { profileFromFlags } from '../../src/config/profile.js';
 import { commandsOf, envNames, flagSuggestion, keysOf, optionsFor, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
 import { REPO, runCli } from '../helpers/cli.js';
+import { readme, tableAfter } from '../helpers/readme.js';
 
 const ROWS: readonly Setting[] = SETTINGS;
-const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
 const example = readFileSync(join(REPO, 'config', 'daemon.example.yaml'), 'utf8');
 
-/** The markdown table that follows `heading`, as rows of cells (header dropped). */
-function tableAfter(heading: string): string[][] {
-  const at = readme.indexOf(heading);
-  if (at < 0) throw new Error(`README has no "${heading}"`);
-  const lines = readme.slice(at).split('\n');
-  const start = lines.findIndex((l) => l.startsWith('|'));
-  const rows: string[][] = [];
-  for (const line of lines.slice(start)) {
-    if (!line.startsWith('|')) break;
-    if (/^\|\s*-+/.test(line)) continue;
-    rows.push(line.split('|').slice(1, -1).map((c) => c.trim()));
-  }
-  return rows.slice(1);
-}
 
 const ticked = (cell: string, re: RegExp) => [...cell.matchAll(re)].map((m) => m[1]!);
 const flagsIn = (cell: string) => ticked(cell, /`--([a-z0-9-]+)/g);
