@@ -1,0 +1,303 @@
+// Who is calling? For a connection made to a loopback address, the kernel
+// knows the local user that owns the client's socket: /proc/net/tcp and
+// /proc/net/tcp6 list every TCP socket of this network namespace with its
+// owner uid. The client's socket is the one whose local end is the
+// connection's remote end and whose remote end is our listening address.
+//
+// Callers are then authorized by a policy built from `callers: { users,
+// groups }` (names or numeric ids, resolved against /etc/passwd and
+// /etc/group). The default policy allows only the daemon's own user.
+import { readFile } from 'node:fs/promises';
+import { isIP, type Socket } from 'node:net';
+import { endianness } from 'node:os';
+import { UserError } from '../errors.js';
+import { isLoopbackHostname } from '../net/loopback.js';
+
+/** The two ends of an accepted connection, as the server sees them. */
+export interface ConnectionEnds {
+  /** Our end: the address the client connected to. */
+  localAddress: string;
+  localPort: number;
+  /** The client's end. */
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/** One row of /proc/net/tcp{,6}. */
+export interface ProcSocket {
+  local: string;
+  localPort: number;
+  remote: string;
+  remotePort: number;
+  /** Kernel TCP state (1 = ESTABLISHED, 6 = TIME_WAIT, 10 = LISTEN). */
+  state: number;
+  uid: number;
+}
+
+const TCP_TIME_WAIT = 6;
+const TCP_LISTEN = 10;
+
+/** A comparable key for an IP address: IPv4 and v4-mapped IPv6 as `4:a.b.c.d`, other IPv6 as 8 expanded groups. */
+export function addressKey(address: string): string | undefined {
+  let a = address.toLowerCase();
+  if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
+  const zone = a.indexOf('%');
+  if (zone >= 0) a = a.slice(0, zone);
+  const kind = isIP(a);
+  if (kind === 4) return `4:${a}`;
+  if (kind !== 6) return undefined;
+  const dotted = /(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (dotted) {
+    const b = dotted[1]!.split('.').map(Number);
+    a = a.slice(0, -dotted[1]!.length) + `${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+  }
+  const [head, rest] = a.includes('::') ? a.split('::') : [a, undefined];
+  const h = head ? head.split(':').filter((g) => g !== '') : [];
+  const r = rest === undefined ? [] : rest.split(':').filter((g) => g !== '');
+  const explicit = h.length + r.length;
+  const zeros = rest === undefined ? [] : new Array<string>(8 - explicit).fill('0');
+  const groups = [...h, ...zeros, ...r].map((g) => parseInt(g, 16));
+  if (groups.length !== 8) return undefined;
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return `4:${groups[6]! >> 8}.${groups[6]! & 0xff}.${groups[7]! >> 8}.${groups[7]! & 0xff}`;
+  }
+  return `6:${groups.map((g) => g.toString(16).padStart(4, '0')).join(':')}`;
+}
+
+/**
+ * Decodes a /proc/net/tcp address: 8 (IPv4) or 32 (IPv6) hex digits, each
+ * 32-bit word printed as a host-order integer, into an `addressKey`.
+ */
+export function decodeProcAddress(hex: string, littleEndian = endianness() === 'LE'): string | undefined {
+  if (!/^[0-9A-Fa-f]+$/.test(hex) || (hex.length !== 8 && hex.length !== 32)) return undefined;
+  const bytes = Buffer.alloc(hex.length / 2);
+  for (let w = 0; w < hex.length / 8; w++) {
+    const word = parseInt(hex.slice(w * 8, w * 8 + 8), 16);
+    if (littleEndian) bytes.writeUInt32LE(word, w * 4);
+    else bytes.writeUInt32BE(word, w * 4);
+  }
+  if (bytes.length === 4) return `4:${[...bytes].join('.')}`;
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
+  return addressKey(groups.join(':'));
+}
+
+/** Parses the text of /proc/net/tcp or /proc/net/tcp6 (the header line and malformed rows are skipped). */
+export function parseProcNetTcp(text: string, littleEndian = endianness() === 'LE'): ProcSocket[] {
+  const out: ProcSocket[] = [];
+  for (const line of text.split('\n')) {
+    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
+    const f = line.trim().split(/\s+/);
+    if (f.length < 8 || !/^\d+:$/.test(f[0]!)) continue;
+    const [lAddr, lPort] = f[1]!.split(':');
+    const [rAddr, rPort] = f[2]!.split(':');
+    const local = decodeProcAddress(lAddr ?? '', littleEndian);
+    const remote = decodeProcAddress(rAddr ?? '', littleEndian);
+    const uid = Number(f[7]);
+    if (!local || !remote || !Number.isInteger(uid)) continue;
+    out.push({ local, localPort: parseInt(lPort ?? '', 16), remote, remotePort: parseInt(rPort ?? '', 16), state: parseInt(f[3]!, 16), uid });
+  }
+  return out;
+}
+
+/** The uid owning the client's socket of `conn` among `sockets`, if listed. */
+export function findClientUid(sockets: ProcSocket[], conn: ConnectionEnds): number | undefined {
+  const client = addressKey(conn.remoteAddress);
+  const server = addressKey(conn.localAddress);
+  if (!client || !server) return undefined;
+  for (const s of sockets) {
+    if (s.state === TCP_TIME_WAIT || s.state === TCP_LISTEN) continue;
+    if (s.localPort === conn.remotePort && s.remotePort === conn.localPort && s.local === client && s.remote === server) return s.uid;
+  }
+  return undefined;
+}
+
+/** What is known about the caller of a connection. */
+export type Caller =
+  /** The connection is not made to a loopback address: the check does not apply. */
+  | { kind: 'remote' }
+  /** The caller's socket belongs to this uid. */
+  | { kind: 'local'; uid: number }
+  /** A loopback connection whose socket is not listed (it closed already, or another network namespace). */
+  | { kind: 'unknown' };
+
+/**
+ * Finds the uid behind loopback connections, once per connection (the
+ * answer is kept with the socket). `available()` tells whether /proc is
+ * there at all (another OS, or /proc not mounted).
+ */
+export class CallerLookup {
+  private readonly cache = new WeakMap<Socket, Promise<Caller>>();
+
+  constructor(private readonly procNet = '/proc/net') {}
+
+  /** Whether /proc/net/tcp can be read here. */
+  async available(): Promise<boolean> {
+    try {
+      await readFile(`${this.procNet}/tcp`, 'latin1');
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The caller of the connection `socket` (cached per socket). */
+  callerOf(socket: Socket): Promise<Caller> {
+    let found = this.cache.get(socket);
+    if (found === undefined) {
+      found = this.lookup({
+        localAddress: socket.localAddress ?? '',
+        localPort: socket.localPort ?? 0,
+        remoteAddress: socket.remoteAddress ?? '',
+        remotePort: socket.remotePort ?? 0,
+      });
+      this.cache.set(socket, found);
+    }
+    return found;
+  }
+
+  async lookup(conn: ConnectionEnds): Promise<Caller> {
+    if (!isLoopbackHostname(conn.localAddress)) return { kind: 'remote' };
+    // The client's socket is IPv4 (tcp) or IPv6 (tcp6, also when it speaks v4-mapped): look in both.
+    for (const file of ['tcp', 'tcp6']) {
+      let text: string;
+      try {
+        text = await readFile(`${this.procNet}/${file}`, 'latin1');
+      } catch {
+        continue;
+      }
+      const uid = findClientUid(parseProcNetTcp(text), conn);
+      if (uid !== undefined) return { kind: 'local', uid };
+    }
+    return { kind: 'unknown' };
+  }
+}
+
+// ---- who may call ---------------------------------------------------------------------------
+
+/** `callers:` as configured: user and group names or numeric ids. */
+export interface CallersSpec {
+  users?: Array<string | number>;
+  groups?: Array<string | number>;
+}
+
+/** The accounts of /etc/passwd and /etc/group that matter here. */
+export interface Accounts {
+  users: Array<{ name: string; uid: number; gid: number }>;
+  groups: Array<{ name: string; gid: number; members: string[] }>;
+}
+
+/** Largest /etc/passwd or /etc/group read (a directory server's dump can be large, but not this large). */
+const MAX_ACCOUNTS_FILE_BYTES = 16 * 1024 * 1024;
+
+/** Parses /etc/passwd and /etc/group texts (`name:x:uid:gid:…`, `name:x:gid:a,b`). */
+export function parseAccounts(passwd: string, group: string): Accounts {
+  const users: Accounts['users'] = [];
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 4 || line.startsWith('#') || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
+    users.push({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) });
+  }
+  const groups: Accounts['groups'] = [];
+  for (const line of group.split('\n')) {
+    const f = line.split(':');
+    if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2]!)) continue;
+    groups.push({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) });
+  }
+  return { users, groups };
+}
+
+async function readSmall(path: string): Promise<string> {
+  try {
+    const text = await readFile(path, 'utf8');
+    return text.length > MAX_ACCOUNTS_FILE_BYTES ? '' : text;
+  } catch {
+    return '';
+  }
+}
+
+/** Reads the local accounts (missing files read as empty). */
+export async function readAccounts(passwd = '/etc/passwd', group = '/etc/group'): Promise<Accounts> {
+  return parseAccounts(await readSmall(passwd), await readSmall(group));
+}
+
+/** Which uids may get credentials, and how to say so in a refusal. */
+export class CallerPolicy {
+  constructor(
+    private readonly uids: ReadonlySet<number>,
+    /** Where this policy comes from, for messages: `callers` or `profiles.NAME.callers`. */
+    readonly setting: string,
+  ) {}
+
+  allows(uid: number): boolean {
+    return this.uids.has(uid);
+  }
+
+  /** The allowed uids, sorted (for logs and tests). */
+  get allowed(): number[] {
+    return [...this.uids].sort((a, b) => a - b);
+  }
+}
+
+function asId(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : undefined;
+  return /^\d+$/.test(v.trim()) ? Number(v.trim()) : undefined;
+}
+
+/**
+ * Resolves a `callers` setting into the set of allowed uids. No setting →
+ * the daemon's own user only. A user matches a group when the group is its
+ * primary group (/etc/passwd) or lists it as a member (/etc/group). Unknown
+ * names are a UserError naming the setting.
+ */
+export function resolveCallers(spec: CallersSpec | undefined, accounts: Accounts, selfUid: number, setting = 'callers'): CallerPolicy {
+  const uids = new Set<number>();
+  if (spec === undefined || (spec.users === undefined && spec.groups === undefined)) {
+    uids.add(selfUid);
+    return new CallerPolicy(uids, setting);
+  }
+  const problems: string[] = [];
+  for (const u of spec.users ?? []) {
+    const id = asId(u);
+    if (id !== undefined) {
+      uids.add(id);
+      continue;
+    }
+    const user = accounts.users.find((a) => a.name === u);
+    if (user) uids.add(user.uid);
+    else problems.push(`${setting}.users: no local user "${String(u)}" in /etc/passwd; use an existing user name or a numeric uid`);
+  }
+  for (const g of spec.groups ?? []) {
+    let gid = asId(g);
+    const group = gid === undefined ? accounts.groups.find((a) => a.name === g) : accounts.groups.find((a) => a.gid === gid);
+    if (gid === undefined) {
+      if (!group) {
+        problems.push(`${setting}.groups: no local group "${String(g)}" in /etc/group; use an existing group name or a numeric gid`);
+        continue;
+      }
+      gid = group.gid;
+    }
+    for (const user of accounts.users) if (user.gid === gid) uids.add(user.uid);
+    for (const member of group?.members ?? []) {
+      const user = accounts.users.find((a) => a.name === member);
+      if (user) uids.add(user.uid);
+    }
+  }
+  if (problems.length > 0) throw new UserError(problems.join('\n'), { reason: 'callers' });
+  return new CallerPolicy(uids, setting);
+}
+
+/** The name of `uid` in `accounts`, for messages (`uid 65534 (nobody)`). */
+export function describeUid(uid: number, accounts: Accounts | undefined): string {
+  const name = accounts?.users.find((u) => u.uid === uid)?.name;
+  return name ? `uid ${uid} (${name})` : `uid ${uid}`;
+}
+
+/** The refusal text for a caller: names the uid and the setting that would let it in. */
+export function refusalMessage(caller: Caller, policy: CallerPolicy, accounts: Accounts | undefined): string {
+  if (caller.kind === 'unknown') {
+    return `cannot tell which local user is calling (its socket is not in /proc/net/tcp); credentials are served only to callers allowed by ${policy.setting}`;
+  }
+  const who = caller.kind === 'local' ? describeUid(caller.uid, accounts) : 'this caller';
+  return `the calling process runs as ${who}, which is not allowed to get these credentials; add it to ${policy.setting}.users (or one of its groups to ${policy.setting}.groups) in the daemon's configuration`;
+}

@@ -1,0 +1,111 @@
+// Caller lookup against the real kernel tables: a real connection over
+// 127.0.0.1 and ::1 is traced to the uid that owns the client's socket,
+// including a client running as another user (nobody, via setpriv, when root).
+import { spawn } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
+import t from 'tap';
+import {
+  addressKey,
+  CallerLookup,
+  decodeProcAddress,
+  parseAccounts,
+  parseProcNetTcp,
+  refusalMessage,
+  resolveCallers,
+} from '../../src/server/callers.js';
+
+const selfUid = process.getuid!();
+
+t.test('addresses: v4, v6 and v4-mapped forms compare equal where they are the same address', async (t) => {
+  t.equal(addressKey('127.0.0.1'), '4:127.0.0.1');
+  t.equal(addressKey('::ffff:127.0.0.1'), '4:127.0.0.1');
+  t.equal(addressKey('::FFFF:7f00:1'), '4:127.0.0.1');
+  t.equal(addressKey('::1'), '6:0000:0000:0000:0000:0000:0000:0000:0001');
+  t.equal(addressKey('[::1]'), addressKey('0:0:0:0:0:0:0:1'));
+  t.equal(addressKey('fe80::1%lo'), addressKey('fe80:0:0:0:0:0:0:1'));
+  t.equal(addressKey('not an address'), undefined);
+  t.equal(decodeProcAddress('0100007F', true), '4:127.0.0.1');
+  t.equal(decodeProcAddress('7F000001', false), '4:127.0.0.1');
+  t.equal(decodeProcAddress('00000000000000000000000001000000', true), addressKey('::1'));
+  t.equal(decodeProcAddress('0000000000000000FFFF00000100007F', true), '4:127.0.0.1');
+  t.equal(decodeProcAddress('xyz', true), undefined);
+});
+
+t.test('/proc/net/tcp rows parse; header and garbage are skipped', async (t) => {
+  const text = [
+    '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode',
+    '   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 1 1 0 100 0 0 10 0',
+    '   1: 0100007F:C350 0100007F:1F90 01 00000000:00000000 00:00000000 00000000  65534        0 2 1 0 20 4 30 10 -1',
+    'garbage line',
+  ].join('\n');
+  t.same(parseProcNetTcp(text, true), [
+    { local: '4:127.0.0.1', localPort: 8080, remote: '4:0.0.0.0', remotePort: 0, state: 10, uid: 1000 },
+    { local: '4:127.0.0.1', localPort: 50000, remote: '4:127.0.0.1', remotePort: 8080, state: 1, uid: 65534 },
+  ]);
+});
+
+async function listen(host: string): Promise<{ server: Server; port: number; accepted: Promise<Socket> }> {
+  const server = createServer();
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: 0 }, () => resolve());
+  });
+  return { server, port: (server.address() as { port: number }).port, accepted };
+}
+
+for (const host of ['127.0.0.1', '::1']) {
+  t.test(`a connection over ${host} is traced to this process's uid, once per socket`, async (t) => {
+    const { server, port, accepted } = await listen(host);
+    t.teardown(() => server.close());
+    const { connect } = await import('node:net');
+    const client = connect({ host, port });
+    t.teardown(() => client.destroy());
+    const sock = await accepted;
+    const lookup = new CallerLookup();
+    t.ok(await lookup.available(), '/proc/net/tcp is readable');
+    const first = lookup.callerOf(sock);
+    t.same(await first, { kind: 'local', uid: selfUid });
+    t.equal(lookup.callerOf(sock), first, 'cached on the socket');
+  });
+}
+
+t.test('a client of another user (nobody) is traced to its uid', { skip: selfUid !== 0 ? 'needs root to run a client as nobody' : false }, async (t) => {
+  const { server, port, accepted } = await listen('127.0.0.1');
+  t.teardown(() => server.close());
+  const script = `const s=require('net').connect(${port},'127.0.0.1');s.on('data',()=>s.end());s.on('error',()=>{});`;
+  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { stdio: 'ignore' });
+  t.teardown(() => child.kill());
+  const sock = await accepted;
+  const caller = await new CallerLookup().callerOf(sock);
+  sock.end('bye');
+  const nobody = parseAccounts(await (await import('node:fs/promises')).readFile('/etc/passwd', 'utf8'), '').users.find((u) => u.name === 'nobody');
+  t.same(caller, { kind: 'local', uid: nobody!.uid });
+});
+
+t.test('a connection to a non-loopback address is not checked; an unlisted loopback socket is unknown', async (t) => {
+  const lookup = new CallerLookup();
+  t.same(await lookup.lookup({ localAddress: '192.0.2.1', localPort: 80, remoteAddress: '192.0.2.2', remotePort: 5000 }), { kind: 'remote' });
+  t.same(await lookup.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 1 }), { kind: 'unknown' });
+  t.same(await new CallerLookup('/nonexistent').lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 }), { kind: 'unknown' });
+  t.notOk(await new CallerLookup('/nonexistent').available());
+});
+
+t.test('callers: users and groups by name or id; default is the daemon user', async (t) => {
+  const accounts = parseAccounts(
+    ['root:x:0:0::/root:/bin/sh', 'alice:x:1000:1000::/home/alice:/bin/sh', 'bob:x:1001:1001::/home/bob:/bin/sh', 'carol:x:1002:2000::/h:/bin/sh', '# comment'].join('\n'),
+    ['root:x:0:', 'alice:x:1000:', 'bob:x:1001:', 'devs:x:2000:bob', 'ops:x:3000:alice, bob'].join('\n'),
+  );
+  t.same(resolveCallers(undefined, accounts, 1000).allowed, [1000], 'default: own user');
+  t.same(resolveCallers({}, accounts, 1000).allowed, [1000], 'empty setting: own user');
+  t.same(resolveCallers({ users: ['bob', 4242, '77'] }, accounts, 1000).allowed, [77, 1001, 4242], 'names and ids; the daemon user is not added');
+  t.same(resolveCallers({ groups: ['devs'] }, accounts, 0).allowed, [1001, 1002], 'primary (carol) and supplementary (bob) members');
+  t.same(resolveCallers({ groups: [3000] }, accounts, 0).allowed, [1000, 1001], 'numeric gid');
+  t.same(resolveCallers({ users: [], groups: [] }, accounts, 0).allowed, [], 'explicitly nobody');
+  t.throws(() => resolveCallers({ users: ['mallory'], groups: ['nogroup-here'] }, accounts, 0, 'profiles.main.callers'), {
+    message: /profiles\.main\.callers\.users: no local user "mallory".*\n.*profiles\.main\.callers\.groups: no local group "nogroup-here"/,
+  });
+  const policy = resolveCallers(undefined, accounts, 1000, 'profiles.main.callers');
+  t.match(refusalMessage({ kind: 'local', uid: 1001 }, policy, accounts), /uid 1001 \(bob\).*profiles\.main\.callers\.users/);
+  t.match(refusalMessage({ kind: 'unknown' }, policy, accounts), /cannot tell which local user/);
+});
