@@ -1,5 +1,5 @@
 import t from 'tap';
-import { setSectionValues } from '../../src/credentials-file/ini.js';
+import { readIni, setSectionValues, validateProfileName } from '../../src/credentials-file/ini.js';
 import { UserError } from '../../src/errors.js';
 
 const V = { aws_access_key_id: 'ASIANEW', aws_secret_access_key: 'newsecret', aws_session_token: 'newtoken' };
@@ -93,4 +93,31 @@ t.test('a UTF-8 byte order mark before the first section header does not hide th
   const out = setSectionValues(orig, 'default', V);
   t.equal(out, `${bom}[default]\r\naws_access_key_id = ASIANEW\r\naws_secret_access_key = newsecret\r\naws_session_token = newtoken\r\n\r\n[other]\r\nx = 1\r\n`);
   t.equal(setSectionValues(out, 'default', V), out, 'a second write finds the same section');
+});
+
+t.test('indented keys are replaced in place, not duplicated (botocore rejected the whole file)', async (t) => {
+  const orig = '[ra]\n  aws_access_key_id = OLD\n  aws_secret_access_key = OLDSECRET\n  region = eu-west-1\n[next]\nk = v\n';
+  t.equal(
+    setSectionValues(orig, 'ra', V),
+    '[ra]\n  aws_access_key_id = ASIANEW\n  aws_secret_access_key = newsecret\n  region = eu-west-1\naws_session_token = newtoken\n[next]\nk = v\n',
+  );
+  t.same(readIni(setSectionValues(orig, 'ra', V)), {
+    ok: true,
+    sections: { ra: { ...V, region: 'eu-west-1' }, next: { k: 'v' } },
+    defaults: {},
+  });
+});
+
+t.test('an indented [section] after a key and an indented line after a blank line continue the value, as configparser reads them', async (t) => {
+  const orig = '[ra]\naws_session_token = OLD\n\n   oldtoken-part2\n  [ra]\n';
+  t.same(readIni(orig), { ok: true, sections: { ra: { aws_session_token: 'OLD\n\noldtoken-part2\n[ra]' } }, defaults: {} });
+  const out = setSectionValues(orig, 'ra', V);
+  t.equal(out, '[ra]\naws_session_token = newtoken\naws_access_key_id = ASIANEW\naws_secret_access_key = newsecret\n\n');
+  t.same(readIni(out), { ok: true, sections: { ra: V }, defaults: {} });
+});
+
+t.test('--profile DEFAULT is refused: every other profile would inherit its keys', async (t) => {
+  t.throws(() => setSectionValues('', 'DEFAULT', V), { message: /special section whose keys every other profile inherits/ });
+  t.throws(() => validateProfileName('DEFAULT'), UserError);
+  t.doesNotThrow(() => validateProfileName('default'));
 });
