@@ -2,12 +2,13 @@
 // atomically (temp file in the same directory, fsync, rename, fsync dir),
 // mode 0600 (or the original's, when stricter), everything else preserved.
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, open, readFile, realpath, rename, stat, unlink } from 'node:fs/promises';
+import { chown, lstat, mkdir, open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { setSectionValues } from './ini.js';
+import { withLock, type LockOptions } from './lock.js';
 
 /** `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials` (as the AWS CLI resolves it). */
 export function credentialsFilePath(env: NodeJS.ProcessEnv = process.env): string {
@@ -41,17 +42,54 @@ export interface WriteResult {
 }
 
 /**
- * Sets the three credential keys of `[profile]` in the credentials file at
- * `path`, creating the file (and its directory, 0700) when missing.
+ * The file a write to `path` must replace: `path` itself, or, when `path` is
+ * a symbolic link (also a dangling one), the file it points to, so the link
+ * survives the write.
  */
-export async function writeCredentialsProfile(path: string, profile: string, creds: AwsCredentials): Promise<WriteResult> {
-  // Follow a symlinked credentials file so the link itself survives.
-  let target = path;
+export async function writeTarget(path: string): Promise<string> {
   try {
-    target = await realpath(path);
+    return await realpath(path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'resolve', path);
   }
+  // Missing, or a link to something missing: follow links by hand to the name to create.
+  let current = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    let st;
+    try {
+      st = await lstat(current);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        // The directory part may itself hold links: resolve what exists of it.
+        const parent = await realpath(dirname(current)).catch(() => dirname(current));
+        return join(parent, basename(current));
+      }
+      throw fsError(err, 'resolve', current);
+    }
+    if (!st.isSymbolicLink()) return current;
+    current = resolve(dirname(current), await readlink(current));
+  }
+  throw new UserError(`${path}: too many levels of symbolic links; point AWS_SHARED_CREDENTIALS_FILE at the file itself`, { reason: 'credentials_file' });
+}
+
+/**
+ * Sets the three credential keys of `[profile]` in the credentials file at
+ * `path`, creating the file (and its directory, 0700) when missing. The
+ * read-modify-rename runs under a lock file (`<file>.lock`), so concurrent
+ * writers (one `update` per profile) never revert each other's keys.
+ */
+export async function writeCredentialsProfile(path: string, profile: string, creds: AwsCredentials, lock: LockOptions = {}): Promise<WriteResult> {
+  // Follow a symlinked credentials file (even a dangling one) so the link itself survives.
+  const target = await writeTarget(path);
+  try {
+    await mkdir(dirname(target), { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw fsError(e, 'create the directory', dirname(target));
+  }
+  return withLock(`${target}.lock`, () => writeUnderLock(target, profile, creds), lock);
+}
+
+async function writeUnderLock(target: string, profile: string, creds: AwsCredentials): Promise<WriteResult> {
   const dir = dirname(target);
   let original = '';
   let created = false;
@@ -68,11 +106,6 @@ export async function writeCredentialsProfile(path: string, profile: string, cre
     if (err instanceof UserError) throw err;
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, 'read', target);
     created = true;
-    try {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-    } catch (e) {
-      throw fsError(e, 'create the directory', dir);
-    }
   }
 
   const updated = setSectionValues(
