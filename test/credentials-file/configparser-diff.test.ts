@@ -7,6 +7,7 @@
 import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { readIni, setSectionValues, type IniView } from '../../src/credentials-file/ini.js';
+import { prng } from '../helpers/fuzz.js';
 
 const PYTHON = `
 import sys, json, io, configparser
@@ -28,18 +29,6 @@ json.dump(out, sys.stdout)
 
 function configparser(texts: string[]): IniView[] {
   return JSON.parse(execFileSync('python3', ['-c', PYTHON], { input: JSON.stringify(texts), maxBuffer: 256 * 1024 * 1024 }).toString('utf8')) as IniView[];
-}
-
-/** Small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function generator(random: () => number) {
