@@ -35,7 +35,9 @@ import {
   LOG_LEVELS,
   optionsFor,
   PROFILE_KEYS,
+  PROFILE_SETTINGS,
   readSetting,
+  SECTION_NAMES,
   setting,
   settingOfFlag,
   SETTINGS,
@@ -315,12 +317,19 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   const tokenFile = tokenSrc ? resolvePath(tokenSrc.value, tokenSrc.label === 'tokenFile' ? baseDir : cwd, home) : defaultTokenFile(env, uid);
   const logLevel = daemonSetting<DaemonConfig['logLevel']>('logLevel')?.value ?? 'info';
 
-  // ---- refresh, watch ----
-  const refresh = section('refresh') as DaemonConfig['refresh'];
+  // ---- sections (refresh, watch, imds, and any section a row adds) ----
+  const sections: Record<string, unknown> = {};
+  for (const name of SECTION_NAMES) sections[name] = section(name);
+  for (const s of SETTINGS as readonly Setting[]) {
+    // A top-level key with its own validator (type 'section').
+    if (s.type !== 'section' || s.scope !== 'daemon' || !s.key || s.key.includes('.')) continue;
+    const v = daemonSetting(s.key)?.value ?? s.default;
+    if (v !== undefined) sections[s.key] = v;
+  }
+  const refresh = sections.refresh as DaemonConfig['refresh'];
   if (refresh.backoffInitialMs > refresh.backoffMaxMs) {
     c.add('refresh.backoffMaxMs', `is smaller than refresh.backoffInitialMs (${refresh.backoffInitialMs}); make it at least as large`);
   }
-  const watch = section('watch') as DaemonConfig['watch'];
 
   // ---- profile defaults (top level of the file) ----
   const defaults: ProfileDefaults = { baseDir, home, defaultsLabel: (k) => `top-level ${k}` };
@@ -416,7 +425,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   }
 
   // ---- IMDS ----
-  const imds = section('imds') as DaemonConfig['imds'];
+  const imds = sections.imds as DaemonConfig['imds'];
   const imdsProfile = imds.profile;
   if (imdsProfile !== undefined) {
     if (!names.includes(imdsProfile)) {
@@ -431,16 +440,15 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
 
   if (problems.length > 0) throw new ConfigError(origin, problems);
 
-  const config: DaemonConfig = {
+  const config = {
+    ...sections,
     listen,
     allowNonLoopback: allowNonLoopback?.value ?? false,
     tokenFile,
     imds,
     profiles,
     logLevel,
-    refresh,
-    watch,
-  };
+  } as DaemonConfig;
   if (source) config.source = source;
   const defaultProfile = imds.profile ?? (names.length === 1 ? names[0] : undefined);
   if (defaultProfile !== undefined) config.defaultProfile = defaultProfile;
@@ -451,32 +459,37 @@ function formatListen(a: ListenAddress): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
 
-/** A plain-text summary of a validated config, safe to print or log (no secrets). */
+/** A value for explainConfig: lists joined, listen addresses as host:port, secrets hidden. */
+function explainValue(s: Setting, value: unknown): string {
+  if (s.secret) return 'given (hidden)';
+  if (s.key === 'listen') return (value as ListenAddress[]).map(formatListen).join(', ');
+  if (Array.isArray(value)) return value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ');
+  if (typeof value === 'object' && value !== null) return JSON.stringify(value);
+  return String(value);
+}
+
+/**
+ * A plain-text summary of a validated config, safe to print or log: one line
+ * per setting of the table (secrets hidden), then each profile's settings.
+ */
 export function explainConfig(config: DaemonConfig): string {
   const lines: string[] = [];
+  const at = (obj: unknown, key: string): unknown => key.split('.').reduce<unknown>((o, k) => (isPlainObject(o) ? o[k] : undefined), obj);
   lines.push(`source: ${config.source ?? 'command line and environment'}`);
-  lines.push(`listen: ${config.listen.map(formatListen).join(', ')}${config.allowNonLoopback ? ' (non-loopback allowed)' : ''}`);
-  lines.push(`token file: ${config.tokenFile}`);
-  lines.push(
-    `imds: ${config.imds.enabled ? `enabled, serving profile ${config.imds.profile ?? '(none)'}${config.imds.allowV1 ? ', IMDSv1 allowed' : ', IMDSv2 only'}` : 'disabled'}`,
-  );
+  for (const s of SETTINGS as readonly Setting[]) {
+    if (s.scope !== 'daemon' || !s.key || s.key === 'profiles') continue;
+    const v = at(config, s.key);
+    if (v !== undefined) lines.push(`${s.key}: ${explainValue(s, v)}`);
+  }
   lines.push(`default profile (/v1/credentials): ${config.defaultProfile ?? '(none: clients must name a profile)'}`);
-  lines.push(`log level: ${config.logLevel}`);
   for (const p of Object.values(config.profiles)) {
     lines.push(`profile ${p.name}:`);
-    lines.push(`  certificate: ${p.certificate}`);
-    if (p.privateKey) lines.push(`  private key: ${p.privateKey}`);
-    if (p.intermediates) lines.push(`  intermediates: ${p.intermediates}`);
+    for (const s of PROFILE_SETTINGS) {
+      const v = (p as Record<string, unknown>)[s.key!];
+      if (v !== undefined) lines.push(`  ${s.key}: ${explainValue(s, v)}`);
+    }
     lines.push(`  key password: ${p.keyPasswordFile ? `from ${p.keyPasswordFile}` : p.keyPassword !== undefined ? 'given (hidden)' : 'none'}`);
-    lines.push(`  trust anchor: ${p.trustAnchorArn}`);
-    lines.push(`  profile: ${p.profileArn}`);
-    lines.push(`  role: ${p.roleArn}${p.roleSessionName ? ` (session name ${p.roleSessionName})` : ''}`);
-    lines.push(`  region: ${p.region}${p.endpoint ? `, endpoint ${p.endpoint}` : ''}`);
-    lines.push(`  session duration: ${p.sessionDuration}s`);
-    lines.push(
-      `  TLS: ${p.noVerifySsl ? 'NOT VERIFIED (--no-verify-ssl)' : 'verified'}${p.caBundle ? `, extra roots ${p.caBundle}` : ''}; proxy: ${p.withProxy ? 'HTTPS_PROXY/NO_PROXY honoured' : 'direct'}`,
-    );
-    lines.push(`  expiry warning: ${p.expiryWarningDays} days before`);
+    if (p.noVerifySsl) lines.push('  WARNING: the endpoint\'s TLS certificate is NOT verified (noVerifySsl)');
   }
   return lines.join('\n');
 }

@@ -24,9 +24,17 @@
 //            'inherited' like 'profile', and the file's top-level key is every profile's default;
 //            'command'   a command-line option of the commands listed in `commands` only.
 //   type     'string' | 'path' | 'boolean' | 'int' (min, max, range text) | 'enum' (values)
-//            | 'list' (handled by its loader) | 'section' (a whole daemon-level YAML mapping
-//            or list with its own validator: `validate(raw, path, problems)` returns the
-//            value stored at DaemonConfig[key]; see SectionSetting).
+//            | 'list' (read by hand in load.ts: listen, profiles)
+//            | 'section': a value with its own validator, `validate(raw, path, problems)`,
+//              returning the validated value (push problems at `path` / `${path}.sub[0]`).
+//              raw is the YAML value, or the flag's value (an array when `multiple`),
+//              or the environment string. Where it lands:
+//                daemon row, key 'podIdentity'      → DaemonConfig.podIdentity
+//                daemon row, key 'health.listen'    → DaemonConfig.health.listen
+//                  (any dotted daemon key makes a section: its keys are checked and
+//                   "did you mean"-ed, its rows read, its defaults filled, its type generated)
+//                profile/inherited row, key 'callers' → ProfileConfig.callers
+//              Its TypeScript type is the validator's return type (write it out).
 //   parse    optional: (text) => { value } | { error } for strings (normalise/validate).
 //   default  the value when unset (also shown in --help when `defaultText` is absent).
 //   required the "required: …" message when a profile must have it.
@@ -370,6 +378,8 @@ export function keysOf(section: string): string[] {
 }
 /** Top-level keys of the config file. */
 export const TOP_KEYS = keysOf('');
+/** Daemon sections made of rows (`refresh` from `refresh.backoffMaxMs`, …): each becomes DaemonConfig[name]. */
+export const SECTION_NAMES = [...new Set(ROWS.filter((s) => s.scope === 'daemon' && s.key?.includes('.')).map((s) => s.key!.split('.')[0]!))];
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -505,3 +515,6 @@ type ProfileRows = Extract<SettingRow, { scope: 'profile' | 'inherited'; key: st
 export type ProfileValues = ValuesOf<ProfileRows>;
 /** A daemon section's validated values (`refresh`, `watch`, `imds`, …). */
 export type SectionValues<P extends string> = ValuesOf<Extract<SettingRow, { scope: 'daemon'; key: `${P}.${string}` }>, P>;
+type SectionName = KeyOf<Extract<SettingRow, { scope: 'daemon' }>> extends infer K ? (K extends `${infer P}.${string}` ? P : never) : never;
+/** Every daemon section made of rows, plus every top-level 'section' row (its validator's result). */
+export type DaemonSections = { [P in SectionName]: SectionValues<P> } & ValuesOf<Extract<SettingRow, { scope: 'daemon'; type: 'section' }>>;

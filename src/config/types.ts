@@ -4,7 +4,7 @@
  * checked, defaulted and resolved (regions, absolute paths).
  */
 
-import type { LOG_LEVELS, ProfileValues, SectionValues } from './settings.js';
+import type { DaemonSections, LOG_LEVELS, ProfileValues } from './settings.js';
 
 /**
  * One Roles Anywhere identity + session to keep fresh: the profile rows of the
@@ -26,7 +26,11 @@ export interface ListenAddress {
   port: number;
 }
 
-export interface DaemonConfig {
+/**
+ * The daemon's settings. Sections made of rows of the settings table
+ * (`imds`, `refresh`, `watch`, and any a new row adds) come from DaemonSections.
+ */
+export type DaemonConfig = DaemonSections & {
   /** Where the config came from (file path), for messages. */
   source?: string;
   listen: ListenAddress[];
@@ -34,15 +38,9 @@ export interface DaemonConfig {
   allowNonLoopback: boolean;
   /** Endpoint token file (created with 0600 when missing). */
   tokenFile: string;
-  /** IMDS: enabled, the profile it serves (defaults to the only profile), allowV1. */
-  imds: SectionValues<'imds'>;
   /** Keyed by profile name; at least one. */
   profiles: Record<string, ProfileConfig>;
   /** Served by GET /v1/credentials: the IMDS profile, or the only one. */
   defaultProfile?: string;
   logLevel: (typeof LOG_LEVELS)[number];
-  /** Retry pacing and the CreateSession limiter shared by all profiles (maxConcurrent / maxCallsPerSecond absent = the limiter's defaults). */
-  refresh: SectionValues<'refresh'>;
-  /** Certificate file watching: debounceMs, recheckIntervalMs. */
-  watch: SectionValues<'watch'>;
-}
+};

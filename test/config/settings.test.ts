@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDaemonConfig } from '../../src/config/load.js';
 import { profileFromFlags } from '../../src/config/profile.js';
-import { commandsOf, envNames, flagSuggestion, keysOf, optionsFor, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
+import { commandsOf, envNames, flagSuggestion, keysOf, optionsFor, readSetting, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
 import { REPO, runCli } from '../helpers/cli.js';
 import { readme, tableAfter } from '../helpers/readme.js';
 
@@ -135,4 +135,25 @@ t.test('a mistyped flag gets the same "did you mean" a mistyped key gets', async
     t.equal(r.code, 1, `${command}: exit 1`);
     t.match(r.stderr, `did you mean ${guess}?`, `${command} ${args[0]}`);
   }
+});
+
+t.test('a section row validates with its own validator', async (t) => {
+  const row: Setting = {
+    key: 'podIdentity',
+    scope: 'daemon',
+    type: 'section',
+    help: 'test',
+    validate: (raw, path, problems) => {
+      if (!Array.isArray(raw)) {
+        problems.push({ path, message: 'expected a list' });
+        return undefined;
+      }
+      return raw.length;
+    },
+  };
+  const problems: { path: string; message: string }[] = [];
+  t.equal(readSetting(row, [1, 2], 'podIdentity', problems), 2);
+  t.equal(readSetting(row, 'x', 'podIdentity', problems), undefined);
+  t.same(problems, [{ path: 'podIdentity', message: 'expected a list' }]);
+  t.equal(readSetting(row, undefined, 'podIdentity', problems), undefined, 'absent is not validated');
 });
