@@ -22,9 +22,10 @@ import { serialDecimal } from './serial.js';
 import { UserError } from '../errors.js';
 import { parseDer } from './der.js';
 import { readInputFile } from './files.js';
-import { openSigner } from './key-sources.js';
+import { certificateSourceFor, keySourceOptions, openSigner } from './key-sources.js';
 import { classifyDer, describeKeyType, keyMatchesCertificate, keyTypeProblem, parsePrivateKey } from './keys.js';
 import { CERT_LABELS, KEY_LABELS, looksLikePem, parsePem, PemError, type PemBlock } from './pem.js';
+import { separateUriPins } from './pkcs11-uri.js';
 import { parsePkcs12 } from './pkcs12.js';
 import { checkCertificateRules, isSelfSigned, issuedBy, oneLineName, type RuleResult } from './requirements.js';
 import type { Signer } from './signer.js';
@@ -124,9 +125,11 @@ function orderFrom(start: X509Certificate, certs: X509Certificate[]): X509Certif
  * Throws UserError for unreadable input (missing file, corrupt data, wrong or
  * missing password, PFX without key). With `requireKey` a missing key is an error.
  */
-export async function readIdentityMaterial(source: IdentitySource, opts: { requireKey?: boolean } = {}): Promise<IdentityMaterial> {
+export async function readIdentityMaterial(input: IdentitySource, opts: { requireKey?: boolean } = {}): Promise<IdentityMaterial> {
+  const source = separateUriPins(input);
   const certPath = source.certificate;
-  const data = await readInputFile(certPath, 'certificate');
+  const certSource = certificateSourceFor(certPath);
+  const data = certSource ? Buffer.alloc(0) : await readInputFile(certPath, 'certificate');
   let leaf: X509Certificate;
   let extras: X509Certificate[] = [];
   let signer: Signer | undefined;
@@ -145,9 +148,9 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
   };
   let pkcs12 = false;
 
-  const pem = looksLikePem(data);
+  const pem = !certSource && looksLikePem(data);
   let derKind = 'pem';
-  if (!pem) {
+  if (!pem && !certSource) {
     try {
       derKind = classifyDer(parseDer(data, true));
     } catch {
@@ -155,7 +158,15 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
     }
   }
 
-  if (!pem && (isPkcs12Path(certPath) || derKind === 'pkcs12')) {
+  if (certSource) {
+    // A certificate on a token; its key is the one next to it unless --private-key names another.
+    const held = await certSource.readCertificate!(certPath, keySourceOptions(source));
+    leaf = toCert(held.der, certPath, held.description);
+    if (!source.privateKey) {
+      const cert = leaf;
+      await adopt(() => certSource.open(held.keySpec, { ...held.keyOptions, certificate: cert }), held.keySpec);
+    }
+  } else if (!pem && (isPkcs12Path(certPath) || derKind === 'pkcs12')) {
     pkcs12 = true;
     if (source.privateKey) {
       throw new UserError(`${certPath}: is a PKCS#12 bundle, which holds its own private key; leave out the private key (${source.privateKey})`, {
@@ -236,7 +247,8 @@ export async function readIdentityMaterial(source: IdentitySource, opts: { requi
 
   if (source.privateKey) {
     const spec = source.privateKey;
-    await adopt(() => openSigner(spec, source.password === undefined ? {} : { password: source.password }), spec);
+    const cert = leaf;
+    await adopt(() => openSigner(spec, { ...keySourceOptions(source), certificate: cert }), spec);
   }
   if (!publicKey && opts.requireKey) {
     throw new UserError(`${certPath}: no private key given; give the key file (--private-key), or a PKCS#12 bundle as the certificate`, {
@@ -283,8 +295,20 @@ function ruleMessage(path: string, r: RuleResult): string {
  * Loads and validates a signing identity. Throws a one-line UserError on the
  * first problem; warnings (e.g. expiring soon) go to `identity.warnings`.
  */
-export async function loadIdentity(source: IdentitySource, options: LoadOptions = {}): Promise<Identity> {
-  const m = await readIdentityMaterial(source, { requireKey: true });
+export async function loadIdentity(input: IdentitySource, options: LoadOptions = {}): Promise<Identity> {
+  const m = await readIdentityMaterial(input, { requireKey: true });
+  try {
+    return checkedIdentity(m, options);
+  } catch (err) {
+    // A refused pair must not keep a token session open.
+    await m.signer?.close?.().catch(() => undefined);
+    throw err;
+  }
+}
+
+function checkedIdentity(m: IdentityMaterial, options: LoadOptions): Identity {
+  // The source as read: a PIN given inside a pkcs11: URI has moved out of the specs.
+  const source = m.source;
   const signer = m.signer!;
   const keyPath = m.keyPath ?? source.certificate;
   const problem = keyTypeProblem(signer.publicKey);

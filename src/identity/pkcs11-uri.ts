@@ -3,6 +3,7 @@
 // only: nothing here touches a module. A `pin-value` never appears in a
 // message: messages show a URI only through redactPkcs11Uri.
 import { UserError } from '../errors.js';
+import type { IdentitySource } from './types.js';
 
 export const PKCS11_SCHEME = 'pkcs11:';
 
@@ -175,4 +176,38 @@ export function formatPkcs11Uri(uri: Pkcs11Uri): string {
     parts.push(`${name}=${typeof v === 'number' ? String(v) : encode(v as string | Buffer)}`);
   }
   return `${PKCS11_SCHEME}${parts.join(';')}`;
+}
+
+/**
+ * Takes a pin-value out of a URI: the spec without it (safe to show anywhere)
+ * and the PIN. Other URIs and strings come back unchanged.
+ */
+export function takePinValue(spec: string): { spec: string; pin?: string } {
+  if (!isPkcs11Uri(spec)) return { spec };
+  const q = spec.indexOf('?');
+  if (q < 0) return { spec };
+  const parts = spec.slice(q + 1).split('&');
+  const pinParts = parts.filter((p) => /^pin-value=/i.test(p));
+  if (pinParts.length !== 1) return { spec }; // none, or repeated: the parser reports it
+  if (parts.some((p) => /^pin-source=/i.test(p))) {
+    fail(spec, 'give either pin-value or pin-source, not both');
+  }
+  const pin = decodeText(spec, 'pin-value', pinParts[0]!.slice('pin-value='.length));
+  const rest = parts.filter((p) => p !== pinParts[0]);
+  return { spec: rest.length ? `${spec.slice(0, q)}?${rest.join('&')}` : spec.slice(0, q), pin };
+}
+
+/**
+ * Moves a pin-value out of the certificate/key URIs into pkcs11Pin (a URI's
+ * PIN beats --pkcs11-pin-file and the environment), so the specs that
+ * messages, logs and `check` show never carry it.
+ */
+export function separateUriPins(source: IdentitySource): IdentitySource {
+  const cert = takePinValue(source.certificate);
+  const key = source.privateKey === undefined ? undefined : takePinValue(source.privateKey);
+  const pin = key?.pin ?? cert.pin;
+  if (pin === undefined) return source;
+  const out: IdentitySource = { ...source, certificate: cert.spec, pkcs11Pin: pin, pkcs11PinOrigin: 'pin-value in the URI' };
+  if (key) out.privateKey = key.spec;
+  return out;
 }

@@ -1,11 +1,18 @@
 import type { X509Certificate } from 'node:crypto';
+import type { KeySourceOptions } from './key-sources.js';
 import type { Signer } from './signer.js';
 
 /** What to load: the paths and password sources a user gave. */
-export interface IdentitySource {
-  /** PEM certificate (leaf first, extra CERTIFICATE blocks are the chain) or a PKCS#12 (.p12/.pfx) bundle. */
+export interface IdentitySource extends Pick<KeySourceOptions, 'pkcs11Lib' | 'pkcs11Pin' | 'pkcs11PinOrigin' | 'reusePin'> {
+  /**
+   * PEM certificate (leaf first, extra CERTIFICATE blocks are the chain), a PKCS#12 (.p12/.pfx) bundle,
+   * or a `pkcs11:` URI of a certificate on a token.
+   */
   certificate: string;
-  /** PEM/DER private key. Omitted when `certificate` is a PKCS#12 bundle. */
+  /**
+   * PEM/DER private key file, or a key source's spec (`pkcs11:…;type=private`). Omitted when `certificate`
+   * is a PKCS#12 bundle, or a token certificate whose key is found by its ID.
+   */
   privateKey?: string;
   /** PEM bundle of intermediate CA certificates. */
   intermediates?: string;

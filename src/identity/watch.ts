@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Identity, IdentitySource } from './types.js';
 import { keyMatchesCertificate } from './keys.js';
+import { isPkcs11Uri } from './pkcs11-uri.js';
 
 export interface IdentityWatcherOptions {
   source: IdentitySource;
@@ -114,9 +115,9 @@ export class WatcherRegistry {
 /** Refusals that may go away with time alone (the certificate's validity period vs. the clock). */
 const TIME_DEPENDENT_REASONS = new Set(['cert_rule_validity', 'certificate_not_yet_valid']);
 
-/** The identity's own files, in a fixed order (absent ones as undefined so the hash marks them). */
+/** The identity's own files, in a fixed order (absent ones, and objects on a token, as undefined so the hash marks them). */
 function identityPaths(source: IdentitySource): Array<string | undefined> {
-  return [source.certificate, source.privateKey, source.intermediates];
+  return [source.certificate, source.privateKey, source.intermediates].map((p) => (p !== undefined && isPkcs11Uri(p) ? undefined : p));
 }
 
 /** sha256 over the identity files' bytes (following symlinks); missing files hash as a marker. */
