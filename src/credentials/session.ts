@@ -153,6 +153,32 @@ export class CredentialSession {
   }
 
   /**
+   * Stops refreshing and drops the credentials like `stop()`, but the session
+   * may be started again (`start()`): an idle pod-identity binding gives its
+   * session back until a pod asks again. No-op unless running.
+   */
+  suspend(): void {
+    if (this.stopped || !this.started) return;
+    this.started = false;
+    this.generation++;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.nextRefreshAt = undefined;
+    this.controller?.abort();
+    this.controller = undefined;
+    this.inflight = undefined;
+    this.creds = undefined;
+    this.lastFailure = undefined;
+    this.consecutiveFailures = 0;
+    this.notify();
+  }
+
+  /** Started and not stopped or suspended. */
+  get isRunning(): boolean {
+    return this.started && !this.stopped;
+  }
+
+  /**
    * Changes the retry backoff (config reload) without touching the cached
    * credentials; the next failure uses the new values.
    */
@@ -254,6 +280,7 @@ export class CredentialSession {
     if (c) {
       return { ok: false, message: `no valid credentials for profile "${this.profile}": the cached credentials expire at ${c.expiration.toISOString()} and a refresh is in progress` };
     }
+    if (!this.started) return { ok: false, message: `profile "${this.profile}" is idle: its session starts when a client asks for it` };
     return { ok: false, message: `no credentials yet for profile "${this.profile}": the first CreateSession call is in progress` };
   }
 

@@ -5,7 +5,7 @@ import { UserError } from '../errors.js';
 import type { IdentitySource } from './types.js';
 
 /** What a file is for, used in messages ("certificate file", "private key file"…). */
-export type FileRole = 'certificate' | 'private key' | 'intermediates' | 'CA certificate' | 'password';
+export type FileRole = 'certificate' | 'private key' | 'intermediates' | 'CA certificate' | 'password' | 'JWKS' | 'bearer token';
 
 function whoAmI(): string {
   const uid = process.getuid?.();

@@ -111,6 +111,7 @@ export function buildApp(options: AppOptions): DaemonApp {
     for (const [name, p] of state.profiles) {
       const found = p.session.lookup();
       if (found.ok) profiles[name] = { ready: true, expiration: formatExpiration(found.credentials.expiration) };
+      else if (p.onDemand && !p.session.isRunning) profiles[name] = { ready: false, reason: found.message };
       else {
         profiles[name] = { ready: false, reason: found.message };
         notReady.push(name);
@@ -126,7 +127,7 @@ export function buildApp(options: AppOptions): DaemonApp {
     const body = renderMetrics(
       [...state.profiles.values()].map((p) => p.session.status()),
       metrics,
-    );
+    ) + (state.extraMetrics?.() ?? '');
     return reply.code(200).header('content-type', 'text/plain; version=0.0.4; charset=utf-8').header('cache-control', 'no-store').send(body);
   });
 
@@ -136,6 +137,16 @@ export function buildApp(options: AppOptions): DaemonApp {
     defaultSurface: surface,
     handler(s = surface) {
       const credentials = credentialRoutes({ getState: options.getState, metrics, bodies, logger: log, surface: s });
+      const otherwise = s.otherwise;
+      if (otherwise) {
+        const body = errorBody(otherwise.code, otherwise.message);
+        return (req, res) => {
+          if (credentials(req, res)) return;
+          res.writeHead(otherwise.status, ['content-type', 'application/json; charset=utf-8', 'cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body))]);
+          res.end(body);
+          metrics.record('unmatched', otherwise.status);
+        };
+      }
       const routing = app.routing;
       return (req, res) => {
         if (!credentials(req, res)) routing(req, res);

@@ -65,6 +65,13 @@ export interface RouteChecks {
 export interface CredentialSurface {
   container?: RouteChecks;
   imds?: RouteChecks;
+  /**
+   * Skip the Host guard: for a listener whose every request is authenticated by a
+   * per-caller token (pod identity on 169.254.170.23), not by being on loopback.
+   */
+  noHostGuard?: boolean;
+  /** Answer every request the credential routes decline with this (instead of handing it to fastify). */
+  otherwise?: Refusal;
 }
 
 /** Route labels in `rolesanywhere_http_requests_total` (the same as when these were fastify routes). */
@@ -368,7 +375,7 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     const label = kind === 1 ? ROUTE_LABELS.container : kind === 2 ? ROUTE_LABELS.containerNamed : ROUTE_LABELS.imds;
     try {
       const state = getState();
-      const denied = hostRefusal(state, req);
+      const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
       if (denied !== undefined) {
         refuse(req, res, label, denied, started);
         return true;

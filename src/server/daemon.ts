@@ -14,6 +14,11 @@ import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
 import { ensureEndpointToken, TokenVerifier } from './token.js';
+import { PodIdentityMetrics } from '../podidentity/metrics.js';
+import { podIdentitySurface, PodIdentityService } from '../podidentity/service.js';
+import { OnDemandSessions } from '../podidentity/sessions.js';
+import { PodTokenVerifier } from '../podidentity/verify.js';
+import type { PodIdentityConfig } from '../podidentity/config.js';
 
 export interface DaemonDeps {
   /** Builds the CreateSession call for a profile. */
@@ -62,6 +67,10 @@ export class Daemon {
   private runtimes = new Map<string, ProfileRuntime>();
   private state!: ServerState;
   private bound: BoundServer[] = [];
+  /** The pod-identity listeners (podIdentity.listen), bound at start only. */
+  private podBound: BoundServer[] = [];
+  private pod?: PodIdentityService;
+  readonly podMetrics = new PodIdentityMetrics();
   readonly metrics = new RequestMetrics();
   readonly imdsTokens = new ImdsTokenStore();
   /** Caps CreateSession calls across all profiles (refresh.maxConcurrent, refresh.maxCallsPerSecond). */
@@ -86,8 +95,16 @@ export class Daemon {
   static async start(config: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
     const d = new Daemon(config, deps);
     const token = await d.readToken(config);
-    const runtimes = await d.buildRuntimes(config, new Map());
+    const pod = config.podIdentity ? await d.buildPodIdentity(config, config.podIdentity) : undefined;
+    let runtimes: Map<string, ProfileRuntime>;
+    try {
+      runtimes = await d.buildRuntimes(config, new Map());
+    } catch (err) {
+      pod?.sessions.close();
+      throw err;
+    }
     d.runtimes = runtimes;
+    d.pod = pod;
     d.state = d.stateFor(config, runtimes, token);
     const loopbackOnly = config.listen.every((a) => isLoopbackHostname(a.host));
     if (!loopbackOnly) {
@@ -99,22 +116,43 @@ export class Daemon {
     const app = buildApp({ getState: () => d.state, metrics: d.metrics, imdsTokens: d.imdsTokens, logger: d.log });
     try {
       d.bound = await listenAll(app, config.listen);
+      if (config.podIdentity) {
+        d.podBound = await listenAll(app, config.podIdentity.listen, podIdentitySurface(() => d.pod));
+      }
     } catch (err) {
+      d.pod?.sessions.close();
+      await closeAll(d.bound, 0);
       await d.stopRuntimes(runtimes.values());
       await app.close().catch(() => undefined);
       throw err;
     }
-    for (const rt of runtimes.values()) d.activate(rt);
+    for (const rt of runtimes.values()) d.activate(rt, config);
     d.log.info(
       { listen: d.bound.map((b) => urlHost(b.host, b.port)), profiles: [...runtimes.keys()], imds: config.imds.enabled ? config.imds.profile ?? null : false },
       'serving credentials',
     );
+    if (config.podIdentity) {
+      d.log.info(
+        { listen: d.podBound.map((b) => urlHost(b.host, b.port)), bindings: config.podIdentity.bindings.map((b) => `${b.namespace}/${b.serviceAccount}=${b.profile}`), sessionStart: config.podIdentity.sessionStart },
+        'serving pod identity',
+      );
+    }
     return d;
   }
 
   /** Bound addresses (actual ports). */
   get addresses(): Array<{ host: string; port: number }> {
     return this.bound.map((b) => ({ host: b.host, port: b.port }));
+  }
+
+  /** Bound pod-identity addresses (actual ports). */
+  get podAddresses(): Array<{ host: string; port: number }> {
+    return this.podBound.map((b) => ({ host: b.host, port: b.port }));
+  }
+
+  /** The pod-identity service in use (tests, metrics). */
+  get podIdentity(): PodIdentityService | undefined {
+    return this.pod;
   }
 
   get currentConfig(): DaemonConfig {
@@ -152,11 +190,20 @@ export class Daemon {
   async reload(config: DaemonConfig): Promise<void> {
     if (this.closed) return;
     const token = await this.readToken(config);
+    const podChanged = !isDeepStrictEqual(config.podIdentity, this.config.podIdentity);
+    const pod = podChanged && config.podIdentity ? await this.buildPodIdentity(config, config.podIdentity) : podChanged ? undefined : this.pod;
     // Unchanged profiles keep their runtime (and cached credentials) even when the
     // refresh or watch settings change: those are applied in place below.
-    const fresh = await this.buildRuntimes(config, this.runtimes);
+    let fresh: Map<string, ProfileRuntime>;
+    try {
+      fresh = await this.buildRuntimes(config, this.runtimes);
+    } catch (err) {
+      if (pod !== this.pod) pod?.sessions.close();
+      throw err;
+    }
     const old = this.runtimes;
     if (this.closed) {
+      if (pod !== this.pod) pod?.sessions.close();
       // close() ran while the identities were loading: start nothing, drop what was built.
       await this.stopRuntimes([...fresh.values()].filter((rt) => old.get(rt.config.name) !== rt));
       return;
@@ -172,6 +219,10 @@ export class Daemon {
     }
     for (const name of old.keys()) if (!fresh.has(name)) removed.push(name);
     this.runtimes = fresh;
+    if (pod !== this.pod) {
+      this.pod?.sessions.close();
+      this.pod = pod;
+    }
     this.state = this.stateFor(config, fresh, token);
     const retired = [...old.values()].filter((rt) => fresh.get(rt.config.name) !== rt);
     await this.stopRuntimes(retired);
@@ -180,7 +231,10 @@ export class Daemon {
         rt.session.setBackoff(sessionRefreshSettings(config.refresh));
         rt.watcher.setTiming(config.watch);
         void rt.watcher.check();
-      } else this.activate(rt);
+      } else this.activate(rt, config);
+    }
+    if (podChanged && !isDeepStrictEqual(config.podIdentity?.listen, this.config.podIdentity?.listen)) {
+      this.log.warn({ listen: config.podIdentity?.listen.map((a) => urlHost(a.host, a.port)) ?? [] }, 'pod-identity listen address changes take effect only after a restart; still listening on the old addresses');
     }
     if (!isDeepStrictEqual(config.listen, this.listening) || config.allowNonLoopback !== this.config.allowNonLoopback) {
       this.log.warn({ listen: config.listen.map((a) => urlHost(a.host, a.port)) }, 'listen address changes take effect only after a restart; still listening on the old addresses');
@@ -193,7 +247,8 @@ export class Daemon {
   async close(graceMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const closing = closeAll(this.bound, graceMs);
+    const closing = closeAll([...this.bound, ...this.podBound], graceMs);
+    this.pod?.sessions.close();
     await this.stopRuntimes(this.runtimes.values());
     await closing;
   }
@@ -207,7 +262,12 @@ export class Daemon {
 
   private stateFor(config: DaemonConfig, runtimes: Map<string, ProfileRuntime>, token: TokenVerifier): ServerState {
     const profiles = new Map<string, ServedProfile>();
-    for (const [name, rt] of runtimes) profiles.set(name, { session: rt.session, roleArn: rt.config.roleArn, region: rt.config.region });
+    const onDemand = this.pod?.sessions.managed;
+    for (const [name, rt] of runtimes) {
+      const served: ServedProfile = { session: rt.session, roleArn: rt.config.roleArn, region: rt.config.region };
+      if (onDemand?.has(name)) served.onDemand = true;
+      profiles.set(name, served);
+    }
     const names = [...runtimes.keys()];
     const imdsProfile = config.imds.profile ?? (names.length === 1 ? names[0] : undefined);
     return {
@@ -217,6 +277,7 @@ export class Daemon {
       token,
       // From the addresses bound, not the new config's: a listen change is not applied until a restart.
       loopbackOnly: this.listening.every((a) => isLoopbackHostname(a.host)),
+      extraMetrics: config.podIdentity ? () => this.podMetrics.render() : undefined,
     };
   }
 
@@ -279,9 +340,44 @@ export class Daemon {
     return { config: profile, session, watcher };
   }
 
-  private activate(rt: ProfileRuntime): void {
-    rt.session.start();
+  private activate(rt: ProfileRuntime, config: DaemonConfig): void {
+    // Profiles only pod-identity bindings use start on their first request (podIdentity.sessionStart: onDemand).
+    if (!(this.pod?.sessions.managed.has(rt.config.name) && config.podIdentity?.sessionStart === 'onDemand')) rt.session.start();
     rt.watcher.watch().catch((err) => this.log.error({ profile: rt.config.name, error: describeError(err) }, 'cannot watch the certificate files; relying on the periodic re-check'));
+  }
+
+  /**
+   * The pod-identity service of a config: its verifier has loaded the keys
+   * (a JWKS file that cannot be read fails start-up/reload; an unreachable
+   * JWKS URL is retried on requests, which get 503 until it answers).
+   */
+  private async buildPodIdentity(config: DaemonConfig, pi: PodIdentityConfig): Promise<PodIdentityService> {
+    const log = this.log.child({ component: 'pod-identity' });
+    const verifier = new PodTokenVerifier({
+      issuer: pi.issuer,
+      audiences: pi.audiences,
+      jwks: pi.jwks,
+      minRefetchIntervalMs: pi.jwks.refetchIntervalSeconds * 1000,
+      logger: log,
+    });
+    try {
+      await verifier.load();
+    } catch (err) {
+      if ('file' in pi.jwks) {
+        throw err instanceof UserError ? new UserError(`podIdentity.jwks: ${err.message}`, { reason: err.reason }) : err;
+      }
+      // Logged by the verifier; requests get 503 naming the reason until the URL answers.
+    }
+    // Profiles served to ordinary clients by default (or over IMDS) keep running; the others are the bindings' own.
+    const always = new Set([config.defaultProfile, config.imds.enabled ? config.imds.profile : undefined].filter((n): n is string => n !== undefined));
+    const managed = new Set(pi.bindings.map((b) => b.profile).filter((n) => !always.has(n)));
+    const sessions = new OnDemandSessions({
+      session: (name) => this.runtimes.get(name)?.session,
+      managed,
+      idleTimeoutMs: pi.idleTimeoutSeconds * 1000,
+      logger: log,
+    });
+    return new PodIdentityService({ verifier, bindings: pi.bindings, sessions, metrics: this.podMetrics, logger: log });
   }
 
   private async stopRuntimes(runtimes: Iterable<ProfileRuntime>): Promise<void> {

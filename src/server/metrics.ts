@@ -37,7 +37,8 @@ function num(n: number): string {
   return String(n);
 }
 
-class Writer {
+/** Prometheus text writer: one `family` call per metric family. */
+export class MetricsWriter {
   private readonly lines: string[] = [];
   family(name: string, type: 'gauge' | 'counter', help: string, samples: Array<[Record<string, string>, number]>): void {
     this.lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
@@ -50,7 +51,7 @@ class Writer {
 
 /** Prometheus text exposition (format 0.0.4) of the daemon's state. No secrets. */
 export function renderMetrics(statuses: SessionStatus[], requests: RequestMetrics, now = Date.now()): string {
-  const w = new Writer();
+  const w = new MetricsWriter();
   const p = (s: SessionStatus) => ({ profile: s.profile });
   const secs = (d: Date | undefined) => (d ? d.getTime() / 1000 : NaN);
   w.family('rolesanywhere_credentials_valid', 'gauge', 'Whether the profile holds credentials it will serve (1) or not (0).', statuses.map((s) => [p(s), s.ready ? 1 : 0]));

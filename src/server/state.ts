@@ -5,6 +5,8 @@ export interface ServedProfile {
   session: CredentialSession;
   roleArn: string;
   region: string;
+  /** A pod-identity binding's session: started on demand, stopped when idle (idle is not "not ready"). */
+  onDemand?: boolean;
 }
 
 /** What the routes read. Swapped as a whole on reload; routes never do I/O. */
@@ -16,4 +18,6 @@ export interface ServerState {
   token: TokenVerifier;
   /** Every listen address is loopback: refuse requests whose Host is not a loopback name (DNS rebinding). */
   loopbackOnly: boolean;
+  /** More Prometheus families appended to /metrics (pod identity). */
+  extraMetrics?: () => string;
 }

@@ -1,0 +1,196 @@
+// The `podIdentity` section of the daemon config: its type, defaults and
+// validator (field-path problems like the rest of the config).
+import { isIP } from 'node:net';
+import type { ListenAddress } from '../config/types.js';
+import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
+import { resolvePath } from '../config/profile.js';
+import { isLoopbackHostname } from '../net/loopback.js';
+import { shadowedBy, type Binding } from './bindings.js';
+import type { JwksConfig } from './jwks.js';
+
+/** EKS Pod Identity's addresses: SDKs accept plain http to them, so habits and defaults carry over. */
+export const DEFAULT_POD_LISTEN: readonly ListenAddress[] = [
+  { host: '169.254.170.23', port: 80 },
+  { host: 'fd00:ec2::23', port: 80 },
+];
+export const DEFAULT_IDLE_TIMEOUT_SECONDS = 3600;
+export const DEFAULT_REFETCH_INTERVAL_SECONDS = 10;
+
+export interface PodIdentityConfig {
+  listen: ListenAddress[];
+  issuer: string;
+  audiences: string[];
+  jwks: JwksConfig & { refetchIntervalSeconds: number };
+  bindings: Binding[];
+  /** onDemand: a binding's session starts on its first request; atStart: with the daemon. */
+  sessionStart: 'onDemand' | 'atStart';
+  /** Suspend a binding-only session nobody asked for in this long; 0 = never. */
+  idleTimeoutSeconds: number;
+}
+
+export const POD_IDENTITY_KEYS = ['listen', 'issuer', 'audiences', 'jwks', 'bindings', 'sessionStart', 'idleTimeoutSeconds'] as const;
+const JWKS_KEYS = ['file', 'url', 'caFile', 'tokenFile', 'refetchIntervalSeconds'] as const;
+const BINDING_KEYS = ['namespace', 'serviceAccount', 'profile'] as const;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export interface PodIdentityContext {
+  problems: Problem[];
+  /** Base for relative paths (the config file's directory). */
+  baseDir: string;
+  home?: string;
+  /** Names of the configured profiles. */
+  profiles: readonly string[];
+  /** `host:port` parser of the listen settings. */
+  parseListen: (text: string) => { address?: ListenAddress; error?: string };
+}
+
+/** Validates `podIdentity` (undefined/null = not configured). Problems go to ctx.problems. */
+export function checkPodIdentity(raw: unknown, ctx: PodIdentityContext): PodIdentityConfig | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  const before = ctx.problems.length;
+  const add = (path: string, message: string) => ctx.problems.push({ path: `podIdentity${path}`, message });
+  if (!isPlainObject(raw)) {
+    add('', `expected a mapping with issuer, audiences, jwks and bindings, got ${typeName(raw)}`);
+    return undefined;
+  }
+  for (const k of Object.keys(raw)) if (!(POD_IDENTITY_KEYS as readonly string[]).includes(k)) add(`.${k}`, unknownKeyMessage(k, POD_IDENTITY_KEYS));
+  const nonEmpty = (v: unknown, path: string, what: string): string | undefined => {
+    if (typeof v === 'string' && v.trim() !== '') return v.trim();
+    add(path, v === undefined || v === null ? `required: ${what}` : `expected ${what}, got ${typeof v === 'string' ? 'an empty string' : typeName(v)}`);
+    return undefined;
+  };
+
+  // listen
+  const listen: ListenAddress[] = [];
+  if (raw.listen === undefined || raw.listen === null) listen.push(...DEFAULT_POD_LISTEN.map((a) => ({ ...a })));
+  else if (!Array.isArray(raw.listen) || raw.listen.length === 0) add('.listen', `expected a non-empty list of "host:port", e.g. ["169.254.170.23:80", "[fd00:ec2::23]:80"], got ${show(raw.listen)}`);
+  else {
+    raw.listen.forEach((text: unknown, i: number) => {
+      if (typeof text !== 'string') return add(`.listen[${i}]`, `expected "host:port", got ${typeName(text)}`);
+      const r = ctx.parseListen(text);
+      if (!r.address) return add(`.listen[${i}]`, r.error!);
+      listen.push(r.address);
+    });
+  }
+
+  const issuer = nonEmpty(raw.issuer, '.issuer', "the cluster's service-account issuer (kube-apiserver --service-account-issuer, e.g. https://kubernetes.default.svc.cluster.local)");
+
+  // audiences
+  let audiences: string[] = [];
+  if (!Array.isArray(raw.audiences) || raw.audiences.length === 0) {
+    add('.audiences', `${raw.audiences === undefined ? 'required: ' : ''}a non-empty list of accepted token audiences, e.g. ["rolesanywhere-credentiald"] (the projected volume's audience)${raw.audiences === undefined ? '' : `, got ${show(raw.audiences)}`}`);
+  } else {
+    audiences = raw.audiences.flatMap((a: unknown, i: number) => {
+      const v = nonEmpty(a, `.audiences[${i}]`, 'an audience string');
+      return v === undefined ? [] : [v];
+    });
+  }
+
+  // jwks
+  let jwks: PodIdentityConfig['jwks'] | undefined;
+  const j = raw.jwks;
+  if (!isPlainObject(j)) {
+    add('.jwks', `${j === undefined ? 'required: ' : ''}where the cluster's signing keys are: { file: /path/jwks.json } or { url: https://kubernetes.default.svc/openid/v1/jwks, caFile: …, tokenFile: … }${j === undefined ? '' : `, got ${typeName(j)}`}`);
+  } else {
+    for (const k of Object.keys(j)) if (!(JWKS_KEYS as readonly string[]).includes(k)) add(`.jwks.${k}`, unknownKeyMessage(k, JWKS_KEYS));
+    const path = (k: 'file' | 'caFile' | 'tokenFile') => {
+      const v = nonEmpty(j[k], `.jwks.${k}`, 'a file path');
+      return v === undefined ? undefined : resolvePath(v, ctx.baseDir, ctx.home);
+    };
+    let refetch = DEFAULT_REFETCH_INTERVAL_SECONDS;
+    if (j.refetchIntervalSeconds !== undefined && j.refetchIntervalSeconds !== null) {
+      const n = j.refetchIntervalSeconds;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 3600) add('.jwks.refetchIntervalSeconds', `must be whole seconds from 1 to 3600, got ${show(n)}`);
+      else refetch = n;
+    }
+    if (j.file !== undefined && j.url !== undefined) add('.jwks', 'give either file or url, not both');
+    else if (j.file !== undefined) {
+      for (const k of ['caFile', 'tokenFile'] as const) if (j[k] !== undefined) add(`.jwks.${k}`, 'only applies to jwks.url (the file form reads no network)');
+      const file = path('file');
+      if (file) jwks = { file, refetchIntervalSeconds: refetch };
+    } else if (j.url !== undefined) {
+      const text = nonEmpty(j.url, '.jwks.url', 'the JWKS URL');
+      let url: URL | undefined;
+      try {
+        if (text) url = new URL(text);
+      } catch {
+        add('.jwks.url', `not a URL: ${show(text)}`);
+      }
+      if (url) {
+        const host = url.hostname.replace(/^\[|\]$/g, '');
+        if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (isLoopbackHostname(host) || (isIP(host) !== 0 && host === '::1')))) {
+          add('.jwks.url', `must be https (plain http only to a loopback address), got ${show(text)}`);
+        } else if (url.username || url.password) add('.jwks.url', 'must not contain credentials; use jwks.tokenFile for the bearer token');
+        else {
+          const out: PodIdentityConfig['jwks'] = { url: url.toString(), refetchIntervalSeconds: refetch };
+          if (j.caFile !== undefined) {
+            const ca = path('caFile');
+            if (ca) out.caFile = ca;
+          }
+          if (j.tokenFile !== undefined) {
+            const tf = path('tokenFile');
+            if (tf) out.tokenFile = tf;
+          }
+          jwks = out;
+        }
+      }
+    } else add('.jwks', 'give file (a JWKS file) or url (the API server\'s /openid/v1/jwks)');
+  }
+
+  // bindings
+  const bindings: Binding[] = [];
+  /** Position in the YAML list of each accepted binding (for messages). */
+  const indexOf: number[] = [];
+  if (!Array.isArray(raw.bindings) || raw.bindings.length === 0) {
+    add('.bindings', `${raw.bindings === undefined ? 'required: ' : ''}a non-empty list like [{ namespace: shop, serviceAccount: checkout, profile: checkout }]${raw.bindings === undefined ? '' : `, got ${show(raw.bindings)}`}`);
+  } else {
+    raw.bindings.forEach((b: unknown, i: number) => {
+      const p = `.bindings[${i}]`;
+      if (!isPlainObject(b)) return add(p, `expected { namespace, serviceAccount, profile }, got ${typeName(b)}`);
+      for (const k of Object.keys(b)) if (!(BINDING_KEYS as readonly string[]).includes(k)) add(`${p}.${k}`, unknownKeyMessage(k, BINDING_KEYS));
+      const ns = nonEmpty(b.namespace, `${p}.namespace`, 'a namespace name');
+      const sa = nonEmpty(b.serviceAccount, `${p}.serviceAccount`, 'a service account name or "*"');
+      const profile = nonEmpty(b.profile, `${p}.profile`, 'the name of a profile under profiles');
+      let ok = ns !== undefined && sa !== undefined && profile !== undefined;
+      if (ns !== undefined && !(ns.length <= 63 && DNS_LABEL.test(ns))) {
+        add(`${p}.namespace`, ns === '*' ? 'must name one namespace ("*" is allowed only for serviceAccount, so no binding grants a role to every namespace)' : `${show(ns)} is not a Kubernetes namespace name (lowercase letters, digits, -)`);
+        ok = false;
+      }
+      if (sa !== undefined && sa !== '*' && !(sa.length <= 253 && DNS_SUBDOMAIN.test(sa))) {
+        add(`${p}.serviceAccount`, `${show(sa)} is not a service account name (lowercase letters, digits, - and .) or "*"`);
+        ok = false;
+      }
+      if (profile !== undefined && !ctx.profiles.includes(profile)) {
+        add(`${p}.profile`, `no profile named ${show(profile)}; defined profiles: ${ctx.profiles.join(', ') || '(none)'}`);
+        ok = false;
+      }
+      if (ok) {
+        bindings.push({ namespace: ns!, serviceAccount: sa!, profile: profile! });
+        indexOf.push(i);
+      }
+    });
+    bindings.forEach((b, i) => {
+      const by = shadowedBy(bindings, i);
+      if (by >= 0) {
+        const a = bindings[by]!;
+        add(`.bindings[${indexOf[i]}]`, `can never match: bindings[${indexOf[by]}] (${a.namespace}/${a.serviceAccount}) already matches ${b.namespace}/${b.serviceAccount} (first match wins); remove it or move it up`);
+      }
+    });
+  }
+
+  let sessionStart: PodIdentityConfig['sessionStart'] = 'onDemand';
+  if (raw.sessionStart !== undefined && raw.sessionStart !== null) {
+    if (raw.sessionStart === 'onDemand' || raw.sessionStart === 'atStart') sessionStart = raw.sessionStart;
+    else add('.sessionStart', `expected onDemand or atStart, got ${show(raw.sessionStart)}`);
+  }
+  let idleTimeoutSeconds = DEFAULT_IDLE_TIMEOUT_SECONDS;
+  if (raw.idleTimeoutSeconds !== undefined && raw.idleTimeoutSeconds !== null) {
+    const n = raw.idleTimeoutSeconds;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 604_800) add('.idleTimeoutSeconds', `must be whole seconds from 0 (never stop) to 604800, got ${show(n)}`);
+    else idleTimeoutSeconds = n;
+  }
+
+  if (ctx.problems.length > before || !issuer || !jwks) return undefined;
+  return { listen, issuer, audiences, jwks, bindings, sessionStart, idleTimeoutSeconds };
+}
