@@ -106,6 +106,8 @@ export class CredentialSession {
   private consecutiveFailures = 0;
   private stopped = false;
   private started = false;
+  /** Suspended (idle) and not started again since. */
+  private suspended = false;
 
   private lastRefreshAt?: number;
   private lastRefreshOutcome?: 'success' | 'failure';
@@ -137,6 +139,7 @@ export class CredentialSession {
   start(): void {
     if (this.started || this.stopped) return;
     this.started = true;
+    this.suspended = false;
     void this.refresh();
   }
 
@@ -160,6 +163,7 @@ export class CredentialSession {
   suspend(): void {
     if (this.stopped || !this.started) return;
     this.started = false;
+    this.suspended = true;
     this.generation++;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
@@ -280,7 +284,7 @@ export class CredentialSession {
     if (c) {
       return { ok: false, message: `no valid credentials for profile "${this.profile}": the cached credentials expire at ${c.expiration.toISOString()} and a refresh is in progress` };
     }
-    if (!this.started) return { ok: false, message: `profile "${this.profile}" is idle: its session starts when a client asks for it` };
+    if (this.suspended) return { ok: false, message: `profile "${this.profile}" is idle: its session starts again when a client asks for it` };
     return { ok: false, message: `no credentials yet for profile "${this.profile}": the first CreateSession call is in progress` };
   }
 

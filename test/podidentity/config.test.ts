@@ -1,0 +1,83 @@
+// podIdentity config: defaults, and every mistake reported with its field path.
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadDaemonConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/config/problems.js';
+import { tempDir } from '../helpers/pki.js';
+
+const profile = {
+  certificate: 'c.pem',
+  privateKey: 'k.pem',
+  trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+  profileArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:profile/1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e',
+  roleArn: 'arn:aws:iam::111122223333:role/app',
+};
+
+async function load(podIdentity: unknown) {
+  const dir = await tempDir('ra-podcfg-');
+  const file = join(dir, 'c.yaml');
+  await writeFile(file, JSON.stringify({ imds: { enabled: false }, profiles: { app: profile, batch: profile }, podIdentity }));
+  return { dir, load: () => loadDaemonConfig({ argv: ['--config', file], env: { HOME: dir } }) };
+}
+
+async function problems(podIdentity: unknown): Promise<string[]> {
+  const { load: l } = await load(podIdentity);
+  try {
+    await l();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems.map((p) => `${p.path}: ${p.message}`);
+    throw err;
+  }
+  return [];
+}
+
+const base = { issuer: 'https://k8s.example', audiences: ['ra'], jwks: { file: 'jwks.json' }, bindings: [{ namespace: 'shop', serviceAccount: 'checkout', profile: 'app' }] };
+
+t.test('defaults', async (t) => {
+  const { dir, load: l } = await load(base);
+  const cfg = await l();
+  t.same(cfg.podIdentity, {
+    listen: [
+      { host: '169.254.170.23', port: 80 },
+      { host: 'fd00:ec2::23', port: 80 },
+    ],
+    issuer: 'https://k8s.example',
+    audiences: ['ra'],
+    jwks: { file: join(dir, 'jwks.json'), refetchIntervalSeconds: 10 },
+    bindings: [{ namespace: 'shop', serviceAccount: 'checkout', profile: 'app' }],
+    sessionStart: 'onDemand',
+    idleTimeoutSeconds: 3600,
+  });
+});
+
+t.test('mistakes name their field', async (t) => {
+  const cases: Array<[unknown, RegExp]> = [
+    ['yes', /^podIdentity: expected a mapping/],
+    [{ ...base, issuer: undefined }, /^podIdentity\.issuer: required/],
+    [{ ...base, audiences: 'ra' }, /^podIdentity\.audiences: a non-empty list/],
+    [{ ...base, jwks: undefined }, /^podIdentity\.jwks: required/],
+    [{ ...base, jwks: { file: 'a', url: 'https://x' } }, /^podIdentity\.jwks: give either file or url, not both/],
+    [{ ...base, jwks: { url: 'http://k8s.example/jwks' } }, /^podIdentity\.jwks\.url: must be https/],
+    [{ ...base, jwks: { file: 'a', tokenFile: 't' } }, /^podIdentity\.jwks\.tokenFile: only applies to jwks\.url/],
+    [{ ...base, jwks: { file: 'a', refetchIntervalSeconds: 0 } }, /^podIdentity\.jwks\.refetchIntervalSeconds: must be whole seconds from 1/],
+    [{ ...base, bindings: [] }, /^podIdentity\.bindings: a non-empty list/],
+    [{ ...base, bindings: [{ namespace: 'shop', serviceAccount: 'x', profile: 'nope' }] }, /^podIdentity\.bindings\[0\]\.profile: no profile named "nope"; defined profiles: app, batch/],
+    [{ ...base, bindings: [{ namespace: '*', serviceAccount: 'x', profile: 'app' }] }, /^podIdentity\.bindings\[0\]\.namespace: must name one namespace/],
+    [{ ...base, bindings: [{ namespace: 'Shop', serviceAccount: 'x', profile: 'app' }] }, /^podIdentity\.bindings\[0\]\.namespace: "Shop" is not a Kubernetes namespace name/],
+    [{ ...base, bindings: [{ namespace: 'shop', serviceAccount: 'x', profile: 'app', role: 'r' }] }, /^podIdentity\.bindings\[0\]\.role: unknown key/],
+    [
+      { ...base, bindings: [{ namespace: 'b', serviceAccount: '*', profile: 'batch' }, { namespace: 'b', serviceAccount: 'nightly', profile: 'app' }] },
+      /^podIdentity\.bindings\[1\]: can never match: bindings\[0\] \(b\/\*\) already matches b\/nightly/,
+    ],
+    [{ ...base, listen: ['169.254.170.23'] }, /^podIdentity\.listen\[0\]: expected "host:port"/],
+    [{ ...base, sessionStart: 'lazy' }, /^podIdentity\.sessionStart: expected onDemand or atStart/],
+    [{ ...base, idleTimeoutSeconds: -1 }, /^podIdentity\.idleTimeoutSeconds: must be whole seconds from 0/],
+    [{ ...base, listen: ['127.0.0.1:9911'] }, /^podIdentity\.listen\[0\]: 127\.0\.0\.1:9911 is also an ordinary listen address/],
+    [{ ...base, issuers: 'x' }, /^podIdentity\.issuers: unknown key/],
+  ];
+  for (const [input, re] of cases) {
+    const got = await problems(input);
+    t.ok(got.some((p) => re.test(p)), `${re}: ${got.join(' | ')}`);
+  }
+});
