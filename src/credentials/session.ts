@@ -146,12 +146,7 @@ export class CredentialSession {
   /** Cancels timers and aborts an in-flight fetch. Served credentials are dropped. */
   stop(): void {
     this.stopped = true;
-    this.generation++;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.nextRefreshAt = undefined;
-    this.controller?.abort();
-    this.controller = undefined;
+    this.cancel();
     this.notify();
   }
 
@@ -164,17 +159,22 @@ export class CredentialSession {
     if (this.stopped || !this.started) return;
     this.started = false;
     this.suspended = true;
+    this.cancel();
+    this.inflight = undefined;
+    this.creds = undefined;
+    this.lastFailure = undefined;
+    this.consecutiveFailures = 0;
+    this.notify();
+  }
+
+  /** Supersedes the current generation: no timer, no fetch in flight. */
+  private cancel(): void {
     this.generation++;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.nextRefreshAt = undefined;
     this.controller?.abort();
     this.controller = undefined;
-    this.inflight = undefined;
-    this.creds = undefined;
-    this.lastFailure = undefined;
-    this.consecutiveFailures = 0;
-    this.notify();
   }
 
   /** Started and not stopped or suspended. */

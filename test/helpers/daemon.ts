@@ -228,3 +228,16 @@ export async function cleanAwsEnv(extra: NodeJS.ProcessEnv = {}): Promise<NodeJS
   for (const k of Object.keys(process.env)) if (k.startsWith('PYENV')) env[k] = process.env[k];
   return { ...env, ...extra };
 }
+
+const savedEnv = { ...process.env };
+/** Runs `fn` with process.env replaced by `env` (SDK providers read it), then restores it. */
+export async function withEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
+  for (const k of Object.keys(process.env)) delete process.env[k];
+  Object.assign(process.env, env);
+  try {
+    return await fn();
+  } finally {
+    for (const k of Object.keys(process.env)) delete process.env[k];
+    Object.assign(process.env, savedEnv);
+  }
+}

@@ -4,19 +4,8 @@ import t from 'tap';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromContainerMetadata, fromHttp, fromInstanceMetadata, fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentityProvider } from '@aws-sdk/types';
-import { cleanAwsEnv, httpRequest, startEmulatedDaemon } from '../helpers/daemon.js';
+import { cleanAwsEnv, withEnv, httpRequest, startEmulatedDaemon } from '../helpers/daemon.js';
 
-const saved = { ...process.env };
-async function withEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
-  for (const k of Object.keys(process.env)) delete process.env[k];
-  Object.assign(process.env, env);
-  try {
-    return await fn();
-  } finally {
-    for (const k of Object.keys(process.env)) delete process.env[k];
-    Object.assign(process.env, saved);
-  }
-}
 
 t.test('JS SDK v3 providers get credentials that STS accepts', async (t) => {
   const d = await startEmulatedDaemon(t);

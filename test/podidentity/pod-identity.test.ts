@@ -14,7 +14,7 @@ import { loadDaemonConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { runProcess } from '../helpers/cli.js';
-import { cleanAwsEnv, httpRequest, waitUntil } from '../helpers/daemon.js';
+import { cleanAwsEnv, withEnv, httpRequest, waitUntil } from '../helpers/daemon.js';
 import { DEFAULT_ARNS, startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { algNone, AUDIENCE, ISSUER, makeCluster, makeKey, serveJwks, tampered, type Cluster } from '../helpers/kube.js';
 import { tempDir } from '../helpers/pki.js';
@@ -27,17 +27,6 @@ const ROLE = {
   crowd: `arn:aws:iam::${ACCOUNT}:role/crowd`,
 };
 
-const saved = { ...process.env };
-async function withEnv<T>(env: NodeJS.ProcessEnv, fn: () => Promise<T>): Promise<T> {
-  for (const k of Object.keys(process.env)) delete process.env[k];
-  Object.assign(process.env, env);
-  try {
-    return await fn();
-  } finally {
-    for (const k of Object.keys(process.env)) delete process.env[k];
-    Object.assign(process.env, saved);
-  }
-}
 
 interface Agent {
   emu: TestEmulator;
