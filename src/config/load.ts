@@ -19,11 +19,11 @@
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
+import { parseListenAddress } from '../net/listen-address.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 import { checkProfile, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
 import {
@@ -89,34 +89,6 @@ export function defaultTokenFile(env: NodeJS.ProcessEnv, uid: number | undefined
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'rolesanywhere-credentiald', 'token');
   const cache = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   return join(cache, 'rolesanywhere-credentiald', 'token');
-}
-
-/** Parses `host:port` / `[v6]:port`; host is returned without brackets. */
-export function parseListenAddress(text: string): { address?: ListenAddress; error?: string } {
-  const s = text.trim();
-  const example = 'expected "host:port", e.g. 127.0.0.1:9911 or [::1]:9911';
-  let host: string;
-  let portText: string;
-  const v6 = /^\[([^\]]+)\]:(\d+)$/.exec(s);
-  const plain = /^([^:[\]\s]+):(\d+)$/.exec(s);
-  if (v6) {
-    host = v6[1]!;
-    portText = v6[2]!;
-    if (isIP(host) !== 6) return { error: `${show(text)}: ${host} is not an IPv6 address` };
-  } else if (plain) {
-    host = plain[1]!;
-    portText = plain[2]!;
-    if (isIP(host) !== 4 && !/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
-      return { error: `${show(text)}: ${show(host)} is not an IP address or host name` };
-    }
-  } else if ((s.match(/:/g) ?? []).length > 1 && !s.startsWith('[')) {
-    return { error: `${show(text)}: put IPv6 addresses in brackets, e.g. [::1]:9911` };
-  } else {
-    return { error: `${example}, got ${show(text)}` };
-  }
-  const port = Number(portText);
-  if (!Number.isInteger(port) || port > 65535) return { error: `${show(text)}: port must be 1..65535 (0 picks a free port)` };
-  return { address: { host, port } };
 }
 
 function splitList(text: string): string[] {
@@ -438,6 +410,14 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
     c.add('imds.profile', `required: IMDS serves one profile and there are ${names.length} (${names.join(', ')}); name one, or set imds.enabled: false`);
   }
 
+  // ---- sections' cross-checks (bindings name profiles, addresses not shared, paths resolved) ----
+  for (const s of SETTINGS as readonly Setting[]) {
+    if (s.type !== 'section' || !s.finish || !s.key || sections[s.key] === undefined) continue;
+    const v = s.finish(sections[s.key], { path: s.key, problems, resolvePath: (p) => resolvePath(p, baseDir, home), profiles: names, listen });
+    if (v === undefined) delete sections[s.key];
+    else sections[s.key] = v;
+  }
+
   if (problems.length > 0) throw new ConfigError(origin, problems);
 
   const config = {
@@ -494,4 +474,4 @@ export function explainConfig(config: DaemonConfig): string {
   return lines.join('\n');
 }
 
-export { PROFILE_KEYS };
+export { PROFILE_KEYS, parseListenAddress };

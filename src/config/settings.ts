@@ -49,6 +49,8 @@ import { isLoopbackHostname } from '../net/loopback.js';
 import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanywhere/arn.js';
 import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
 import { closest, show, typeName, type Problem } from './problems.js';
+import type { ListenAddress } from './types.js';
+import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
 
 export type Command = 'serve' | 'credential-process' | 'update' | 'check';
 export type Scope = 'daemon' | 'profile' | 'inherited' | 'command';
@@ -100,10 +102,27 @@ export interface EnumSetting extends Common {
 export interface ListSetting extends Common {
   type: 'list';
 }
+/** What a section's `finish` gets: the rest of the validated config. */
+export interface SectionContext {
+  path: string;
+  problems: Problem[];
+  /** Resolves a path given in the config file (relative to its directory, ~ expanded). */
+  resolvePath: (p: string) => string;
+  /** Names of the configured profiles. */
+  profiles: readonly string[];
+  /** The ordinary listen addresses. */
+  listen: readonly ListenAddress[];
+}
+
 /** A daemon-level YAML section (mapping or list) with its own validator. */
 export interface SectionSetting<T = unknown> extends Common {
   type: 'section';
   validate: (raw: unknown, path: string, problems: Problem[]) => T | undefined;
+  /**
+   * Optional second step once profiles and listen addresses are known: cross-checks
+   * (problems at ctx.path…) and resolving file paths. Returns the final value.
+   */
+  finish?(value: T, ctx: SectionContext): T | undefined;
   default?: T;
 }
 export type Setting = StringSetting | BooleanSetting | IntSetting | EnumSetting | ListSetting | SectionSetting;
@@ -303,6 +322,10 @@ export const SETTINGS = [
   {
     key: 'watch.recheckIntervalMs', scope: 'daemon', type: 'int', min: 1, max: 86_400_000, range: 'milliseconds from 1 to 86400000', default: 60_000,
     help: 'periodic re-check of certificate files',
+  },
+  {
+    key: 'podIdentity', scope: 'daemon', type: 'section', validate: checkPodIdentity, finish: finishPodIdentity,
+    help: 'node-agent mode: pods present their service-account token and get the profile bound to it (README "Node agent")',
   },
   {
     key: 'profiles', scope: 'daemon', type: 'list',

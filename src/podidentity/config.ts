@@ -1,9 +1,11 @@
 // The `podIdentity` section of the daemon config: its type, defaults and
 // validator (field-path problems like the rest of the config).
+// Imports nothing from config/ but problems.ts: the settings table imports this module.
 import { isIP } from 'node:net';
 import type { ListenAddress } from '../config/types.js';
+import type { SectionContext } from '../config/settings.js';
 import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
-import { resolvePath } from '../config/profile.js';
+import { parseListenAddress } from '../net/listen-address.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { shadowedBy, type Binding } from './bindings.js';
 import type { JwksConfig } from './jwks.js';
@@ -34,22 +36,15 @@ const BINDING_KEYS = ['namespace', 'serviceAccount', 'profile'] as const;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-export interface PodIdentityContext {
-  problems: Problem[];
-  /** Base for relative paths (the config file's directory). */
-  baseDir: string;
-  home?: string;
-  /** Names of the configured profiles. */
-  profiles: readonly string[];
-  /** `host:port` parser of the listen settings. */
-  parseListen: (text: string) => { address?: ListenAddress; error?: string };
-}
-
-/** Validates `podIdentity` (undefined/null = not configured). Problems go to ctx.problems. */
-export function checkPodIdentity(raw: unknown, ctx: PodIdentityContext): PodIdentityConfig | undefined {
+/**
+ * Validates `podIdentity` (undefined/null = not configured) on its own: shape,
+ * values, bindings that can never match. File paths come back as written;
+ * `finishPodIdentity` resolves them and checks the profiles and addresses.
+ */
+export function checkPodIdentity(raw: unknown, path: string, problems: Problem[]): PodIdentityConfig | undefined {
   if (raw === undefined || raw === null) return undefined;
-  const before = ctx.problems.length;
-  const add = (path: string, message: string) => ctx.problems.push({ path: `podIdentity${path}`, message });
+  const before = problems.length;
+  const add = (sub: string, message: string) => problems.push({ path: `${path}${sub}`, message });
   if (!isPlainObject(raw)) {
     add('', `expected a mapping with issuer, audiences, jwks and bindings, got ${typeName(raw)}`);
     return undefined;
@@ -68,7 +63,7 @@ export function checkPodIdentity(raw: unknown, ctx: PodIdentityContext): PodIden
   else {
     raw.listen.forEach((text: unknown, i: number) => {
       if (typeof text !== 'string') return add(`.listen[${i}]`, `expected "host:port", got ${typeName(text)}`);
-      const r = ctx.parseListen(text);
+      const r = parseListenAddress(text);
       if (!r.address) return add(`.listen[${i}]`, r.error!);
       listen.push(r.address);
     });
@@ -95,8 +90,7 @@ export function checkPodIdentity(raw: unknown, ctx: PodIdentityContext): PodIden
   } else {
     for (const k of Object.keys(j)) if (!(JWKS_KEYS as readonly string[]).includes(k)) add(`.jwks.${k}`, unknownKeyMessage(k, JWKS_KEYS));
     const path = (k: 'file' | 'caFile' | 'tokenFile') => {
-      const v = nonEmpty(j[k], `.jwks.${k}`, 'a file path');
-      return v === undefined ? undefined : resolvePath(v, ctx.baseDir, ctx.home);
+      return nonEmpty(j[k], `.jwks.${k}`, 'a file path');
     };
     let refetch = DEFAULT_REFETCH_INTERVAL_SECONDS;
     if (j.refetchIntervalSeconds !== undefined && j.refetchIntervalSeconds !== null) {
@@ -161,10 +155,6 @@ export function checkPodIdentity(raw: unknown, ctx: PodIdentityContext): PodIden
         add(`${p}.serviceAccount`, `${show(sa)} is not a service account name (lowercase letters, digits, - and .) or "*"`);
         ok = false;
       }
-      if (profile !== undefined && !ctx.profiles.includes(profile)) {
-        add(`${p}.profile`, `no profile named ${show(profile)}; defined profiles: ${ctx.profiles.join(', ') || '(none)'}`);
-        ok = false;
-      }
       if (ok) {
         bindings.push({ namespace: ns!, serviceAccount: sa!, profile: profile! });
         indexOf.push(i);
@@ -191,6 +181,29 @@ export function checkPodIdentity(raw: unknown, ctx: PodIdentityContext): PodIden
     else idleTimeoutSeconds = n;
   }
 
-  if (ctx.problems.length > before || !issuer || !jwks) return undefined;
+  if (problems.length > before || !issuer || !jwks) return undefined;
   return { listen, issuer, audiences, jwks, bindings, sessionStart, idleTimeoutSeconds };
+}
+
+/** After the whole config is read: paths resolved, bound profiles exist, no address shared with the ordinary listeners. */
+export function finishPodIdentity(value: PodIdentityConfig, ctx: SectionContext): PodIdentityConfig | undefined {
+  const before = ctx.problems.length;
+  const add = (sub: string, message: string) => ctx.problems.push({ path: `${ctx.path}${sub}`, message });
+  value.bindings.forEach((b, i) => {
+    if (!ctx.profiles.includes(b.profile)) add(`.bindings[${i}].profile`, `no profile named ${show(b.profile)}; defined profiles: ${ctx.profiles.join(', ') || '(none)'}`);
+  });
+  const ordinary = new Set(ctx.listen.map((a) => `${a.host.toLowerCase()}|${a.port}`));
+  value.listen.forEach((a, i) => {
+    if (a.port !== 0 && ordinary.has(`${a.host.toLowerCase()}|${a.port}`)) {
+      add(`.listen[${i}]`, `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port} is also an ordinary listen address; a pod-identity listener needs its own address`);
+    }
+  });
+  if (ctx.problems.length > before) return undefined;
+  const jwks = { ...value.jwks };
+  if ('file' in jwks) jwks.file = ctx.resolvePath(jwks.file);
+  else {
+    if (jwks.caFile) jwks.caFile = ctx.resolvePath(jwks.caFile);
+    if (jwks.tokenFile) jwks.tokenFile = ctx.resolvePath(jwks.tokenFile);
+  }
+  return { ...value, jwks };
 }
