@@ -11,7 +11,7 @@
 # whoever can reach the port: prefer a sidecar.
 
 # ---- build: compile TypeScript ----
-FROM node:20-bookworm-slim AS build
+FROM node:24-trixie-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -20,7 +20,7 @@ COPY src ./src
 RUN npm run build
 
 # ---- runtime: production dependencies + compiled output only ----
-FROM node:20-bookworm-slim
+FROM node:24-trixie-slim
 # RUNTIME_DIRECTORY sets the default token file (used unless --token-file,
 # ROLESANYWHERE_TOKEN_FILE or tokenFile set one) to /var/run/rolesanywhere/token:
 # a directory to share with the application, e.g. an emptyDir in Kubernetes.

@@ -177,8 +177,6 @@ async function main(argv: string[]): Promise<number> {
     STSClient: typeof import('@aws-sdk/client-sts').STSClient;
     GetCallerIdentityCommand: typeof import('@aws-sdk/client-sts').GetCallerIdentityCommand;
   };
-  // The SDK's "future versions need Node 22" notice is noise in a demo on Node 20.
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   try {
     const [providers, sts] = await Promise.all([import('@aws-sdk/credential-providers'), import('@aws-sdk/client-sts')]);
     sdk = { fromHttp: providers.fromHttp, STSClient: sts.STSClient, GetCallerIdentityCommand: sts.GetCallerIdentityCommand };

@@ -82,8 +82,7 @@ export class WatcherRegistry {
     if (!entry) {
       const watcher = chokidarWatch(dir, { ignoreInitial: true, depth: 0, persistent: false, followSymlinks: false });
       const listeners = new Set<DirectoryListener>();
-      let markReady!: () => void;
-      const ready = new Promise<void>((r) => (markReady = r));
+      const { promise: ready, resolve: markReady } = Promise.withResolvers<void>();
       watcher.once('ready', () => markReady());
       watcher.on('all', () => {
         for (const l of [...listeners]) l.onEvent();

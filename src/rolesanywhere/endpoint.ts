@@ -84,10 +84,8 @@ export function endpointFor(region: string, options: { fips?: boolean } = {}): s
  * certificate and the response carries secrets.
  */
 export function parseEndpoint(value: string, label = '--endpoint'): URL {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
+  const url = URL.parse(value);
+  if (!url) {
     throw new UserError(`${label} "${value.slice(0, 200)}" is not a URL: give e.g. https://rolesanywhere.us-east-1.amazonaws.com`, {
       reason: 'invalid_endpoint',
     });

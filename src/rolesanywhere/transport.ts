@@ -155,10 +155,8 @@ export function redactProxy(url: URL): string {
 /** Parses HTTPS_PROXY; a bare `host:port` means http://host:port (as curl and Go do). */
 export function parseProxyUrl(value: string, varName = 'HTTPS_PROXY'): URL {
   const withScheme = /^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`;
-  let url: URL;
-  try {
-    url = new URL(withScheme);
-  } catch {
+  const url = URL.parse(withScheme);
+  if (!url) {
     throw new UserError(`${varName} is not a valid proxy URL: set it to http://host:port (or https://host:port)`, { reason: 'invalid_proxy' });
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {

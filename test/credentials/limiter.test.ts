@@ -7,15 +7,7 @@ import { CallLimiter, DEFAULT_MAX_CALLS_PER_SECOND, DEFAULT_MAX_CONCURRENT } fro
 
 const tick = () => new Promise((r) => setImmediate(r));
 
-function deferred() {
-  let resolve!: () => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<void>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
-}
+const deferred = () => Promise.withResolvers<void>();
 
 t.test('defaults: 4 in flight, 10 calls/s with a burst of 10', async (t) => {
   const l = new CallLimiter();

@@ -47,7 +47,7 @@ t.test('stages, base image, user, ports, entrypoint', async (t) => {
   const ins = await instructions();
   const froms = ins.filter((i) => i.op === 'FROM');
   t.equal(froms.length, 2, 'multi-stage: build + runtime');
-  for (const f of froms) t.match(f.args, /^node:20-bookworm-slim\b/);
+  for (const f of froms) t.match(f.args, /^node:24-trixie-slim\b/, 'Node 24 LTS on Debian 13 slim');
   const last = froms.length - 1;
   const runtime = ins.filter((i) => i.stage === last);
   const users = runtime.filter((i) => i.op === 'USER');

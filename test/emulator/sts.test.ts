@@ -7,7 +7,6 @@ import { existsSync } from 'node:fs';
 import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { issueCredentials, startTestEmulator } from '../helpers/emulator.js';
 
-process.env.AWS_SDK_JS_SUPPRESS_NODE_DEPRECATION_WARNING ??= '1';
 const exec = promisify(execFile);
 
 type Creds = { accessKeyId: string; secretAccessKey: string; sessionToken: string };
