@@ -245,8 +245,9 @@ export async function writeDaemonConfig(dir, { port, profiles, endpoint, tokenFi
 }
 
 /** `serve --config FILE` as a child process. Does not wait for anything. */
-export function spawnDaemon(configPath, extraArgs = []) {
-  const proc = spawnTracked(process.execPath, [CLI, 'serve', '--config', configPath, ...extraArgs], {
+/** `command`: the argv prefix that runs the CLI (default: this Node with dist/cli.js; or a single-file executable). */
+export function spawnDaemon(configPath, extraArgs = [], [cmd, ...pre] = [process.execPath, CLI]) {
+  const proc = spawnTracked(cmd, [...pre, 'serve', '--config', configPath, ...extraArgs], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
   });
   return proc;

@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     'max-concurrent': { type: 'string' },
     'max-calls-per-second': { type: 'string' },
     only: { type: 'string' },
+    sea: { type: 'string' },
     out: { type: 'string', default: join(ROOT, 'bench', 'results.json') },
     help: { type: 'boolean', short: 'h' },
   },
@@ -36,6 +37,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   process.stdout.write(
     'Usage: npm run bench [-- --quick] [-- --only ready,http,rss,signing,scaling] [-- --out FILE]\n' +
+      '  ready: [--sea FILE] also time the single-file executable (npm run build:sea)\n' +
       '  scaling only: [--sizes 1,10,100] profile counts; [--max-concurrent N] [--max-calls-per-second N]\n' +
       '  set refresh.maxConcurrent / refresh.maxCallsPerSecond in the generated config (default: unset = the daemon defaults 4 and 10)\n',
   );
@@ -79,11 +81,11 @@ const emu = await spawnEmulator({ caPath: ca.certPath, lifetime: 3600 });
 const tokenFile = join(dir, 'token');
 const mainProfile = [{ name: 'main', certPath: leaf.certPath, keyPath: leaf.keyPath }];
 
-async function startDaemon(profiles = mainProfile, extra = {}) {
+async function startDaemon(profiles = mainProfile, extra = {}, command = undefined) {
   const port = await freePort();
   const config = await writeDaemonConfig(dir, { port, profiles, endpoint: emu.url, tokenFile, file: `daemon-${port}.yaml`, ...extra });
   const t0 = performance.now();
-  const proc = spawnDaemon(config);
+  const proc = spawnDaemon(config, [], command);
   return { proc, port, t0, pid: proc.child.pid };
 }
 
@@ -112,15 +114,22 @@ async function benchReady() {
   const daemon = [];
   const listening = [];
   const bare = [];
+  const sea = [];
+  const seaListening = [];
+  const seaRss = [];
+  const daemonRss = [];
   const bareScript = "require('http').createServer((q,s)=>s.end('ok')).listen(Number(process.argv[1]),'127.0.0.1')";
   for (let i = 0; i < P.readyRuns; i++) {
-    const order = i % 2 === 0 ? ['daemon', 'bare'] : ['bare', 'daemon'];
+    const order = i % 2 === 0 ? ['daemon', 'bare', 'sea'] : ['sea', 'bare', 'daemon'];
     for (const which of order) {
-      if (which === 'daemon') {
-        const d = await startDaemon();
+      if (which === 'sea' && !args.sea) continue;
+      if (which === 'daemon' || which === 'sea') {
+        const d = await startDaemon(mainProfile, {}, which === 'sea' ? [args.sea] : undefined);
         const r = await timeToFirst200(d.port, '/readyz', d.t0, d.proc);
-        daemon.push(r.ready);
-        listening.push(r.listening);
+        (which === 'sea' ? sea : daemon).push(r.ready);
+        (which === 'sea' ? seaListening : listening).push(r.listening);
+        await sleep(1000);
+        (which === 'sea' ? seaRss : daemonRss).push(await rssKb(d.pid));
         await stop(d.proc);
       } else {
         const port = await freePort();
@@ -138,7 +147,9 @@ async function benchReady() {
     bareFirst200Ms: median(bare),
     ratio: median(daemon) / median(bare),
     extraMs: median(daemon) - median(bare),
-    runs: { daemon, listening, bare },
+    daemonIdleRssKb: median(daemonRss),
+    ...(args.sea ? { seaReadyMs: median(sea), seaListeningMs: median(seaListening), seaIdleRssKb: median(seaRss) } : {}),
+    runs: { daemon, listening, bare, ...(args.sea ? { sea, seaListening } : {}) },
   };
 }
 
@@ -445,6 +456,13 @@ if (results.ready) {
   out.push('', 'Time to ready (median of ' + P.readyRuns + ' runs)', table(['what', 'ms'], [
     ['daemon: spawn → /readyz 200 (CreateSession via emulator)', fmt(r.daemonReadyMs)],
     ['daemon: spawn → first answer (listening)', fmt(r.daemonListeningMs)],
+    ...(r.seaReadyMs !== undefined
+      ? [
+          ['single-file executable: spawn → /readyz 200', fmt(r.seaReadyMs)],
+          ['single-file executable: spawn → first answer (listening)', fmt(r.seaListeningMs)],
+          ['RSS 1 s after ready: node dist/cli.js / single-file executable (MB)', `${fmt(r.daemonIdleRssKb / 1024)} / ${fmt(r.seaIdleRssKb / 1024)}`],
+        ]
+      : []),
     ['baseline: spawn `node -e` http server → first 200', fmt(r.bareFirst200Ms)],
     ['ratio daemon / baseline', fmt(r.ratio, 2)],
     [`target < 500 ms`, target(r.daemonReadyMs < 500)],

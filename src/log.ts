@@ -44,8 +44,13 @@ export interface LoggerSetup {
   destination?: NodeJS.WritableStream;
 }
 
-/** The daemon's logger: JSON lines (pretty on a TTY), secret-looking fields redacted. */
-export function createLogger(setup: LoggerSetup = {}): Logger {
+/**
+ * The daemon's logger: JSON lines (pretty on a TTY), secret-looking fields redacted.
+ * Pretty output is formatted in this thread (pino-pretty as a stream, not a worker
+ * transport): a worker loads its module from disk, which a single-file executable
+ * does not have; pino-pretty itself is loaded only when used.
+ */
+export async function createLogger(setup: LoggerSetup = {}): Promise<Logger> {
   const options: LoggerOptions = {
     level: setup.level ?? 'info',
     base: { pid: process.pid },
@@ -54,10 +59,17 @@ export function createLogger(setup: LoggerSetup = {}): Logger {
   };
   const pretty = setup.pretty ?? (setup.destination === undefined && process.stdout.isTTY === true);
   if (pretty) {
-    return pino({
-      ...options,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:standard', ignore: 'pid,hostname' } },
-    });
+    const { default: prettyStream } = await import('pino-pretty');
+    return pino(
+      options,
+      prettyStream({
+        colorize: setup.destination === undefined,
+        translateTime: 'SYS:standard',
+        ignore: 'pid,hostname',
+        sync: true,
+        destination: setup.destination ?? 1,
+      }),
+    );
   }
   if (setup.destination) return pino(options, setup.destination as pino.DestinationStream);
   return pino(options, pino.destination({ fd: 1, sync: true }));

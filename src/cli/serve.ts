@@ -56,7 +56,7 @@ export async function run(argv: string[]): Promise<number> {
     if (err instanceof UserError) return printUserError(err);
     throw err;
   }
-  const logger = createLogger({ level: config.logLevel });
+  const logger = await createLogger({ level: config.logLevel });
   for (const p of Object.values(config.profiles)) {
     if (p.noVerifySsl) logger.warn({ profile: p.name }, NO_VERIFY_SSL_WARNING);
   }

@@ -173,7 +173,7 @@ export async function readIdentityMaterial(input: IdentitySource, opts: { requir
         reason: 'pkcs12_with_key',
       });
     }
-    const contents = parsePkcs12(data, source.password, certPath);
+    const contents = await parsePkcs12(data, source.password, certPath);
     if (contents.certs.length === 0) {
       throw new UserError(`${certPath}: PKCS#12 bundle has no certificate; export it with the certificate (\`openssl pkcs12 -export -in CERT -inkey KEY\`)`, {
         reason: 'pkcs12_no_cert',

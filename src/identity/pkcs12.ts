@@ -5,7 +5,6 @@
 // SHA-1/SHA-2 MACs. Only RC2 (`openssl pkcs12 -legacy`) comes from forge,
 // because OpenSSL 3 keeps RC2 in its legacy provider, which Node does not load.
 import { createDecipheriv, createHash, createHmac, createPrivateKey, pbkdf2Sync, timingSafeEqual, type KeyObject } from 'node:crypto';
-import { createRequire } from 'node:module';
 import type NodeForge from 'node-forge';
 import { UserError } from '../errors.js';
 import { child, DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from './der.js';
@@ -86,10 +85,15 @@ class Pkcs12Failure extends Error {
   }
 }
 
-/** node-forge, loaded on first use: only RC2 (`openssl pkcs12 -legacy`) needs it, and it costs resident memory. */
+/**
+ * node-forge, loaded on first need: only RC2 (`openssl pkcs12 -legacy`) needs it, and it
+ * costs resident memory. Parsing is synchronous, so a bundle that needs it stops with
+ * NeedsForge and parsePkcs12 loads forge and parses again.
+ */
 let forgeModule: typeof NodeForge | undefined;
+class NeedsForge extends Error {}
 function forgeLib(): typeof NodeForge {
-  forgeModule ??= createRequire(import.meta.url)('node-forge') as typeof NodeForge;
+  if (!forgeModule) throw new NeedsForge('node-forge is not loaded yet');
   return forgeModule;
 }
 
@@ -248,7 +252,17 @@ function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents, depth
  * used in messages only. Throws a one-line UserError (missing/wrong password,
  * unsupported encryption, corrupt file).
  */
-export function parsePkcs12(data: Buffer, password: string | undefined, path: string): Pkcs12Contents {
+export async function parsePkcs12(data: Buffer, password: string | undefined, path: string): Promise<Pkcs12Contents> {
+  try {
+    return parseLoaded(data, password, path);
+  } catch (err) {
+    if (!(err instanceof UserError && err.cause instanceof NeedsForge)) throw err;
+  }
+  forgeModule = (await import('node-forge')).default;
+  return parseLoaded(data, password, path);
+}
+
+function parseLoaded(data: Buffer, password: string | undefined, path: string): Pkcs12Contents {
   const corrupt = (err?: unknown) =>
     new UserError(`${path}: PKCS#12 bundle is corrupt or truncated`, { reason: 'pkcs12_corrupt', cause: err });
   try {

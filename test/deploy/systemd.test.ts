@@ -46,8 +46,8 @@ t.test('systemd-analyze verify accepts the unit (no unknown directives)', async 
   const dir = await tempDir('ra-unit-');
   const copy = join(dir, 'rolesanywhere-credentiald.service');
   const text = await readFile(UNIT, 'utf8');
-  t.match(text, /^ExecStart=\/usr\/bin\/node /m);
-  await writeFile(copy, text.replace(/^ExecStart=\/usr\/bin\/node /m, `ExecStart=${process.execPath} `));
+  t.match(text, /^ExecStart=\/usr\/local\/bin\/rolesanywhere-credentiald serve /m, 'runs the single-file executable');
+  await writeFile(copy, text.replace(/^ExecStart=\/usr\/local\/bin\/rolesanywhere-credentiald /m, `ExecStart=${process.execPath} `));
   const res = await run('systemd-analyze', ['verify', copy]).then(
     (r) => ({ code: 0, stderr: r.stderr, stdout: r.stdout }),
     (e: { code?: number; stderr?: string; stdout?: string }) => ({ code: e.code ?? -1, stderr: e.stderr ?? '', stdout: e.stdout ?? '' }),

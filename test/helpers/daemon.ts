@@ -86,9 +86,18 @@ export interface ServeProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `serve` as a real process. Killed (SIGKILL) at teardown if still running. */
-export function spawnServe(t: { teardown(fn: () => unknown): void }, args: string[], env: NodeJS.ProcessEnv = {}): ServeProcess {
-  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+/**
+ * Spawns `serve` as a real process. Killed (SIGKILL) at teardown if still running.
+ * `command`: how to start the CLI (default: this Node with dist/cli.js; the single-file executable alone).
+ */
+export function spawnServe(
+  t: { teardown(fn: () => unknown): void },
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  command: [string, ...string[]] = [process.execPath, CLI],
+): ServeProcess {
+  const [cmd, ...pre] = command;
+  const child = spawn(cmd, [...pre, 'serve', ...args], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -200,7 +209,7 @@ export async function startEmulatedDaemon(
       cb();
     },
   });
-  const logger = createLogger({ level: 'debug', destination: sink, pretty: false });
+  const logger = await createLogger({ level: 'debug', destination: sink, pretty: false });
   const daemon = await Daemon.start(config, daemonDeps(logger));
   t.teardown(() => daemon.close(500));
   const token = await readFileP(config.tokenFile, 'utf8');
