@@ -25,6 +25,7 @@
 import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, type KeyObject, type X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../errors.js';
 import { integer, nullValue, octetString, oid, sequence } from '../../pki/der.js';
@@ -99,6 +100,13 @@ let binding: Pkcs11Binding | undefined;
 /** Loads pkcs11js on first use: file keys never need it (or a compiler to build it). */
 function loadBinding(): Pkcs11Binding {
   if (binding) return binding;
+  if (isSea()) {
+    throw new UserError(
+      'PKCS#11 keys are not available in the single-file executable: it cannot load the native module pkcs11js. ' +
+        'For PKCS#11 keys install the npm package instead (README, "Install"); file keys work in the executable.',
+      { reason: 'pkcs11_unavailable' },
+    );
+  }
   try {
     binding = createRequire(import.meta.url)('pkcs11js') as Pkcs11Binding;
   } catch (err) {
