@@ -17,11 +17,11 @@ export const summary = 'Check a certificate, key and chain against the IAM Roles
 const USAGE = `Usage: rolesanywhere-credentiald check --certificate FILE [options]
 
 Checks a client certificate against every IAM Roles Anywhere rule (X.509 v3,
-CA:FALSE, keyUsage digitalSignature, SHA-256+ signature, RSA 2048+ or EC
-P-256/P-384 key, size, validity), that the private key matches it, and that it
-chains to the trust anchor's CA. Prints one PASS/WARN/FAIL line per rule with
-the fix for each failure. Exit status 0 when nothing fails (warnings allowed),
-1 otherwise. Contacts nothing.
+CA:FALSE, keyUsage digitalSignature, SHA-256+ or ML-DSA signature, RSA 2048+,
+EC P-256/P-384 or ML-DSA-44/65/87 key, size, validity), that the private key
+matches it, and that it chains to the trust anchor's CA. Prints one
+PASS/WARN/FAIL line per rule with the fix for each failure. Exit status 0 when
+nothing fails (warnings allowed), 1 otherwise. Contacts nothing.
 
 ${usageFor('check')}
 `;
@@ -85,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     const from = material.signer ? material.signer.describe() : material.keyPath;
     results.push(
       problem
-        ? { id: 'privateKey', ok: false, severity: 'error', summary: problem, fix: 'use an RSA 2048+ or EC P-256/P-384 key and reissue the certificate for it' }
+        ? { id: 'privateKey', ok: false, severity: 'error', summary: problem, fix: 'use an RSA 2048+, EC P-256/P-384 or ML-DSA key and reissue the certificate for it' }
         : { id: 'privateKey', ok: true, severity: 'error', summary: `${describeKeyType(key)} key from ${from}` },
     );
     if (keyMatchesCertificate(key, material.leaf)) {

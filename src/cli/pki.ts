@@ -32,8 +32,10 @@ Creates DIR (mode 0700) if missing and writes:
 Private keys are unencrypted PKCS#8 PEM with mode 0600. Existing files are never replaced without --force.
 
 Options:
-  --key-type rsa|ec         CA key: rsa = RSA 4096 (default), ec = EC P-384
-  --client-key-type rsa|ec  client key: rsa = RSA 2048, ec = EC P-256 (default: same type as the CA)
+  --key-type TYPE           CA key: rsa = RSA 4096 (default), ec = EC P-384, ml-dsa-44,
+                            ml-dsa-65, ml-dsa-87 = ML-DSA (FIPS 204, post-quantum)
+  --client-key-type TYPE    client key: rsa = RSA 2048, ec = EC P-256, ml-dsa-44|65|87
+                            (default: same type as the CA)
   --ca-name NAME            CA common name, or a full subject "/CN=x/O=y" (default "${DEFAULT_CA_NAME}")
   --client-name NAME        client common name, or a full subject (default "${DEFAULT_CLIENT_NAME}")
   --days N                  client certificate validity in days (default ${DEFAULT_CLIENT_DAYS})
@@ -51,7 +53,8 @@ Options:
   --name NAME               file name for the new certificate: letters, digits, ".", "_", "-"
   --subject SUBJECT         certificate subject, e.g. "/CN=host-1/O=Example" (default "/CN=NAME")
   --days N                  validity in days (default ${DEFAULT_CLIENT_DAYS}; never past the CA's expiry)
-  --key-type rsa|ec         rsa = RSA 2048, ec = EC P-256 (default: same type as the CA)
+  --key-type TYPE           rsa = RSA 2048, ec = EC P-256, ml-dsa-44|ml-dsa-65|ml-dsa-87
+                            (default: same type as the CA)
   --pfx                     also write DIR/NAME.pfx with the key and certificate
   --pfx-password-file FILE  read the PKCS#12 password from FILE (one trailing newline is ignored)
                             (or set ROLESANYWHERE_PFX_PASSWORD)

@@ -3,6 +3,7 @@
 // the intermediates the client sent; every certificate on the path must be
 // within its validity period.
 import type { X509Certificate } from 'node:crypto';
+import { isStrongSignature } from '../identity/requirements.js';
 import { parseCertificateFields } from '../identity/x509-fields.js';
 
 export type ChainFailureReason =
@@ -15,8 +16,6 @@ export type ChainFailureReason =
   | 'intermediate_not_ca'
   | 'expired'
   | 'not_yet_valid';
-
-const WEAK_HASHES = new Set(['md2', 'md5', 'sha1', 'sha224']);
 
 /**
  * The end-entity rules the service applies to the signing certificate, read
@@ -39,8 +38,7 @@ export function checkLeafRules(leaf: X509Certificate): ChainResult | undefined {
   if (fields.keyUsage && !fields.keyUsage.usages.has('digitalSignature')) {
     return { ok: false, reason: 'leaf_key_usage', message: 'Signing certificate keyUsage must include digitalSignature' };
   }
-  const hash = fields.signatureAlgorithm.hash;
-  if (!hash || WEAK_HASHES.has(hash)) {
+  if (!isStrongSignature(fields.signatureAlgorithm)) {
     return { ok: false, reason: 'weak_signature', message: `Signing certificate must be signed with SHA-256 or stronger, it uses ${fields.signatureAlgorithm.name}` };
   }
   return undefined;

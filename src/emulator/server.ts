@@ -223,7 +223,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
   };
 
   const sockets = new Set<Socket>();
-  const server = createServer({ keepAliveTimeout: 5000 }, (req: IncomingMessage, res: ServerResponse) => {
+  // ML-DSA-87 makes big headers: a ~7.5 KB certificate (10 KB of base64) plus a
+  // 4627-byte signature (9 KB of hex), past Node's default 16 KiB header limit.
+  const server = createServer({ keepAliveTimeout: 5000, maxHeaderSize: 64 * 1024 }, (req: IncomingMessage, res: ServerResponse) => {
     const received = state.now();
     readBody(req)
       .then(async (body) => {

@@ -3,10 +3,12 @@
 import { createPrivateKey, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { UserError } from '../errors.js';
 import { DerError, parseDer, TAG, type Asn1 } from './der.js';
+import { keyAlgorithmOfKey, mlDsaUnsupported } from './signer.js';
+import { isMlDsaOid, keyAlgorithmOid } from './x509-fields.js';
 import { KEY_LABELS, looksLikePem, parsePem, PemError, type PemBlock } from './pem.js';
 
 export const PASSWORD_HINT = 'give its password with --key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD';
-export const SUPPORTED_KEYS = 'RSA (2048 bits or more) and EC P-256/P-384';
+export const SUPPORTED_KEYS = 'RSA (2048 bits or more), EC P-256/P-384 and ML-DSA-44/65/87';
 
 const CURVE_NAMES: Record<string, string> = {
   prime256v1: 'P-256',
@@ -38,6 +40,10 @@ export function describeKeyType(key: KeyObject): string {
       return 'X448';
     case 'dsa':
       return `DSA ${details.modulusLength ?? '?'}-bit`;
+    case 'ml-dsa-44':
+    case 'ml-dsa-65':
+    case 'ml-dsa-87':
+      return (type as string).toUpperCase();
     default:
       return String(type ?? 'unknown');
   }
@@ -49,13 +55,15 @@ export function keyTypeProblem(key: KeyObject): string | undefined {
   const details = key.asymmetricKeyDetails ?? {};
   if (type === 'rsa') {
     const bits = details.modulusLength ?? 0;
-    return bits >= 2048 ? undefined : `RSA key is only ${bits} bits; use RSA 2048 bits or more, or EC P-256/P-384`;
+    return bits >= 2048 ? undefined : `RSA key is only ${bits} bits; use RSA 2048 bits or more, EC P-256/P-384 or ML-DSA`;
   }
   if (type === 'ec') {
     const curve = details.namedCurve;
     if (curve === 'prime256v1' || curve === 'secp384r1') return undefined;
     return `${describeKeyType(key)} keys are not supported; Roles Anywhere supports ${SUPPORTED_KEYS}`;
   }
+  // ML-DSA (FIPS 204), all three parameter sets, as AWS's helper signs them since 1.8.
+  if (keyAlgorithmOfKey(key) === 'ML-DSA') return undefined;
   return `${describeKeyType(key)} keys are not supported; Roles Anywhere supports ${SUPPORTED_KEYS}`;
 }
 
@@ -115,6 +123,13 @@ export interface ParseKeyOptions {
   password?: string;
 }
 
+/** A key this Node.js cannot read only because it is ML-DSA and Node is too old: say so instead of "corrupt". */
+function runtimeProblem(path: string, der: Buffer): UserError | undefined {
+  const oid = keyAlgorithmOid(der);
+  const problem = oid && isMlDsaOid(oid) ? mlDsaUnsupported() : undefined;
+  return problem ? new UserError(`${path}: ${problem}`, { reason: 'key_type_unsupported' }) : undefined;
+}
+
 function fromPemBlock(block: PemBlock, opts: ParseKeyOptions): KeyObject {
   const { path, password } = opts;
   if (block.label === 'OPENSSH PRIVATE KEY') {
@@ -128,6 +143,8 @@ function fromPemBlock(block: PemBlock, opts: ParseKeyOptions): KeyObject {
     return createPrivateKey(encrypted ? { key: block.text, format: 'pem', passphrase: password } : { key: block.text, format: 'pem' });
   } catch (err) {
     if (encrypted) throw decryptFailure(path, err);
+    const runtime = runtimeProblem(path, block.der);
+    if (runtime) throw runtime;
     throw new UserError(`${path}: the ${block.label} block is not a valid private key (corrupt or truncated file?)`, {
       reason: 'key_corrupt',
       cause: err,
@@ -149,7 +166,7 @@ function fromDer(data: Buffer, opts: ParseKeyOptions): KeyObject {
     try {
       return createPrivateKey(spec);
     } catch (err) {
-      throw new UserError(`${path}: DER private key is corrupt or truncated`, { reason: 'key_corrupt', cause: err });
+      throw runtimeProblem(path, der) ?? new UserError(`${path}: DER private key is corrupt or truncated`, { reason: 'key_corrupt', cause: err });
     }
   };
   switch (kind) {

@@ -28,10 +28,10 @@ import { CERT_LABELS, KEY_LABELS, looksLikePem, parsePem, PemError, type PemBloc
 import { separateUriPins } from './pkcs11-uri.js';
 import { parsePkcs12 } from './pkcs12.js';
 import { checkCertificateRules, isSelfSigned, issuedBy, oneLineName, type RuleResult } from './requirements.js';
-import type { Signer } from './signer.js';
+import { mlDsaUnsupported, type Signer } from './signer.js';
 import { fileSigner, UnusableKeyError } from './signers/file.js';
 import type { Identity, IdentitySource } from './types.js';
-import { parseCertificateFields } from './x509-fields.js';
+import { isMlDsaOid, keyAlgorithmOid, parseCertificateFields } from './x509-fields.js';
 
 export { readPasswordFile, identityFingerprint } from './files.js';
 export { checkCertificateRules, checkCaRules, checkChain, type RuleResult, type RuleOptions } from './requirements.js';
@@ -72,8 +72,18 @@ function toCert(der: Buffer, path: string, what: string): X509Certificate {
     const cert = new X509Certificate(der);
     // Our own reader must understand it too (rules depend on it).
     parseDer(cert.raw);
+    try {
+      void cert.publicKey;
+    } catch (err) {
+      // An ML-DSA certificate on a Node.js without ML-DSA: name the runtime, not "corrupt".
+      const oid = keyAlgorithmOid(parseCertificateFields(cert.raw).spki);
+      const problem = oid && isMlDsaOid(oid) ? mlDsaUnsupported() : undefined;
+      if (problem) throw new UserError(`${path}: ${what} has an ML-DSA key; ${problem}`, { reason: 'key_type_unsupported' });
+      throw err;
+    }
     return cert;
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw new UserError(`${path}: ${what} is not a valid X.509 certificate (corrupt or truncated)`, { reason: 'cert_corrupt', cause: err });
   }
 }

@@ -10,8 +10,9 @@
 //   failure: RFC 5280 treats such a certificate as an end-entity, but AWS's
 //   documentation asks for an explicit CA:FALSE, so reissue with it.
 // - Signature: SHA-256 or stronger (sha256/384/512 with RSA, ECDSA or
-//   RSASSA-PSS). SHA-1, MD5, SHA-224, DSA and EdDSA signatures fail.
-// - Key: RSA of 2048 bits or more, or EC P-256/P-384.
+//   RSASSA-PSS), or ML-DSA (FIPS 204, which hashes internally with SHAKE256).
+//   SHA-1, MD5, SHA-224, DSA and EdDSA signatures fail.
+// - Key: RSA of 2048 bits or more, EC P-256/P-384, or ML-DSA-44/65/87.
 import { X509Certificate } from 'node:crypto';
 import { describeKeyType, keyTypeProblem, SUPPORTED_KEYS } from './keys.js';
 import { parseCertificateFields, type CertificateFields } from './x509-fields.js';
@@ -56,13 +57,19 @@ export function daysLeft(notAfter: Date, now: Date): number {
   return Math.floor((notAfter.getTime() - now.getTime()) / DAY_MS);
 }
 
+/** Whether a certificate signature is one Roles Anywhere accepts: RSA/ECDSA/RSASSA-PSS with SHA-256 or stronger, or ML-DSA. */
+export function isStrongSignature(alg: CertificateFields['signatureAlgorithm']): boolean {
+  if (alg.kind === 'ML-DSA') return true;
+  const okKind = alg.kind === 'RSA' || alg.kind === 'ECDSA' || alg.kind === 'RSA-PSS';
+  return okKind && alg.hash !== undefined && STRONG_HASHES.has(alg.hash);
+}
+
 function signatureRule(f: CertificateFields, id = 'signatureAlgorithm'): RuleResult {
   const alg = f.signatureAlgorithm;
-  const okKind = alg.kind === 'RSA' || alg.kind === 'ECDSA' || alg.kind === 'RSA-PSS';
-  if (okKind && alg.hash && STRONG_HASHES.has(alg.hash)) {
-    return pass(id, `signed with ${alg.name} (SHA-256 or stronger)`);
+  if (isStrongSignature(alg)) {
+    return pass(id, alg.kind === 'ML-DSA' ? `signed with ${alg.name} (FIPS 204)` : `signed with ${alg.name} (SHA-256 or stronger)`);
   }
-  return fail(id, `is signed with ${alg.name}; Roles Anywhere needs SHA-256 or stronger`, 'reissue it with a SHA-256 (or SHA-384/512) RSA or ECDSA signature, e.g. `openssl x509 -req -sha256`');
+  return fail(id, `is signed with ${alg.name}; Roles Anywhere needs SHA-256 or stronger`, 'reissue it with a SHA-256 (or SHA-384/512) RSA or ECDSA signature, e.g. `openssl x509 -req -sha256`, or an ML-DSA signature');
 }
 
 function validityRules(cert: X509Certificate, f: CertificateFields, now: Date, warnDays: number): RuleResult[] {
@@ -132,7 +139,7 @@ export function checkCertificateRules(certInput: X509Certificate | Buffer, optio
           cert.publicKey.asymmetricKeyType === 'rsa'
             ? `has ${article} ${keyName} key; Roles Anywhere needs RSA keys of 2048 bits or more`
             : `has ${article} ${keyName} key; Roles Anywhere supports ${SUPPORTED_KEYS} keys`,
-          'reissue it for an RSA 2048+ or EC P-256/P-384 key',
+          'reissue it for an RSA 2048+, EC P-256/P-384 or ML-DSA key',
         )
       : pass('keyType', `${keyName} key`),
   );

@@ -3,7 +3,7 @@
 // `sign` that returns exactly the signature bytes the service expects. The
 // rest of the daemon never sees a private key, so a key that cannot leave its
 // token is as usable as a file.
-import type { KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 export type SigningAlgorithm = 'AWS4-X509-RSA-SHA256' | 'AWS4-X509-ECDSA-SHA256' | 'AWS4-X509-MLDSA';
 export type KeyAlgorithm = 'RSA' | 'EC' | 'ML-DSA';
@@ -40,4 +40,21 @@ export function keyAlgorithmOfKey(key: KeyObject): KeyAlgorithm | undefined {
   if (type === 'ec') return 'EC';
   if (type === 'ml-dsa-44' || type === 'ml-dsa-65' || type === 'ml-dsa-87') return 'ML-DSA';
   return undefined;
+}
+
+let mlDsaRuntime: string | undefined | null = null;
+/**
+ * Why this Node.js cannot use ML-DSA keys (Node added them in 24.7, on
+ * OpenSSL 3.5), or undefined when it can. Checked once, lazily.
+ */
+export function mlDsaUnsupported(): string | undefined {
+  if (mlDsaRuntime === null) {
+    try {
+      generateKeyPairSync('ml-dsa-44');
+      mlDsaRuntime = undefined;
+    } catch {
+      mlDsaRuntime = `ML-DSA keys need Node.js 24.7 or later built with OpenSSL 3.5 (this is Node.js ${process.version} with OpenSSL ${process.versions.openssl ?? 'unknown'}); run the daemon with a newer Node.js`;
+    }
+  }
+  return mlDsaRuntime;
 }

@@ -28,7 +28,7 @@ export const HASH_OIDS: Record<string, string> = {
 interface SigAlg {
   name: string;
   hash?: string;
-  kind: 'RSA' | 'RSA-PSS' | 'ECDSA' | 'DSA' | 'EdDSA';
+  kind: 'RSA' | 'RSA-PSS' | 'ECDSA' | 'DSA' | 'EdDSA' | 'ML-DSA';
 }
 
 const SIGNATURE_ALGORITHMS: Record<string, SigAlg> = {
@@ -50,7 +50,27 @@ const SIGNATURE_ALGORITHMS: Record<string, SigAlg> = {
   '2.16.840.1.101.3.4.3.2': { name: 'dsa-with-SHA256', hash: 'sha256', kind: 'DSA' },
   '1.3.101.112': { name: 'Ed25519', kind: 'EdDSA' },
   '1.3.101.113': { name: 'Ed448', kind: 'EdDSA' },
+  // FIPS 204 pure ML-DSA (RFC 9881): no digest, no parameters.
+  '2.16.840.1.101.3.4.3.17': { name: 'ML-DSA-44', kind: 'ML-DSA' },
+  '2.16.840.1.101.3.4.3.18': { name: 'ML-DSA-65', kind: 'ML-DSA' },
+  '2.16.840.1.101.3.4.3.19': { name: 'ML-DSA-87', kind: 'ML-DSA' },
 };
+
+/** Whether an OID names ML-DSA (the same OIDs identify the key and the signature). */
+export function isMlDsaOid(oid: string): boolean {
+  return SIGNATURE_ALGORITHMS[oid]?.kind === 'ML-DSA';
+}
+
+/** The algorithm OID of a SubjectPublicKeyInfo or a PKCS#8 PrivateKeyInfo (DER), or undefined when unreadable. */
+export function keyAlgorithmOid(der: Buffer): string | undefined {
+  try {
+    const root = parseDer(der, true);
+    const alg = root.children.find((c) => c.tag === TAG.SEQUENCE);
+    return alg ? readOid(child(alg, 0, 'algorithm OID')) : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export interface CertificateFields {
   /** 1, 2 or 3 (the DER stores version - 1). */

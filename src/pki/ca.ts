@@ -9,13 +9,15 @@ import { basename, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../errors.js';
 import { keyMatchesCertificate } from '../identity/keys.js';
+import { mlDsaUnsupported } from '../identity/signer.js';
 import { createCertificate, signatureAlgorithmFor, type BuiltCertificate } from './certificate.js';
 import { parseSubject, type NameAttribute } from './name.js';
 import { createPkcs12 } from './pkcs12.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
-export type PkiKeyType = 'rsa' | 'ec';
+export const PKI_KEY_TYPES = ['rsa', 'ec', 'ml-dsa-44', 'ml-dsa-65', 'ml-dsa-87'] as const;
+export type PkiKeyType = (typeof PKI_KEY_TYPES)[number];
 
 export const DEFAULT_CA_DAYS = 3650;
 export const DEFAULT_CLIENT_DAYS = 365;
@@ -37,8 +39,9 @@ export function parseDays(value: string | undefined, flag = '--days'): number | 
 export function parseKeyType(value: string | undefined, flag = '--key-type'): PkiKeyType | undefined {
   if (value === undefined) return undefined;
   const v = value.trim().toLowerCase();
-  if (v === 'rsa' || v === 'ec') return v;
-  throw new UserError(`${flag} must be "rsa" or "ec", not "${value}"`);
+  const known = PKI_KEY_TYPES.find((k) => k === v);
+  if (known) return known;
+  throw new UserError(`${flag} must be "rsa", "ec", "ml-dsa-44", "ml-dsa-65" or "ml-dsa-87", not "${value}"`);
 }
 
 /** A `--name` for `pki issue`: safe as a file name, and not the CA's. */
@@ -65,9 +68,24 @@ async function newKeyPair(type: PkiKeyType, role: 'ca' | 'client'): Promise<{ pr
     const pair = await generateKeyPairAsync('rsa', { modulusLength: bits, publicExponent: 0x10001 });
     return { ...pair, label: `RSA ${bits}` };
   }
-  const curve = role === 'ca' ? 'P-384' : 'P-256';
-  const pair = await generateKeyPairAsync('ec', { namedCurve: curve });
-  return { ...pair, label: `EC ${curve}` };
+  if (type === 'ec') {
+    const curve = role === 'ca' ? 'P-384' : 'P-256';
+    const pair = await generateKeyPairAsync('ec', { namedCurve: curve });
+    return { ...pair, label: `EC ${curve}` };
+  }
+  // ML-DSA: the parameter set is the type; Node writes the key as PKCS#8 with its 32-byte seed.
+  const unsupported = mlDsaUnsupported();
+  if (unsupported) throw new UserError(`--key-type ${type}: ${unsupported}`);
+  const pair = await generateKeyPairAsync(type as 'ml-dsa-65');
+  return { ...pair, label: type.toUpperCase() };
+}
+
+/** The pki key type of an existing key (the default for certificates a CA issues), if it is one. */
+export function pkiKeyTypeOf(key: KeyObject): PkiKeyType | undefined {
+  const type = key.asymmetricKeyType as string | undefined;
+  if (type === 'rsa') return 'rsa';
+  if (type === 'ec') return 'ec';
+  return PKI_KEY_TYPES.find((k) => k === type);
 }
 
 export function describeKey(key: KeyObject): string {
@@ -76,7 +94,7 @@ export function describeKey(key: KeyObject): string {
     const curve = key.asymmetricKeyDetails?.namedCurve;
     return `EC ${curve === 'prime256v1' ? 'P-256' : curve === 'secp384r1' ? 'P-384' : curve === 'secp521r1' ? 'P-521' : curve}`;
   }
-  return key.asymmetricKeyType ?? 'unknown';
+  return (key.asymmetricKeyType ?? 'unknown').toUpperCase();
 }
 
 function pkcs8Pem(key: KeyObject): string {
@@ -173,9 +191,9 @@ export async function writeOutputs(dir: string, files: OutputFile[]): Promise<vo
 
 export interface InitPkiOptions {
   dir: string;
-  /** CA key: RSA 4096 (default) or EC P-384. */
+  /** CA key: RSA 4096 (default), EC P-384 or ML-DSA-44/65/87. */
   keyType?: PkiKeyType;
-  /** Client key: RSA 2048 or EC P-256; default follows the CA's type. */
+  /** Client key: RSA 2048, EC P-256 or ML-DSA-44/65/87; default follows the CA's type. */
   clientKeyType?: PkiKeyType;
   /** CN of the CA, or a full subject (`/CN=x/O=y`). */
   caName?: string;
@@ -318,7 +336,7 @@ export async function loadCa(caDir: string, now: Date = new Date()): Promise<Loa
   try {
     signatureAlgorithmFor(privateKey);
   } catch {
-    throw new UserError(`${keyPath} is a ${describeKey(privateKey)} key; pki issue signs with RSA or EC P-256/P-384 CA keys only`);
+    throw new UserError(`${keyPath} is a ${describeKey(privateKey)} key; pki issue signs with RSA, EC P-256/P-384 or ML-DSA CA keys only`);
   }
   if (new Date(certificate.validTo) <= now) {
     throw new UserError(`${certPath} expired on ${new Date(certificate.validTo).toISOString()}; create a new CA with \`pki init\``);
@@ -332,7 +350,7 @@ export interface IssueOptions {
   days?: number;
   /** Subject (`/CN=x/O=y`); default `/CN=<name>`. */
   subject?: string;
-  /** Default: the CA's key type (RSA CA → RSA 2048, EC CA → EC P-256). */
+  /** Default: the CA's key type (RSA CA → RSA 2048, EC CA → EC P-256, ML-DSA CA → the same ML-DSA parameter set). */
   keyType?: PkiKeyType;
   /** Write NAME.pfx protected with this password. */
   pfxPassword?: string;
@@ -365,7 +383,7 @@ export async function issueClientCertificate(opts: IssueOptions): Promise<IssueR
   const ca = await loadCa(dir, now);
   await checkTargets(dir, [certPath, keyPath, ...(pfxPath ? [pfxPath] : [])], opts.force ?? false);
 
-  const keyType = opts.keyType ?? (ca.privateKey.asymmetricKeyType === 'ec' ? 'ec' : 'rsa');
+  const keyType = opts.keyType ?? pkiKeyTypeOf(ca.privateKey) ?? 'rsa';
   const days = opts.days ?? DEFAULT_CLIENT_DAYS;
   const warnings: string[] = [];
   const caNotAfter = new Date(ca.certificate.validTo);

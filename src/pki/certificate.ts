@@ -1,7 +1,7 @@
 /**
  * Builds X.509 v3 certificates (RFC 5280) with node:crypto: Node signs,
- * src/pki/der.ts encodes. RSA (sha256WithRSAEncryption) and EC P-256/P-384/P-521
- * (ecdsa-with-SHA256/384/512) signing keys.
+ * src/pki/der.ts encodes. RSA (sha256WithRSAEncryption), EC P-256/P-384/P-521
+ * (ecdsa-with-SHA256/384/512) and ML-DSA-44/65/87 (FIPS 204, pure) signing keys.
  */
 import { createHash, createPublicKey, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import {
@@ -43,18 +43,22 @@ const OID = {
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
   ecdsaWithSha384: '1.2.840.10045.4.3.3',
   ecdsaWithSha512: '1.2.840.10045.4.3.4',
+  // FIPS 204 / RFC 9881: the key's and the signature's OID; AlgorithmIdentifier without parameters.
+  mlDsa44: '2.16.840.1.101.3.4.3.17',
+  mlDsa65: '2.16.840.1.101.3.4.3.18',
+  mlDsa87: '2.16.840.1.101.3.4.3.19',
 } as const;
 
 export interface SignatureAlgorithm {
-  /** Digest for crypto.sign. */
-  hash: 'sha256' | 'sha384' | 'sha512';
+  /** Digest for crypto.sign; null for ML-DSA, which signs the message itself. */
+  hash: 'sha256' | 'sha384' | 'sha512' | null;
   /** DER AlgorithmIdentifier. */
   identifier: Buffer;
   /** For messages: "sha256WithRSAEncryption", "ecdsa-with-SHA384", … */
   name: string;
 }
 
-/** The signature algorithm a CA key signs with: SHA-256 for RSA, the curve's natural hash for EC. */
+/** The signature algorithm a CA key signs with: SHA-256 for RSA, the curve's natural hash for EC, pure ML-DSA for ML-DSA. */
 export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   if (key.asymmetricKeyType === 'rsa') {
     return { hash: 'sha256', identifier: algorithm(OID.sha256WithRSA, null), name: 'sha256WithRSAEncryption' };
@@ -66,7 +70,11 @@ export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
     if (curve === 'secp521r1') return { hash: 'sha512', identifier: algorithm(OID.ecdsaWithSha512), name: 'ecdsa-with-SHA512' };
     throw new RangeError(`unsupported EC curve ${curve ?? 'unknown'} (use P-256 or P-384)`);
   }
-  throw new RangeError(`unsupported signing key type ${key.asymmetricKeyType ?? 'unknown'} (use RSA or EC)`);
+  const type = key.asymmetricKeyType as string | undefined;
+  if (type === 'ml-dsa-44') return { hash: null, identifier: algorithm(OID.mlDsa44), name: 'ML-DSA-44' };
+  if (type === 'ml-dsa-65') return { hash: null, identifier: algorithm(OID.mlDsa65), name: 'ML-DSA-65' };
+  if (type === 'ml-dsa-87') return { hash: null, identifier: algorithm(OID.mlDsa87), name: 'ML-DSA-87' };
+  throw new RangeError(`unsupported signing key type ${type ?? 'unknown'} (use RSA, EC or ML-DSA)`);
 }
 
 /** 16 random bytes with the top bit clear: a positive serial of at most 16 content bytes, never zero. */

@@ -4,13 +4,12 @@
 // signature with the leaf certificate's public key. See PROTOCOLS.md §1.
 import { serialDecimal as serialDecimalOf } from '../identity/serial.js';
 import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type KeyAlgorithm, type SigningAlgorithm } from '../identity/signer.js';
 import { canonicalParts, parseAmzDate, SERVICE, sha256Hex, stringToSign } from './canonical.js';
 
-export const X509_ALGORITHMS = {
-  'AWS4-X509-RSA-SHA256': 'RSA',
-  'AWS4-X509-ECDSA-SHA256': 'EC',
-} as const;
-export type X509Algorithm = keyof typeof X509_ALGORITHMS;
+/** Algorithm name → the key algorithm it needs (the inverse of the signer's table). */
+export const X509_ALGORITHMS = Object.fromEntries(Object.entries(SIGNING_ALGORITHMS).map(([k, a]) => [a, k])) as Record<SigningAlgorithm, KeyAlgorithm>;
+export type X509Algorithm = SigningAlgorithm;
 
 /** Why a request failed verification (stable strings: used in stats and tests). */
 export type VerifyFailureReason =
@@ -88,15 +87,15 @@ function fail(reason: VerifyFailureReason, message: string, extra: Partial<Failu
 }
 
 const AUTH_RE =
-  /^(AWS4-X509-(?:RSA|ECDSA)-SHA256)\s+Credential\s*=\s*([^,\s]+)\s*,\s*SignedHeaders\s*=\s*([^,\s]+)\s*,\s*Signature\s*=\s*([0-9a-fA-F]+)\s*$/;
+  /^(AWS4-X509-(?:RSA-SHA256|ECDSA-SHA256|MLDSA))\s+Credential\s*=\s*([^,\s]+)\s*,\s*SignedHeaders\s*=\s*([^,\s]+)\s*,\s*Signature\s*=\s*([0-9a-fA-F]+)\s*$/;
 
 /** Parses an X.509 SigV4 Authorization header; a string is the failure message. */
 export function parseX509Authorization(value: string): ParsedX509Authorization | { reason: VerifyFailureReason; message: string } {
   const algo = value.trim().split(/\s+/, 1)[0] ?? '';
-  if (!(algo in X509_ALGORITHMS)) {
+  if (!Object.hasOwn(X509_ALGORITHMS, algo)) {
     return {
       reason: 'unsupported_algorithm',
-      message: `Authorization algorithm "${algo.slice(0, 40)}" is not supported; expected AWS4-X509-RSA-SHA256 or AWS4-X509-ECDSA-SHA256`,
+      message: `Authorization algorithm "${algo.slice(0, 40)}" is not supported; expected AWS4-X509-RSA-SHA256, AWS4-X509-ECDSA-SHA256 or AWS4-X509-MLDSA`,
     };
   }
   const m = AUTH_RE.exec(value.trim());
@@ -191,9 +190,9 @@ export function verifyX509Request(req: ReceivedRequest): VerifyResult {
   }
 
   const keyType = certificate.publicKey.asymmetricKeyType;
-  const keyAlg = keyType === 'rsa' ? 'RSA' : keyType === 'ec' ? 'EC' : undefined;
+  const keyAlg = keyAlgorithmOfKey(certificate.publicKey);
   if (!keyAlg) {
-    return fail('unsupported_key', `signing certificate has a ${keyType ?? 'unknown'} key; only RSA and EC keys are supported`, { authorization, certificate });
+    return fail('unsupported_key', `signing certificate has a ${keyType ?? 'unknown'} key; only RSA, EC and ML-DSA keys are supported`, { authorization, certificate });
   }
   if (X509_ALGORITHMS[authorization.algorithm] !== keyAlg) {
     return fail('algorithm_key_mismatch', `Authorization algorithm ${authorization.algorithm} does not match the certificate's ${keyAlg} key`, {
@@ -259,7 +258,9 @@ export function verifyX509Request(req: ReceivedRequest): VerifyResult {
   const toSign = stringToSign(authorization.algorithm, amzDateValue.trim(), parts.scope, parts.canonicalRequest);
   let good = false;
   try {
-    good = cryptoVerify('sha256', Buffer.from(toSign, 'utf8'), certificate.publicKey, Buffer.from(authorization.signature, 'hex'));
+    // ML-DSA: pure, empty context, over the string to sign itself (PROTOCOLS.md §5); the others over its SHA-256.
+    const digest = keyAlg === 'ML-DSA' ? null : 'sha256';
+    good = cryptoVerify(digest, Buffer.from(toSign, 'utf8'), certificate.publicKey, Buffer.from(authorization.signature, 'hex'));
   } catch {
     good = false;
   }

@@ -70,7 +70,7 @@ t.test('each failing rule is named with its fix, exit 1', async (t) => {
     ['sha1', { digest: 'sha1' }, /^FAIL signatureAlgorithm: is signed with sha1WithRSAEncryption; Roles Anywhere needs SHA-256 or stronger — /m],
     ['v1', { noExtensions: true }, /^FAIL version: is an X\.509 v1 certificate; Roles Anywhere needs v3 — /m],
     ['expired', { days: -1 }, /^FAIL validity: expired at .* — renew the certificate$/m],
-    ['ed25519', { keyType: 'ed25519' }, /^FAIL keyType: has an Ed25519 key; Roles Anywhere supports RSA \(2048 bits or more\) and EC P-256\/P-384 keys — /m],
+    ['ed25519', { keyType: 'ed25519' }, /^FAIL keyType: has an Ed25519 key; Roles Anywhere supports RSA \(2048 bits or more\), EC P-256\/P-384 and ML-DSA-44\/65\/87 keys — /m],
     ['dsa', { keyType: 'dsa' }, /^FAIL keyType: has a DSA 2048-bit key; /m],
   ];
   for (const [name, opts, pattern] of cases) {

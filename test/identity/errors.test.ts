@@ -132,7 +132,7 @@ t.test('key and certificate do not match', async (t) => {
 });
 
 t.test('unsupported key types name the type and what is supported', async (t) => {
-  const supported = /Roles Anywhere supports RSA \(2048 bits or more\) and EC P-256\/P-384/;
+  const supported = /Roles Anywhere supports RSA \(2048 bits or more\), EC P-256\/P-384 and ML-DSA-44\/65\/87/;
   for (const keyType of ['ed25519', 'dsa'] as const) {
     const l = await makeLeaf(dir, ca, `bad-${keyType}`, { keyType });
     await expectError(t, { certificate: l.certPath, privateKey: l.keyPath }, new RegExp(`${keyType === 'dsa' ? 'DSA 2048-bit' : 'Ed25519'} keys are not supported; ${supported.source}`), keyType);
