@@ -123,6 +123,8 @@ export interface LeafOptions {
   noExtensions?: boolean;
   /** Use this existing key instead of generating one. */
   keyPath?: string;
+  /** Certify this CSR (e.g. one a TPM or token key signed) instead of making one from a key file; keyPath is then only recorded. */
+  csrPath?: string;
   /** Serial number as openssl -set_serial takes it (decimal, 0x hex, or negative); default random. */
   serial?: string;
 }
@@ -130,9 +132,9 @@ export interface LeafOptions {
 /** An end-entity certificate issued by `issuer`. */
 export async function makeLeaf(dir: string, issuer: CertFiles, name = 'test-client', opts: LeafOptions = {}): Promise<CertFiles> {
   const base = slug(name);
-  const keyPath = opts.keyPath ?? (await makeKey(dir, opts.keyType ?? 'p256', base));
-  const csr = join(dir, `${base}.csr`);
-  await openssl(['req', '-new', '-key', keyPath, '-subj', `/CN=${name}`, '-out', csr]);
+  const keyPath = opts.keyPath ?? (opts.csrPath ? '' : await makeKey(dir, opts.keyType ?? 'p256', base));
+  const csr = opts.csrPath ?? join(dir, `${base}.csr`);
+  if (!opts.csrPath) await openssl(['req', '-new', '-key', keyPath, '-subj', `/CN=${name}`, '-out', csr]);
   const certPath = join(dir, `${base}.pem`);
   const args = ['x509', '-req', '-in', csr, '-CA', issuer.certPath, '-CAkey', issuer.keyPath, '-set_serial', opts.serial ?? randomSerial(), '-days', String(opts.days ?? 365), `-${opts.digest ?? 'sha256'}`, '-out', certPath];
   if (!opts.noExtensions) {
