@@ -7,12 +7,15 @@ import type { X509Certificate } from 'node:crypto';
 import type { Signer } from './signer.js';
 import * as file from './signers/file.js';
 import * as pkcs11 from './signers/pkcs11.js';
+import * as tpm from './signers/tpm.js';
 import type { IdentitySource } from './types.js';
 
 /** What a key source may need besides the spec itself. Sources add optional fields here. */
 export interface KeySourceOptions {
   /** Password of an encrypted key file (or the key's auth value, for sources that have one). */
   password?: string;
+  /** The TPM key's auth value is empty, even where the key file says otherwise (aws_signing_helper's --no-tpm-key-password). */
+  noTpmKeyPassword?: boolean;
   /** PKCS#11 module (--pkcs11-lib); default: the URI's module-path, else p11-kit's proxy module. */
   pkcs11Lib?: string;
   /** Token PIN from --pkcs11-pin-file / ROLESANYWHERE_PKCS11_PIN (a PIN in the URI wins). Secret. */
@@ -43,7 +46,7 @@ export interface KeySource {
 }
 
 /** Most specific first; "file" (claims every spec) last. */
-export const KEY_SOURCES: readonly KeySource[] = [pkcs11, file];
+export const KEY_SOURCES: readonly KeySource[] = [pkcs11, tpm, file];
 
 /** The key source holding a `--certificate` value, or undefined for a certificate file. */
 export function certificateSourceFor(spec: string): KeySource | undefined {
@@ -54,6 +57,7 @@ export function certificateSourceFor(spec: string): KeySource | undefined {
 export function keySourceOptions(source: IdentitySource): KeySourceOptions {
   const o: KeySourceOptions = {};
   if (source.password !== undefined) o.password = source.password;
+  if (source.noTpmKeyPassword) o.noTpmKeyPassword = true;
   if (source.pkcs11Lib !== undefined) o.pkcs11Lib = source.pkcs11Lib;
   if (source.pkcs11Pin !== undefined) o.pkcs11Pin = source.pkcs11Pin;
   if (source.pkcs11PinOrigin !== undefined) o.pkcs11PinOrigin = source.pkcs11PinOrigin;

@@ -1,0 +1,142 @@
+// The TPM key source against a real software TPM (swtpm) with keys made by
+// the real TPM tools: TSS2 PEM files and persistent handles, RSA 2048 and EC
+// P-256, with and without a password; what happens when the TPM goes away.
+import t from 'tap';
+import { verify, X509Certificate } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError } from '../../src/errors.js';
+import { keySourceFor, openSigner } from '../../src/identity/key-sources.js';
+import type { Signer } from '../../src/identity/signer.js';
+import { claims, parseHandle } from '../../src/identity/signers/tpm.js';
+import { makeCA, makeKey, makeLeaf, tempDir } from '../helpers/pki.js';
+import { haveSoftTpm, startSoftTpm, type SoftTpm } from '../helpers/swtpm.js';
+
+if (!haveSoftTpm()) throw new Error('swtpm, tpm2-tools and tpm2-openssl are needed (apt install swtpm swtpm-tools tpm2-tools tpm2-openssl; .ci/run installs them)');
+
+const lockoutCounter = async (tpm: SoftTpm) => {
+  const out = await tpm.tool('tpm2_getcap', ['properties-variable']);
+  return parseInt(/TPM2_PT_LOCKOUT_COUNTER:\s*(0x[0-9a-fA-F]+)/.exec(out)![1]!, 16);
+};
+
+const reasonOf = (err: unknown) => (err instanceof UserError ? err.reason : `not a UserError: ${String(err)}`);
+
+t.test('TPM signer', async (t) => {
+  const tpm = await startSoftTpm(t);
+  Object.assign(process.env, tpm.env);
+  t.teardown(() => {
+    delete process.env.TPM2OPENSSL_TCTI;
+    delete process.env.TPM2TOOLS_TCTI;
+  });
+  const dir = await tempDir('ra-tpm-');
+  const ca = await makeCA(dir, 'TPM Test CA');
+  const PASSWORD = 'tpm-Secret-4711';
+
+  const keys = [
+    { what: 'EC P-256 TSS2 key file', spec: await tpm.tss2Key('p256'), alg: 'AWS4-X509-ECDSA-SHA256' },
+    { what: 'RSA 2048 TSS2 key file', spec: await tpm.tss2Key('rsa2048'), alg: 'AWS4-X509-RSA-SHA256' },
+    { what: 'EC P-256 TSS2 key file with a password', spec: await tpm.tss2Key('p256', { password: PASSWORD }), alg: 'AWS4-X509-ECDSA-SHA256', password: PASSWORD },
+    { what: 'RSA 2048 persistent handle', spec: await tpm.persistentKey('rsa2048', 0x81000001), alg: 'AWS4-X509-RSA-SHA256' },
+    { what: 'EC P-256 persistent handle', spec: await tpm.persistentKey('p256', 0x81000002), alg: 'AWS4-X509-ECDSA-SHA256' },
+    { what: 'RSA 2048 persistent handle with a password', spec: await tpm.persistentKey('rsa2048', 0x81000003, { password: PASSWORD }), alg: 'AWS4-X509-RSA-SHA256', password: PASSWORD },
+  ];
+
+  t.test('claims TSS2 key files and handles, nothing else', async (t) => {
+    const plain = await makeKey(dir, 'p256', 'plain');
+    t.ok(claims(keys[0]!.spec), 'TSS2 PEM file');
+    t.ok(claims('handle:0x81000001'), 'handle');
+    t.notOk(claims(plain), 'a PKCS#8 key file is the file source’s');
+    t.notOk(claims(join(dir, 'missing.pem')), 'a missing file is the file source’s (it reports it)');
+    t.equal(keySourceFor(keys[0]!.spec).name, 'tpm');
+    t.equal(keySourceFor(plain).name, 'file');
+    t.equal(parseHandle('handle:0x81000001'), 0x81000001);
+    for (const bad of ['handle:', 'handle:81000001', 'handle:0x01000001', 'handle:0xzz', 'handle:0x8100000100']) {
+      t.throws(() => parseHandle(bad), { reason: 'tpm_handle_invalid' }, bad);
+    }
+  });
+
+  for (const k of keys) {
+    t.test(`${k.what}: signs what the certificate's key verifies`, async (t) => {
+      const csr = await tpm.csr(k.spec, 'tpm-client', k.password);
+      const leaf = await makeLeaf(dir, ca, 'tpm-client', { csrPath: csr });
+      const cert = new X509Certificate(leaf.certPem);
+      const signer = await openSigner(k.spec, k.password === undefined ? {} : { password: k.password });
+      t.equal(signer.kind, 'tpm');
+      t.equal(signer.algorithm, k.alg);
+      t.ok(signer.publicKey.equals(cert.publicKey), 'public key read from the TPM matches the certificate made from its CSR');
+      t.match(signer.describe(), k.spec.startsWith('handle:') ? /^tpm handle 0x8100000\d \(TCTI swtpm:path=/ : /^tpm key file /);
+      t.notMatch(signer.describe(), PASSWORD);
+      for (const data of [Buffer.from('AWS4-X509-ECDSA-SHA256\n20260101T000000Z\nscope\nabc'), Buffer.alloc(0), Buffer.alloc(5000, 7)]) {
+        const sig = await signer.sign(data);
+        t.ok(verify('sha256', data, cert.publicKey, sig), `signature over ${data.length} bytes verifies with the certificate`);
+        if (k.alg.includes('ECDSA')) t.equal(sig[0], 0x30, 'ECDSA signature is DER SEQUENCE{r,s}');
+        else t.equal(sig.length, 256, 'RSA 2048 PKCS#1 v1.5 signature');
+      }
+      t.same(await tpm.transientHandles(), [], 'no objects left loaded in the TPM');
+    });
+  }
+
+  t.test('passwords', async (t) => {
+    const withPw = keys.filter((k) => k.password);
+    for (const k of withPw) {
+      const before = await lockoutCounter(tpm);
+      const err = await openSigner(k.spec, { password: 'wrong-password' }).catch((e: unknown) => e);
+      t.equal(reasonOf(err), 'tpm_password_wrong', `${k.what}: wrong password refused`);
+      t.match((err as Error).message, /wrong TPM key password/);
+      t.notMatch((err as Error).message, /wrong-password|tpm-Secret/, 'no password in the message');
+      t.equal(await lockoutCounter(tpm), before + 1, 'exactly one failed authorization reached the TPM');
+    }
+    const file = keys.find((k) => k.password && !k.spec.startsWith('handle:'))!;
+    const err = await openSigner(file.spec).catch((e: unknown) => e);
+    t.equal(reasonOf(err), 'password_required', 'TSS2 key with a password and none given');
+    t.match((err as Error).message, /has a password; give its password with --key-password-file/);
+    const plainFile = keys[0]!;
+    t.equal(reasonOf(await openSigner(plainFile.spec, { password: 'x' }).catch((e: unknown) => e)), 'tpm_password_conflict', 'password for a key without one');
+    t.equal(reasonOf(await openSigner(plainFile.spec, { password: 'x', noTpmKeyPassword: true }).catch((e: unknown) => e)), 'tpm_password_conflict');
+    const handle = keys.find((k) => k.password && k.spec.startsWith('handle:'))!;
+    const noPw = await openSigner(handle.spec).catch((e: unknown) => e);
+    t.equal(reasonOf(noPw), 'tpm_password_wrong', 'handle with a password, none given');
+    t.match((noPw as Error).message, /the TPM key has a password/);
+    const ok = await openSigner(handle.spec, { password: PASSWORD });
+    const data = Buffer.from('x');
+    t.ok(verify('sha256', data, ok.publicKey, await ok.sign(data)), 'right password works');
+    const noFlag = await openSigner(keys[3]!.spec, { noTpmKeyPassword: true });
+    t.equal(noFlag.kind, 'tpm', '--no-tpm-key-password with a handle that has none');
+  });
+
+  t.test('bad specs and missing keys', async (t) => {
+    const missing = await openSigner('handle:0x81000009').catch((e: unknown) => e);
+    t.equal(reasonOf(missing), 'tpm_key_not_found');
+    t.match((missing as Error).message, /^tpm handle 0x81000009: no key at this persistent handle/);
+    const corrupt = join(dir, 'corrupt.tss2.pem');
+    await writeFile(corrupt, '-----BEGIN TSS2 PRIVATE KEY-----\nMAMCAQA=\n-----END TSS2 PRIVATE KEY-----\n');
+    t.equal(reasonOf(await openSigner(corrupt).catch((e: unknown) => e)), 'key_corrupt');
+  });
+
+  t.test('a key file from another TPM', async (t) => {
+    const other = await startSoftTpm(t);
+    const foreign = await other.tss2Key('p256');
+    await other.stop();
+    const err = await openSigner(foreign).catch((e: unknown) => e);
+    t.equal(reasonOf(err), 'tpm_key_not_loadable');
+    t.match((err as Error).message, /made by another TPM/);
+  });
+
+  t.test('TPM unreachable, then back', async (t) => {
+    const k = keys[0]!;
+    const signer: Signer = await openSigner(k.spec);
+    await tpm.stop();
+    const openErr = await openSigner(k.spec).catch((e: unknown) => e);
+    t.equal(reasonOf(openErr), 'tpm_unreachable', 'open fails clearly');
+    t.match((openErr as Error).message, /TPM not reachable through TCTI "swtpm:path=.*" while reading the public key; check that the TPM/);
+    const signErr = await signer.sign(Buffer.from('x')).catch((e: unknown) => e);
+    t.equal(reasonOf(signErr), 'tpm_unreachable', 'signing fails clearly');
+    await tpm.start();
+    const data = Buffer.from('after the TPM came back');
+    t.ok(verify('sha256', data, signer.publicKey, await signer.sign(data)), 'the same signer works again');
+  });
+
+  t.test('nothing left loaded', async (t) => {
+    t.same(await tpm.transientHandles(), []);
+  });
+});
