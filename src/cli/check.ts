@@ -61,6 +61,7 @@ export async function run(argv: string[]): Promise<number> {
   if (intermediates) settings.intermediates = intermediates;
   if (pw.keyPasswordFile) settings.keyPasswordFile = pw.keyPasswordFile.value;
   if (pw.keyPassword !== undefined) settings.keyPassword = pw.keyPassword;
+  if (values['no-tpm-key-password'] === true) settings.noTpmKeyPassword = true;
   const source = await identitySourceFromProfile(settings);
 
   const material = await readIdentityMaterial(source);

@@ -8,6 +8,7 @@
 import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { ProfileConfig } from './types.js';
+import { isKeyFile } from '../identity/key-sources.js';
 import { checkRoleArn, checkRolesAnywhereArn, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 import {
@@ -122,7 +123,8 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
     const key = s.key!;
     if (s.required && (raw[key] === undefined || raw[key] === null)) add(key, `required: ${s.required}`);
     let v = readSetting(s, raw[key], label(key), problems);
-    if (v !== undefined && s.type === 'path') v = resolvePath(v as string, baseDir, defaults.home);
+    // A key in a device (`handle:0x81000001`, `pkcs11:…`) is not a path.
+    if (v !== undefined && s.type === 'path' && (key !== 'privateKey' || isKeyFile(v as string))) v = resolvePath(v as string, baseDir, defaults.home);
     if (v === undefined && s.scope === 'inherited') v = (defaults as Record<string, unknown>)[key];
     if (v === undefined && 'default' in s) v = s.default;
     if (v !== undefined) values[key] = v;
@@ -289,10 +291,14 @@ export interface PasswordInput {
 export function passwordInput(values: FlagValues, env: NodeJS.ProcessEnv): PasswordInput {
   const out: PasswordInput = { problems: [] };
   const flagFile = typeof values['key-password-file'] === 'string' ? values['key-password-file'] : undefined;
-  const flagPass = typeof values['pkcs8-password'] === 'string' ? values['pkcs8-password'] : undefined;
+  // --tpm-key-password is aws_signing_helper's name for the same thing, for TPM keys.
+  const passFlags = (['pkcs8-password', 'tpm-key-password'] as const).filter((f) => typeof values[f] === 'string');
+  const flagPass = passFlags.length > 0 ? (values[passFlags[0]!] as string) : undefined;
   if (flagFile !== undefined || flagPass !== undefined) {
-    if (flagFile !== undefined && flagPass !== undefined) {
-      out.problems.push({ path: '--key-password-file', message: 'give either --key-password-file or --pkcs8-password, not both' });
+    const given = [...(flagFile !== undefined ? ['key-password-file'] : []), ...passFlags].map((f) => `--${f}`);
+    if (given.length > 1) {
+      const message = given.length === 2 ? `give either ${given[0]} or ${given[1]}, not both` : `give only one of ${given.join(', ')}`;
+      out.problems.push({ path: given[0]!, message });
     } else if (flagFile !== undefined) {
       out.keyPasswordFile = { value: flagFile, label: '--key-password-file' };
     } else {

@@ -174,7 +174,7 @@ export const SETTINGS = [
   },
   {
     key: 'privateKey', flag: 'private-key', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
-    help: 'PEM/DER private key (not with a PKCS#12 bundle)',
+    help: 'PEM/DER private key (not with a PKCS#12 bundle), a TSS2 PEM TPM key file,\nor a TPM persistent handle handle:0x81000001',
   },
   {
     key: 'intermediates', flag: 'intermediates', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
@@ -236,6 +236,15 @@ export const SETTINGS = [
     flag: 'pkcs8-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: [...PROFILE_COMMANDS, 'check'],
     env: ['ROLESANYWHERE_KEY_PASSWORD', 'ROLESANYWHERE_PKCS8_PASSWORD'],
     help: 'the password itself (visible to other local users in the process list; prefer a file)',
+  },
+  {
+    // aws_signing_helper's flag; never a YAML key (keyPasswordFile holds a TPM key's password too).
+    flag: 'tpm-key-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: [...PROFILE_COMMANDS, 'check'], env: [],
+    help: 'the TPM key password itself (aws_signing_helper compatibility; visible in\nthe process list; prefer --key-password-file)',
+  },
+  {
+    key: 'noTpmKeyPassword', flag: 'no-tpm-key-password', scope: 'profile', type: 'boolean', commands: [...PROFILE_COMMANDS, 'check'],
+    help: 'the TPM key has no password (aws_signing_helper compatibility)',
   },
   {
     key: 'caBundle', flag: 'ca-bundle', arg: 'FILE', scope: 'inherited', type: 'path',

@@ -39,6 +39,8 @@ export interface SourceCertificate {
 
 export interface KeySource {
   readonly name: string;
+  /** A URI scheme (`handle`, `pkcs11`) whose specs name a key in a device, not a file. */
+  readonly scheme?: string;
   claims(spec: string): boolean;
   open(spec: string, options: KeySourceOptions): Promise<Signer>;
   /** Reads a certificate stored in the key source (`--certificate pkcs11:…`). */
@@ -67,6 +69,11 @@ export function keySourceOptions(source: IdentitySource): KeySourceOptions {
 
 export function keySourceFor(spec: string): KeySource {
   return KEY_SOURCES.find((s) => s.claims(spec)) ?? file;
+}
+
+/** Whether a `--private-key` value is a file path (to resolve, read and watch) rather than a device key's URI. */
+export function isKeyFile(spec: string): boolean {
+  return !KEY_SOURCES.some((s) => s.scheme !== undefined && spec.startsWith(`${s.scheme}:`));
 }
 
 /** Opens the signer a `--private-key` value names, through the source that claims it. */

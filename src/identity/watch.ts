@@ -6,6 +6,7 @@ import { describeError, UserError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { Identity, IdentitySource } from './types.js';
+import { isKeyFile } from './key-sources.js';
 import { keyMatchesCertificate } from './keys.js';
 import { isPkcs11Uri } from './pkcs11-uri.js';
 
@@ -114,9 +115,10 @@ export class WatcherRegistry {
 /** Refusals that may go away with time alone (the certificate's validity period vs. the clock). */
 const TIME_DEPENDENT_REASONS = new Set(['cert_rule_validity', 'certificate_not_yet_valid']);
 
-/** The identity's own files, in a fixed order (absent ones, and objects on a token, as undefined so the hash marks them). */
+/** The identity's own files, in a fixed order (absent ones, and objects on a token or in a TPM, as undefined so the hash marks them). */
 function identityPaths(source: IdentitySource): Array<string | undefined> {
-  return [source.certificate, source.privateKey, source.intermediates].map((p) => (p !== undefined && isPkcs11Uri(p) ? undefined : p));
+  const onDevice = (p: string) => isPkcs11Uri(p) || !isKeyFile(p);
+  return [source.certificate, source.privateKey, source.intermediates].map((p) => (p !== undefined && onDevice(p) ? undefined : p));
 }
 
 /** sha256 over the identity files' bytes (following symlinks); missing files hash as a marker. */

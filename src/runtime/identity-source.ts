@@ -7,7 +7,7 @@ import { readPasswordFile } from '../identity/files.js';
 import type { IdentitySource } from '../identity/types.js';
 
 /** The identity part of a profile (what `check` has without ARNs). */
-export type IdentitySettings = Pick<ProfileConfig, 'certificate' | 'privateKey' | 'intermediates' | 'keyPasswordFile' | 'keyPassword'>;
+export type IdentitySettings = Pick<ProfileConfig, 'certificate' | 'privateKey' | 'intermediates' | 'keyPasswordFile' | 'keyPassword' | 'noTpmKeyPassword'>;
 
 /** The key's password: the password file's contents (one trailing newline dropped), else the password given, else none. */
 export async function keyPassword(settings: IdentitySettings): Promise<string | undefined> {
@@ -22,5 +22,6 @@ export async function identitySourceFromProfile(settings: IdentitySettings): Pro
   if (settings.intermediates !== undefined) source.intermediates = settings.intermediates;
   const password = await keyPassword(settings);
   if (password !== undefined) source.password = password;
+  if (settings.noTpmKeyPassword) source.noTpmKeyPassword = true;
   return source;
 }

@@ -40,6 +40,7 @@ export function identitySourceOf(profile: ProfileConfig): IdentitySource {
   if (profile.privateKey) source.privateKey = profile.privateKey;
   if (profile.intermediates) source.intermediates = profile.intermediates;
   if (profile.keyPassword !== undefined) source.password = profile.keyPassword;
+  if (profile.noTpmKeyPassword) source.noTpmKeyPassword = true;
   return source;
 }
 

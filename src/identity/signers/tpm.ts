@@ -40,6 +40,8 @@ import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js
 import type { KeySourceOptions } from '../key-sources.js';
 
 export const name = 'tpm';
+/** `handle:0x81000001` names a key, not a file. */
+export const scheme = 'handle';
 
 const TSS2_LABEL = 'TSS2 PRIVATE KEY';
 const TSS2_BEGIN = `-----BEGIN ${TSS2_LABEL}-----`;

@@ -1,0 +1,208 @@
+// TPM 2.0 keys end to end: a software TPM (swtpm) holds RSA 2048 and EC P-256
+// keys — TSS2 PEM key files and persistent handles, with and without a
+// password — whose certificates the test CA issued from CSRs the TPM signed.
+// `credential-process`, `check` and `serve` (a real process, read by the AWS
+// SDK) get credentials from the emulator with each; bad input fails clearly;
+// a running daemon keeps serving while the TPM is gone and recovers after.
+import t from 'tap';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import { fromHttp } from '@aws-sdk/credential-providers';
+import { runCli } from '../helpers/cli.js';
+import { httpRequest, spawnServe, startEmulatedDaemon } from '../helpers/daemon.js';
+import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
+import { makeLeaf, type CertFiles } from '../helpers/pki.js';
+import { haveSoftTpm, startSoftTpm } from '../helpers/swtpm.js';
+
+if (!haveSoftTpm()) throw new Error('swtpm, tpm2-tools and tpm2-openssl are needed (apt install swtpm swtpm-tools tpm2-tools tpm2-openssl; .ci/run installs them)');
+
+const PASSWORD = 'Tpm-Pa55word!';
+const tpm = await startSoftTpm(t);
+const emu = await startTestEmulator(t);
+
+interface TpmIdentity {
+  what: string;
+  spec: string;
+  leaf: CertFiles;
+  password?: string;
+}
+
+async function identity(what: string, spec: string, password?: string): Promise<TpmIdentity> {
+  const csr = await tpm.csr(spec, `tpm-${what.replace(/\W+/g, '-')}`, password);
+  const leaf = await makeLeaf(emu.dir, emu.ca, `tpm ${what}`, { csrPath: csr });
+  return { what, spec, leaf, ...(password === undefined ? {} : { password }) };
+}
+
+const ids = {
+  tss2Ec: await identity('EC P-256 TSS2 key file', await tpm.tss2Key('p256')),
+  tss2Rsa: await identity('RSA 2048 TSS2 key file', await tpm.tss2Key('rsa2048')),
+  handleRsa: await identity('RSA 2048 persistent handle', await tpm.persistentKey('rsa2048', 0x81000001)),
+  handleEc: await identity('EC P-256 persistent handle', await tpm.persistentKey('p256', 0x81000002)),
+  tss2EcPw: await identity('EC P-256 TSS2 key file with a password', await tpm.tss2Key('p256', { password: PASSWORD }), PASSWORD),
+  handleRsaPw: await identity('RSA 2048 persistent handle with a password', await tpm.persistentKey('rsa2048', 0x81000003, { password: PASSWORD }), PASSWORD),
+};
+const passwordFile = join(emu.dir, 'tpm-key-password');
+await writeFile(passwordFile, `${PASSWORD}\n`, { mode: 0o600 });
+
+function arnFlags(e: TestEmulator): string[] {
+  return ['--trust-anchor-arn', e.arns.trustAnchorArn, '--profile-arn', e.arns.profileArn, '--role-arn', e.arns.roleArn, '--endpoint', e.url];
+}
+
+/** No AWS_*, ROLESANYWHERE_* or TPM variables from outside; this test's TPM. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(AWS_|ROLESANYWHERE_|TPM2|TSS2_)/.test(k) && !/_proxy$/i.test(k)) env[k] = v;
+  return { ...env, ...tpm.env, ...extra };
+}
+
+const credentialProcess = (id: TpmIdentity, extraArgs: string[] = [], extraEnv: Record<string, string> = {}) =>
+  runCli(['credential-process', '--certificate', id.leaf.certPath, '--private-key', id.spec, ...extraArgs, ...arnFlags(emu)], {
+    cleanEnv: true,
+    env: cleanEnv(extraEnv),
+  });
+
+t.test('credential-process with each TPM key', async (t) => {
+  const cases: Array<[TpmIdentity, string[], Record<string, string>, string]> = [
+    [ids.tss2Ec, [], {}, ''],
+    [ids.tss2Rsa, [], {}, ''],
+    [ids.handleRsa, [], {}, ''],
+    [ids.handleEc, ['--no-tpm-key-password'], {}, ' (--no-tpm-key-password)'],
+    [ids.tss2EcPw, ['--key-password-file', passwordFile], {}, ' (--key-password-file)'],
+    [ids.handleRsaPw, [], { ROLESANYWHERE_KEY_PASSWORD: PASSWORD }, ' (ROLESANYWHERE_KEY_PASSWORD)'],
+    [ids.handleRsaPw, ['--tpm-key-password', PASSWORD], {}, ' (--tpm-key-password, as AWS’s helper takes it)'],
+  ];
+  for (const [id, args, env, how] of cases) {
+    const before = emu.emulator.issued.length;
+    const r = await credentialProcess(id, args, env);
+    t.equal(r.code, 0, `${id.what}${how}: exit 0 (stderr: ${r.stderr.trim()})`);
+    t.equal(emu.emulator.issued.length, before + 1, `${id.what}: one session issued`);
+    const out = JSON.parse(r.stdout || '{}');
+    t.equal(out.AccessKeyId, emu.emulator.issued.at(-1)?.accessKeyId, `${id.what}: the credentials the emulator issued`);
+    t.notOk(r.stdout.includes(PASSWORD) || r.stderr.includes(PASSWORD), 'the password appears nowhere');
+  }
+  t.same(await tpm.transientHandles(), [], 'no objects left loaded in the TPM');
+});
+
+t.test('bad input: one clear line on stderr, nothing on stdout, exit 1', async (t) => {
+  const expectFailure = async (name: string, r: Awaited<ReturnType<typeof runCli>>, re: RegExp, secret?: string) => {
+    t.equal(r.code, 1, `${name}: exit 1`);
+    t.equal(r.stdout, '', `${name}: nothing on stdout`);
+    t.match(r.stderr, re, `${name}: ${re}`);
+    if (secret) t.notOk(r.stderr.includes(secret), `${name}: the password is not shown`);
+  };
+  const wrong = 'not-the-Password-42';
+  await expectFailure('wrong password (TSS2 file)', await credentialProcess(ids.tss2EcPw, [], { ROLESANYWHERE_KEY_PASSWORD: wrong }), /wrong TPM key password/, wrong);
+  await expectFailure('wrong password (handle)', await credentialProcess(ids.handleRsaPw, ['--tpm-key-password', wrong]), /tpm handle 0x81000003: wrong TPM key password/, wrong);
+  await expectFailure('no password for a key that has one', await credentialProcess(ids.tss2EcPw), /this TPM key has a password; give its password with --key-password-file/);
+  await expectFailure(
+    'certificate of another key',
+    await credentialProcess({ ...ids.tss2Ec, leaf: ids.handleEc.leaf }),
+    /does not match the certificate/,
+  );
+  await expectFailure('no such persistent handle', await credentialProcess({ ...ids.handleEc, spec: 'handle:0x81000042' }), /tpm handle 0x81000042: no key at this persistent handle/);
+  await expectFailure('a handle that is not persistent', await credentialProcess({ ...ids.handleEc, spec: 'handle:0x80000001' }), /not a TPM persistent handle; write it as handle:0x81000001/);
+
+  await tpm.stop();
+  try {
+    await expectFailure('TPM unreachable (TSS2 file)', await credentialProcess(ids.tss2Rsa), /TPM not reachable through TCTI "swtpm:path=/);
+    await expectFailure('TPM unreachable (handle)', await credentialProcess(ids.handleEc), /tpm handle 0x81000002: TPM not reachable/);
+  } finally {
+    await tpm.start();
+  }
+});
+
+t.test('check names the TPM key source', async (t) => {
+  for (const id of [ids.tss2Ec, ids.handleRsa]) {
+    const r = await runCli(['check', '--certificate', id.leaf.certPath, '--private-key', id.spec], { cleanEnv: true, env: cleanEnv() });
+    t.equal(r.code, 0, `${id.what}: check passes (stderr: ${r.stderr.trim()})`);
+    t.match(r.stdout, id.spec.startsWith('handle:') ? /tpm handle 0x81000001/ : new RegExp(`tpm key file ${id.spec.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+  }
+  const mismatch = await runCli(['check', '--certificate', ids.handleEc.leaf.certPath, '--private-key', ids.tss2Ec.spec], { cleanEnv: true, env: cleanEnv() });
+  t.equal(mismatch.code, 1, 'a certificate of another key fails check');
+  t.match(mismatch.stdout + mismatch.stderr, /does not match/);
+});
+
+t.test('serve: every TPM key, read by the AWS SDK', async (t) => {
+  const profiles = {
+    'tss2-ec': { id: ids.tss2Ec, extra: '' },
+    'tss2-rsa': { id: ids.tss2Rsa, extra: '' },
+    'handle-rsa': { id: ids.handleRsa, extra: '' },
+    'handle-ec': { id: ids.handleEc, extra: '    noTpmKeyPassword: true\n' },
+    'tss2-ec-password': { id: ids.tss2EcPw, extra: `    keyPasswordFile: ${passwordFile}\n` },
+    'handle-rsa-password': { id: ids.handleRsaPw, extra: `    keyPasswordFile: ${passwordFile}\n` },
+  };
+  const cfg = join(emu.dir, 'tpm-daemon.yaml');
+  const yaml = [
+    'listen: ["127.0.0.1:0"]',
+    `tokenFile: ${join(emu.dir, 'tpm-run', 'token')}`,
+    'imds:',
+    '  profile: tss2-ec',
+    'profiles:',
+    ...Object.entries(profiles).map(
+      ([name, p]) =>
+        `  ${name}:\n    certificate: ${p.id.leaf.certPath}\n    privateKey: "${p.id.spec}"\n${p.extra}` +
+        `    trustAnchorArn: ${emu.arns.trustAnchorArn}\n    profileArn: ${emu.arns.profileArn}\n    roleArn: ${emu.arns.roleArn}\n    endpoint: ${emu.url}\n`,
+    ),
+  ].join('\n');
+  await writeFile(cfg, yaml);
+  const d = spawnServe(t, ['--config', cfg], cleanEnv());
+  const port = await d.port();
+  const tokenFile = join(emu.dir, 'tpm-run', 'token');
+  for (const name of Object.keys(profiles)) {
+    // Readiness is polled (every profile's first refresh), not timed.
+    let status = 0;
+    for (let i = 0; i < 300 && status !== 200; i++) {
+      status = (await httpRequest(port, 'GET', `/readyz`)).status;
+      if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+    }
+    const provider = fromHttp({ awsContainerCredentialsFullUri: `http://127.0.0.1:${port}/v1/credentials/${name}`, awsContainerAuthorizationTokenFile: tokenFile });
+    const creds = await provider();
+    t.ok(emu.emulator.issued.some((c) => c.accessKeyId === creds.accessKeyId), `${name}: credentials the emulator issued`);
+    const sts = new STSClient({ region: 'us-east-1', endpoint: emu.url, credentials: provider, maxAttempts: 1 });
+    try {
+      const who = await sts.send(new GetCallerIdentityCommand({}));
+      t.equal(who.Account, emu.accountId, `${name}: an STS call with them succeeds`);
+    } finally {
+      sts.destroy();
+    }
+  }
+  t.notOk(d.output().includes(PASSWORD), 'the password is never logged');
+  d.child.kill('SIGTERM');
+  t.equal((await d.exited).code, 0);
+});
+
+t.test('serve survives the TPM going away and recovers when it returns', async (t) => {
+  process.env.TPM2OPENSSL_TCTI = tpm.tcti;
+  t.teardown(() => {
+    delete process.env.TPM2OPENSSL_TCTI;
+  });
+  const d = await startEmulatedDaemon(t, {
+    prepare: async (e) => {
+      const csr = await tpm.csr(ids.handleEc.spec, 'tpm-daemon');
+      const leaf = await makeLeaf(e.dir, e.ca, 'tpm-daemon', { csrPath: csr });
+      return { certificate: leaf.certPath, privateKey: ids.handleEc.spec };
+    },
+  });
+  const session = d.daemon.session('main')!;
+  await session.waitFor((s) => s.status().ready, 15_000);
+  const get = () => httpRequest(d.port, 'GET', '/v1/credentials', { authorization: d.token });
+  const first = JSON.parse((await get()).body).AccessKeyId as string;
+
+  await tpm.stop();
+  await session.refresh();
+  const st = session.status();
+  t.equal(st.lastRefreshOutcome, 'failure', 'the refresh failed');
+  t.equal(st.lastFailure?.reason, 'tpm_unreachable', 'because the TPM is unreachable');
+  t.match(st.lastFailure?.message, /tpm handle 0x81000002: TPM not reachable/);
+  const during = await get();
+  t.equal(during.status, 200, 'cached credentials still served');
+  t.equal(JSON.parse(during.body).AccessKeyId, first, 'the same cached credentials');
+  t.match(d.logs(), /"reason":"tpm_unreachable"/, 'the failure is logged with its reason');
+
+  await tpm.start();
+  await session.refresh();
+  t.equal(session.status().lastRefreshOutcome, 'success', 'the next refresh succeeds');
+  const after = JSON.parse((await get()).body).AccessKeyId as string;
+  t.not(after, first, 'new credentials, signed by the TPM again');
+});
