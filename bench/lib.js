@@ -77,9 +77,21 @@ export function tempDir(prefix = 'ra-bench-') {
   return d;
 }
 
-/** Spawns a tracked child (killed at exit). Keeps the last 64 KB of its output. */
+/**
+ * The command line that runs `cmd` pinned to CPUs `cpu` (e.g. "0", with taskset) and at
+ * niceness `nice` (with nice). Both exec the command, so the pid is the command's.
+ */
+export function scheduled({ cpu, nice } = {}, cmd, args) {
+  if (cpu !== undefined) [cmd, args] = ['taskset', ['-c', cpu, cmd, ...args]];
+  if (nice !== undefined) [cmd, args] = ['nice', ['-n', String(nice), cmd, ...args]];
+  return [cmd, args];
+}
+
+/** Spawns a tracked child (killed at exit). Keeps the last 64 KB of its output. `opts.cpu`/`opts.nice`: see scheduled(). */
 export function spawnTracked(cmd, args, opts = {}) {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const { cpu, nice, ...spawnOpts } = opts;
+  [cmd, args] = scheduled({ cpu, nice }, cmd, args);
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts });
   children.add(child);
   let out = '';
   const keep = (d) => {
@@ -244,11 +256,16 @@ export async function writeDaemonConfig(dir, { port, profiles, endpoint, tokenFi
   return path;
 }
 
-/** `serve --config FILE` as a child process. Does not wait for anything. */
-/** `command`: the argv prefix that runs the CLI (default: this Node with dist/cli.js; or a single-file executable). */
-export function spawnDaemon(configPath, extraArgs = [], [cmd, ...pre] = [process.execPath, CLI]) {
+/**
+ * `serve --config FILE` as a child process. Does not wait for anything. `command`: the argv
+ * prefix that runs the CLI (default: this Node with dist/cli.js; or a single-file executable);
+ * `{ cpu, nice }`: see scheduled().
+ */
+export function spawnDaemon(configPath, extraArgs = [], [cmd, ...pre] = [process.execPath, CLI], { cpu, nice } = {}) {
   const proc = spawnTracked(cmd, [...pre, 'serve', '--config', configPath, ...extraArgs], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
+    cpu,
+    nice,
   });
   return proc;
 }
@@ -314,6 +331,18 @@ export function rssKb(pid) {
   try {
     const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU time (user + system) a process has used so far, in ms (from /proc/<pid>/stat; clock ticks of 10 ms), or NaN. */
+export function cpuMs(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[11] = utime, fields[12] = stime (fields 14 and 15 of proc(5), counted from `state`).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
   } catch {
     return NaN;
   }
