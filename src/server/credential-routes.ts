@@ -27,7 +27,7 @@ import { isLoopbackHostHeader } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import type { ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics } from './metrics.js';
-import type { ServerState } from './state.js';
+import type { ServedProfile, ServerState } from './state.js';
 
 /** An answer that refuses the request: HTTP status and the endpoint's `{Code, Message}`. */
 export interface Refusal {
@@ -217,11 +217,6 @@ export function errorBody(code: string, message: string): string {
   return JSON.stringify({ Code: code, Message: message });
 }
 
-function send(res: ServerResponse, status: number, contentType: string, body: Buffer | string): void {
-  res.writeHead(status, ['content-type', contentType, 'cache-control', 'no-store', 'content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length)]);
-  res.end(body);
-}
-
 export interface CredentialRoutesOptions {
   getState: () => ServerState;
   metrics: RequestMetrics;
@@ -233,6 +228,7 @@ export interface CredentialRoutesOptions {
 const CONTAINER_PREFIX = '/v1/credentials';
 const IMDS_PREFIX = '/latest/';
 const ROLE_PREFIX = '/latest/meta-data/iam/security-credentials/';
+const JSON_ERROR = 'application/json; charset=utf-8';
 
 function isThenable<T>(v: unknown): v is Promise<T> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
@@ -255,97 +251,157 @@ function runChecks(checks: Check[], i: number, req: IncomingMessage, ctx: CheckC
   return undefined;
 }
 
+// One-entry memo: every request of a profile asks for the same role name.
+let lastRoleArn = '';
+let lastRoleName = '';
+function roleNameCached(roleArn: string): string {
+  if (roleArn !== lastRoleArn) {
+    lastRoleName = roleNameOf(roleArn);
+    lastRoleArn = roleArn;
+  }
+  return lastRoleName;
+}
+
+interface Shared {
+  metrics: RequestMetrics;
+  bodies: BodyCache;
+  log: Logger;
+}
+
+/**
+ * One request on a credential route, from the checks to the answer. It is the
+ * checks' context too, so the synchronous path allocates this one object and
+ * no closures.
+ */
+class Exchange implements CheckContext {
+  profile: string | undefined;
+  private served: ServedProfile | undefined;
+  private authorized = false;
+
+  constructor(
+    private readonly shared: Shared,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+    readonly state: ServerState,
+    readonly route: CredentialRoute,
+    private readonly checks: RouteChecks,
+    private readonly label: string,
+    private readonly started: number,
+    private readonly path: string,
+    named: string | undefined,
+  ) {
+    this.profile = named;
+  }
+
+  /** Authenticate, resolve the profile, authorize, answer. */
+  start(): void {
+    this.check(this.checks.authenticate);
+  }
+
+  private check(checks: Check[]): void {
+    const r = checks.length === 0 ? undefined : runChecks(checks, 0, this.req, this);
+    if (r === undefined) return this.passed();
+    if (isThenable<Refusal | undefined>(r)) {
+      r.then(
+        (x) => {
+          if (this.res.destroyed) return;
+          if (x === undefined) this.passed();
+          else this.refuse(x);
+        },
+        (err: unknown) => this.fail(err),
+      );
+      return;
+    }
+    this.refuse(r);
+  }
+
+  private passed(): void {
+    try {
+      if (this.authorized) return this.serve();
+      this.authorized = true; // the next pass is the authorize checks'
+      const state = this.state;
+      let name = this.profile;
+      if (this.route === 'container') {
+        if (name === undefined) {
+          name = state.defaultProfile;
+          if (name === undefined) return this.refuse(refusal(404, 'NotFound', `no default profile is configured; request /v1/credentials/<profile> (profiles: ${[...state.profiles.keys()].join(', ')})`));
+        }
+        this.served = state.profiles.get(name);
+        if (this.served === undefined) return this.refuse(refusal(404, 'NotFound', `unknown profile "${name.slice(0, 100)}"`));
+      } else {
+        name ??= state.imds.profile;
+        this.served = name === undefined ? undefined : state.profiles.get(name);
+        if (this.served === undefined) return this.refuse(refusal(404, 'NotFound', 'no profile is served over IMDS'));
+      }
+      this.profile = name;
+      this.check(this.checks.authorize);
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private serve(): void {
+    const profile = this.served!;
+    if (this.route === 'container') {
+      const found = profile.session.lookup();
+      if (!found.ok) return this.refuse(refusal(503, 'CredentialsUnavailable', found.message));
+      return this.answer(200, 'application/json', this.shared.bodies.containerBody(found.credentials));
+    }
+    const path = this.path;
+    const roleName = roleNameCached(profile.roleArn);
+    switch (path) {
+      case '/latest/meta-data/iam/security-credentials/':
+      case '/latest/meta-data/iam/security-credentials':
+        return this.answer(200, 'text/plain', roleName);
+      case '/latest/meta-data/placement/availability-zone':
+        return this.answer(200, 'text/plain', `${profile.region}a`);
+      case '/latest/meta-data/placement/region':
+        return this.answer(200, 'text/plain', profile.region);
+    }
+    if (path.startsWith(ROLE_PREFIX)) {
+      let role = path.slice(ROLE_PREFIX.length);
+      if (role.includes('%')) {
+        try {
+          role = decodeURIComponent(role);
+        } catch {
+          role = '';
+        }
+      }
+      if (role !== roleName) return this.refuse(refusal(404, 'NotFound', 'no such role'));
+      const found = profile.session.lookup();
+      if (!found.ok) return this.refuse(refusal(503, 'CredentialsUnavailable', found.message));
+      return this.answer(200, 'application/json', this.shared.bodies.imdsBody(found.credentials, found.lastUpdated));
+    }
+    return this.refuse(refusal(404, 'NotFound', `no such metadata path: ${path.slice(0, 200)}`));
+  }
+
+  answer(status: number, contentType: string, body: Buffer | string): void {
+    const res = this.res;
+    res.writeHead(status, ['content-type', contentType, 'cache-control', 'no-store', 'content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length)]);
+    res.end(body);
+    this.shared.metrics.record(this.label, status);
+    if (this.started !== 0) this.shared.log.debug({ method: this.req.method, route: this.label, status, ms: Math.round(performance.now() - this.started) }, 'request');
+  }
+
+  refuse(r: Refusal): void {
+    this.answer(r.status, JSON_ERROR, errorBody(r.code, r.message));
+  }
+
+  fail(err: unknown): void {
+    this.shared.log.error({ error: err instanceof Error ? err.message : String(err), route: this.label }, 'request handler error');
+    if (!this.res.headersSent) this.refuse(refusal(500, 'InternalError', 'internal error'));
+    else this.res.destroy();
+  }
+}
+
 /**
  * The credential routes of one listener as a node:http request handler that returns
  * false for every request it does not serve (hand those to fastify).
  */
 export function credentialRoutes(options: CredentialRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { getState, metrics, bodies, logger: log, surface } = options;
-
-  const answer = (req: IncomingMessage, res: ServerResponse, label: string, status: number, contentType: string, body: Buffer | string, started: number): void => {
-    send(res, status, contentType, body);
-    metrics.record(label, status);
-    if (started !== 0) log.debug({ method: req.method, route: label, status, ms: Math.round(performance.now() - started) }, 'request');
-  };
-  const refuse = (req: IncomingMessage, res: ServerResponse, label: string, r: Refusal, started: number): void =>
-    answer(req, res, label, r.status, 'application/json; charset=utf-8', errorBody(r.code, r.message), started);
-  const fail = (req: IncomingMessage, res: ServerResponse, label: string, err: unknown, started: number): void => {
-    log.error({ error: err instanceof Error ? err.message : String(err), route: label }, 'request handler error');
-    if (!res.headersSent) refuse(req, res, label, refusal(500, 'InternalError', 'internal error'), started);
-    else res.destroy();
-  };
-
-  /** Runs `checks`, then `next` — synchronously unless a check returns a promise. */
-  const after = (req: IncomingMessage, res: ServerResponse, label: string, started: number, checks: Check[], ctx: CheckContext, next: () => void): void => {
-    const r = checks.length === 0 ? undefined : runChecks(checks, 0, req, ctx);
-    if (r === undefined) return next();
-    if (isThenable<Refusal | undefined>(r)) {
-      r.then(
-        (x) => (x === undefined ? next() : refuse(req, res, label, x, started)),
-        (err: unknown) => fail(req, res, label, err, started),
-      );
-      return;
-    }
-    refuse(req, res, label, r, started);
-  };
-
-  const serveContainer = (req: IncomingMessage, res: ServerResponse, state: ServerState, checks: RouteChecks, named: string | undefined, label: string, started: number): void => {
-    const ctx: CheckContext = { state, route: 'container', profile: named };
-    after(req, res, label, started, checks.authenticate, ctx, () => {
-      let name = ctx.profile;
-      if (name === undefined) {
-        name = state.defaultProfile;
-        if (name === undefined) {
-          return refuse(req, res, label, refusal(404, 'NotFound', `no default profile is configured; request /v1/credentials/<profile> (profiles: ${[...state.profiles.keys()].join(', ')})`), started);
-        }
-      }
-      const profile = state.profiles.get(name);
-      if (!profile) return refuse(req, res, label, refusal(404, 'NotFound', `unknown profile "${name.slice(0, 100)}"`), started);
-      ctx.profile = name;
-      after(req, res, label, started, checks.authorize, ctx, () => {
-        const found = profile.session.lookup();
-        if (!found.ok) return refuse(req, res, label, refusal(503, 'CredentialsUnavailable', found.message), started);
-        answer(req, res, label, 200, 'application/json', bodies.containerBody(found.credentials), started);
-      });
-    });
-  };
-
-  const serveImds = (req: IncomingMessage, res: ServerResponse, state: ServerState, checks: RouteChecks, path: string, started: number): void => {
-    const label = ROUTE_LABELS.imds;
-    if (!state.imds.enabled) return refuse(req, res, label, refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'), started);
-    const ctx: CheckContext = { state, route: 'imds', profile: undefined };
-    after(req, res, label, started, checks.authenticate, ctx, () => {
-      const name = ctx.profile ?? state.imds.profile;
-      const profile = name === undefined ? undefined : state.profiles.get(name);
-      if (!profile) return refuse(req, res, label, refusal(404, 'NotFound', 'no profile is served over IMDS'), started);
-      ctx.profile = name;
-      after(req, res, label, started, checks.authorize, ctx, () => {
-        const roleName = roleNameOf(profile.roleArn);
-        switch (path) {
-          case '/latest/meta-data/iam/security-credentials/':
-          case '/latest/meta-data/iam/security-credentials':
-            return answer(req, res, label, 200, 'text/plain', roleName, started);
-          case '/latest/meta-data/placement/availability-zone':
-            return answer(req, res, label, 200, 'text/plain', `${profile.region}a`, started);
-          case '/latest/meta-data/placement/region':
-            return answer(req, res, label, 200, 'text/plain', profile.region, started);
-        }
-        if (path.startsWith(ROLE_PREFIX)) {
-          let role: string;
-          try {
-            role = decodeURIComponent(path.slice(ROLE_PREFIX.length));
-          } catch {
-            role = '';
-          }
-          if (role !== roleName) return refuse(req, res, label, refusal(404, 'NotFound', 'no such role'), started);
-          const found = profile.session.lookup();
-          if (!found.ok) return refuse(req, res, label, refusal(503, 'CredentialsUnavailable', found.message), started);
-          return answer(req, res, label, 200, 'application/json', bodies.imdsBody(found.credentials, found.lastUpdated), started);
-        }
-        return refuse(req, res, label, refusal(404, 'NotFound', `no such metadata path: ${path.slice(0, 200)}`), started);
-      });
-    });
-  };
+  const { getState, surface } = options;
+  const shared: Shared = { metrics: options.metrics, bodies: options.bodies, log: options.logger };
+  const log = options.logger;
 
   return (req, res) => {
     const method = req.method;
@@ -356,49 +412,55 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     if (hash !== -1 && (end === -1 || hash < end)) end = hash;
     const path = end === -1 ? url : url.slice(0, end);
 
-    let kind: 0 | 1 | 2 | 3 = 0; // 1 container, 2 container named, 3 IMDS
-    let segment = '';
+    let route: CredentialRoute;
+    let checks: RouteChecks | undefined;
+    let label: string;
+    let segment: string | undefined;
     if (path.startsWith(CONTAINER_PREFIX)) {
-      if (path.length === CONTAINER_PREFIX.length) kind = 1;
+      if (path.length === CONTAINER_PREFIX.length) label = ROUTE_LABELS.container;
       else if (path.charCodeAt(CONTAINER_PREFIX.length) === 47 /* / */) {
         segment = path.slice(CONTAINER_PREFIX.length + 1);
         if (segment.length === 0 || segment.includes('/')) return false;
-        kind = 2;
+        label = ROUTE_LABELS.containerNamed;
       } else return false;
-      if (surface.container === undefined) return false;
+      route = 'container';
+      checks = surface.container;
     } else if (path.startsWith(IMDS_PREFIX)) {
-      if (surface.imds === undefined) return false;
-      kind = 3;
+      route = 'imds';
+      checks = surface.imds;
+      label = ROUTE_LABELS.imds;
     } else return false;
+    if (checks === undefined) return false;
 
     const started = log.isLevelEnabled('debug') ? performance.now() : 0;
-    const label = kind === 1 ? ROUTE_LABELS.container : kind === 2 ? ROUTE_LABELS.containerNamed : ROUTE_LABELS.imds;
+    const state = getState();
+    const exchange = new Exchange(shared, req, res, state, route, checks, label, started, path, undefined);
     try {
-      const state = getState();
       const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
       if (denied !== undefined) {
-        refuse(req, res, label, denied, started);
+        exchange.refuse(denied);
         return true;
       }
-      if (kind === 3) serveImds(req, res, state, surface.imds!, path, started);
-      else {
-        let named: string | undefined;
-        if (kind === 2) {
-          if (segment.length > MAX_PATH_SEGMENT) {
-            refuse(req, res, label, refusal(414, 'BadRequest', 'a path segment is too long'), started);
-            return true;
-          }
-          try {
-            named = decodeURIComponent(segment);
-          } catch {
-            refuse(req, res, label, refusal(400, 'BadRequest', 'the request path is not valid (bad percent-encoding)'), started);
-            return true;
-          }
-        }
-        serveContainer(req, res, state, surface.container!, named, label, started);
+      if (route === 'imds') {
+        if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
+        else exchange.start();
+        return true;
       }
+      if (segment !== undefined) {
+        if (segment.length > MAX_PATH_SEGMENT) {
+          exchange.refuse(refusal(414, 'BadRequest', 'a path segment is too long'));
+          return true;
+        }
+        try {
+          exchange.profile = decodeURIComponent(segment);
+        } catch {
+          exchange.refuse(refusal(400, 'BadRequest', 'the request path is not valid (bad percent-encoding)'));
+          return true;
+        }
+      }
+      exchange.start();
     } catch (err) {
-      fail(req, res, label, err, started);
+      exchange.fail(err);
     }
     return true;
   };

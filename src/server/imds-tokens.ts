@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { hash as oneShotHash, randomBytes } from 'node:crypto';
 
 export const IMDS_MAX_TTL_SECONDS = 21600;
 
@@ -50,7 +50,7 @@ export class ImdsTokenStore {
 }
 
 function hash(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('base64');
+  return oneShotHash('sha256', token, 'base64');
 }
 
 /** Parses the TTL header: an integer 1..21600, else undefined. */

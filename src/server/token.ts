@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
@@ -73,15 +73,19 @@ function validateToken(text: string, path: string): void {
   if (text.length < 16) throw new UserError(`token file ${path} holds a token shorter than 16 characters; use a longer random token or delete the file to have one generated`, { reason: 'token_file' });
 }
 
-/** Constant-time check of a presented token against the expected one. */
+/**
+ * Constant-time check of a presented token against the expected one: both are
+ * hashed with SHA-256 (equal lengths, whatever is presented) and the digests
+ * compared with timingSafeEqual. `crypto.hash` is the one-shot form of
+ * createHash().update().digest(), without the Hash object per request.
+ */
 export class TokenVerifier {
   private readonly digest: Buffer;
   constructor(token: string) {
-    this.digest = createHash('sha256').update(token, 'utf8').digest();
+    this.digest = hash('sha256', token, 'buffer');
   }
   matches(presented: string | string[] | undefined): boolean {
     if (typeof presented !== 'string') return false;
-    const d = createHash('sha256').update(presented, 'utf8').digest();
-    return timingSafeEqual(d, this.digest);
+    return timingSafeEqual(hash('sha256', presented, 'buffer'), this.digest);
   }
 }
