@@ -47,6 +47,8 @@ const ISSUE_USAGE = `Usage: rolesanywhere-credentiald pki issue --ca-dir DIR --n
 
 Issues a client certificate from DIR/ca.pem + DIR/ca.key and writes DIR/NAME.pem and
 DIR/NAME.key (mode 0600); with --pfx also DIR/NAME.pfx (PKCS#12, AES-256, mode 0600).
+With --csr FILE it certifies the key of a PKCS#10 request instead (a key kept in a
+token or TPM) and writes only DIR/NAME.pem.
 
 Options:
   --ca-dir DIR              directory holding ca.pem and ca.key (from \`pki init\`)
@@ -55,6 +57,10 @@ Options:
   --days N                  validity in days (default ${DEFAULT_CLIENT_DAYS}; never past the CA's expiry)
   --key-type TYPE           rsa = RSA 2048, ec = EC P-256, ml-dsa-44|ml-dsa-65|ml-dsa-87
                             (default: same type as the CA)
+  --csr FILE                certify the key in this PKCS#10 request (PEM or DER; its own
+                            signature must verify; RSA 2048+, EC P-256/P-384 or ML-DSA);
+                            the certificate takes its subject unless --subject is given
+                            (not with --key-type or --pfx)
   --pfx                     also write DIR/NAME.pfx with the key and certificate
   --pfx-password-file FILE  read the PKCS#12 password from FILE (one trailing newline is ignored)
                             (or set ROLESANYWHERE_PFX_PASSWORD)
@@ -166,6 +172,7 @@ async function issue(argv: string[]): Promise<number> {
       subject: { type: 'string' },
       days: { type: 'string' },
       'key-type': { type: 'string' },
+      csr: { type: 'string' },
       pfx: { type: 'boolean' },
       'pfx-password-file': { type: 'string' },
       'pfx-password': { type: 'string' },
@@ -181,7 +188,7 @@ async function issue(argv: string[]): Promise<number> {
   const caDir = values['ca-dir'];
   const name = values.name;
   if (!caDir) throw new UserError('pki issue needs --ca-dir DIR (the directory holding ca.pem and ca.key from `pki init`)', { reason: 'usage' });
-  if (!name) throw new UserError('pki issue needs --name NAME (the new files are DIR/NAME.pem and DIR/NAME.key)', { reason: 'usage' });
+  if (!name) throw new UserError(`pki issue needs --name NAME (the new files are DIR/NAME.pem${values.csr !== undefined ? '' : ' and DIR/NAME.key'})`, { reason: 'usage' });
   const days = parseDays(values.days);
   const keyType = parseKeyType(values['key-type']);
 
@@ -214,6 +221,7 @@ async function issue(argv: string[]): Promise<number> {
     days,
     keyType,
     pfxPassword,
+    ...(values.csr !== undefined ? { csr: values.csr } : {}),
     force: Boolean(values.force),
   });
   for (const w of result.warnings) process.stderr.write(`warning: ${w}\n`);
@@ -221,15 +229,17 @@ async function issue(argv: string[]): Promise<number> {
   const out = [
     `Issued ${c.subject.replace(/\n/g, ', ')} by ${result.ca.certificate.subject.replace(/\n/g, ', ')}:`,
     `  serial ${serialDecimal(c)}, ${result.keyLabel} key, ${result.cert.signatureAlgorithm}, valid until ${day(c.validTo)}`,
+    ...(result.csr ? [`  for the key in ${values.csr} (${result.csr.keyType}; the request's own signature verified; ${values.subject !== undefined ? 'subject from --subject' : 'its subject'})`] : []),
     `  ${result.certPath}  certificate`,
-    `  ${result.keyPath}  private key (mode 0600)`,
+    ...(result.keyPath ? [`  ${result.keyPath}  private key (mode 0600)`] : []),
     ...(result.pfxPath ? [`  ${result.pfxPath}  PKCS#12 bundle of both (mode 0600)`] : []),
     '',
     'Use it with:',
     result.pfxPath
       ? `  rolesanywhere-credentiald serve --certificate ${sh(result.pfxPath)} --key-password-file FILE \\`
-      : `  rolesanywhere-credentiald serve --certificate ${sh(result.certPath)} --private-key ${sh(result.keyPath)} \\`,
+      : `  rolesanywhere-credentiald serve --certificate ${sh(result.certPath)} --private-key ${result.keyPath ? sh(result.keyPath) : 'KEY'} \\`,
     '    --trust-anchor-arn TRUST_ANCHOR_ARN --profile-arn PROFILE_ARN --role-arn ROLE_ARN',
+    ...(result.keyPath ? [] : ['  where KEY is the key the request was made with (its pkcs11: URI, TPM key file or handle, or key file)']),
     '',
   ];
   process.stdout.write(out.join('\n'));

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { UserError } from '../errors.js';
 import type { IdentitySource } from './types.js';
 
 /** What a file is for, used in messages ("certificate file", "private key file"…). */
-export type FileRole = 'certificate' | 'private key' | 'intermediates' | 'CA certificate' | 'password' | 'JWKS' | 'bearer token';
+export type FileRole = 'certificate' | 'private key' | 'intermediates' | 'CA certificate' | 'password' | 'JWKS' | 'bearer token' | 'certificate request';
 
 function whoAmI(): string {
   const uid = process.getuid?.();
@@ -41,12 +41,24 @@ export function fileError(path: string, role: FileRole, err: unknown): UserError
   }
 }
 
-/** Reads a whole input file; a missing, unreadable or empty file is a UserError. */
-export async function readInputFile(path: string, role: FileRole): Promise<Buffer> {
+/**
+ * Reads a whole input file; a missing, unreadable or empty file is a UserError.
+ * With `maxBytes`, a larger file is refused from its size, before it is read.
+ */
+export async function readInputFile(path: string, role: FileRole, opts: { maxBytes?: number } = {}): Promise<Buffer> {
   let data: Buffer;
   try {
+    const tooLarge = (size: number) =>
+      new UserError(`${path}: ${role} file is ${size} bytes, more than the ${opts.maxBytes} a ${role} can be; check the path`, { reason: 'file_too_large' });
+    if (opts.maxBytes !== undefined) {
+      const size = (await stat(path)).size;
+      if (size > opts.maxBytes) throw tooLarge(size);
+    }
     data = await readFile(path);
+    // (A file that grew between stat and read, or a pipe, is caught here.)
+    if (opts.maxBytes !== undefined && data.length > opts.maxBytes) throw tooLarge(data.length);
   } catch (err) {
+    if (err instanceof UserError) throw err;
     throw fileError(path, role, err);
   }
   if (data.length === 0 || (role !== 'password' && data.toString('latin1').trim() === '')) {

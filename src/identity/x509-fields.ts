@@ -98,7 +98,7 @@ export interface CertificateFields {
   derLength: number;
 }
 
-function parseAlgorithm(node: Asn1): CertificateFields['signatureAlgorithm'] {
+export function parseAlgorithm(node: Asn1): CertificateFields['signatureAlgorithm'] {
   expect(node, TAG.SEQUENCE, 'AlgorithmIdentifier');
   const oid = readOid(child(node, 0, 'algorithm OID'));
   const known = SIGNATURE_ALGORITHMS[oid];

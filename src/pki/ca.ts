@@ -13,6 +13,8 @@ import { mlDsaUnsupported } from '../identity/signer.js';
 import { createCertificate, signatureAlgorithmFor, type BuiltCertificate } from './certificate.js';
 import { parseSubject, type NameAttribute } from './name.js';
 import { createPkcs12 } from './pkcs12.js';
+import { readCertificationRequest, type CertificationRequest } from './csr.js';
+import { checkCertificateRules } from '../identity/requirements.js';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -354,18 +356,26 @@ export interface IssueOptions {
   keyType?: PkiKeyType;
   /** Write NAME.pfx protected with this password. */
   pfxPassword?: string;
+  /**
+   * A PKCS#10 CSR file (PEM or DER): certify the key in it (made in a token or
+   * a TPM) instead of generating one. Its subject is used unless `subject` is given.
+   */
+  csr?: string;
   force?: boolean;
   now?: Date;
 }
 
 export interface IssueResult {
   certPath: string;
-  keyPath: string;
+  /** The new private key; absent with a CSR (the key stays where the CSR was made). */
+  keyPath?: string;
   pfxPath?: string;
   cert: BuiltCertificate;
   keyLabel: string;
   ca: LoadedCa;
   warnings: string[];
+  /** The CSR the certificate was issued for. */
+  csr?: CertificationRequest;
 }
 
 /** Issues a client certificate from the CA in `caDir`. */
@@ -378,10 +388,18 @@ export async function issueClientCertificate(opts: IssueOptions): Promise<IssueR
   if (opts.pfxPassword !== undefined && opts.pfxPassword === '') {
     throw new UserError('the PKCS#12 password is empty; give a non-empty password');
   }
+  if (opts.csr !== undefined && opts.keyType !== undefined) {
+    throw new UserError('--key-type does not go with --csr: the certificate is for the key in the request', { reason: 'usage' });
+  }
+  if (opts.csr !== undefined && pfxPath) {
+    throw new UserError('--pfx needs the private key, but a CSR carries only the public key; leave out --pfx (the key stays in its token or TPM)', { reason: 'usage' });
+  }
   const subject = opts.subject !== undefined ? parseSubject(opts.subject) : subjectFromName(name);
   const now = opts.now ?? new Date();
   const ca = await loadCa(dir, now);
-  await checkTargets(dir, [certPath, keyPath, ...(pfxPath ? [pfxPath] : [])], opts.force ?? false);
+  // Read and verify the request before anything is checked or written.
+  const csr = opts.csr !== undefined ? await readCertificationRequest(opts.csr) : undefined;
+  await checkTargets(dir, csr ? [certPath] : [certPath, keyPath, ...(pfxPath ? [pfxPath] : [])], opts.force ?? false);
 
   const keyType = opts.keyType ?? pkiKeyTypeOf(ca.privateKey) ?? 'rsa';
   const days = opts.days ?? DEFAULT_CLIENT_DAYS;
@@ -396,16 +414,24 @@ export async function issueClientCertificate(opts: IssueOptions): Promise<IssueR
   const caNotBefore = new Date(ca.certificate.validFrom);
   if (notBefore < caNotBefore) notBefore = caNotBefore;
 
-  const keys = await newKeyPair(keyType, 'client');
+  const keys = csr ? undefined : await newKeyPair(keyType, 'client');
   const cert = createCertificate({
-    subject,
-    subjectKey: keys.publicKey,
+    // The CSR's subject exactly as encoded, unless --subject overrides it (or it is empty).
+    subject: csr && opts.subject === undefined && !csr.subjectEmpty ? csr.subjectName : subject,
+    subjectKey: csr ? csr.publicKey : keys!.publicKey,
     issuer: { certificate: ca.certificate, privateKey: ca.privateKey },
     notBefore,
     notAfter,
     keyUsage: ['digitalSignature'],
     extendedKeyUsage: ['clientAuth'],
   });
+  // What we issue must pass the rules `check` and the loader apply (v3, CA:FALSE, digitalSignature, SHA-256+, key type, size).
+  const broken = checkCertificateRules(cert.certificate, { now }).find((r) => !r.ok && r.severity === 'error');
+  if (broken) throw new UserError(`the certificate would break a Roles Anywhere rule (${broken.id}: ${broken.summary}); nothing was written`);
+  if (!keys) {
+    await writeOutputs(dir, [{ path: certPath, content: cert.pem, mode: 0o644 }]);
+    return { certPath, cert, keyLabel: csr!.keyType, ca, warnings, csr };
+  }
   const files: OutputFile[] = [
     { path: keyPath, content: pkcs8Pem(keys.privateKey), mode: 0o600 },
     { path: certPath, content: cert.pem, mode: 0o644 },

@@ -138,8 +138,8 @@ export function readCertificateFields(der: Buffer): CertificateFields {
 }
 
 export interface CertificateSpec {
-  /** `/CN=x/O=y`, `CN=x,O=y`, or parsed attributes. */
-  subject: string | NameAttribute[];
+  /** `/CN=x/O=y`, `CN=x,O=y`, parsed attributes, or a DER Name used as is (e.g. a CSR's subject). */
+  subject: string | NameAttribute[] | Buffer;
   /** The certified key (public, or a private key whose public half is certified). */
   subjectKey: KeyObject;
   /** The issuing CA; omitted for a self-signed certificate (then `subjectKey` must be the private key). */
@@ -168,8 +168,9 @@ function extension(id: string, critical: boolean, value: Buffer): Buffer {
 
 /** Builds and signs a v3 certificate. */
 export function createCertificate(spec: CertificateSpec): BuiltCertificate {
-  const subjectAttrs = typeof spec.subject === 'string' ? parseSubject(spec.subject) : spec.subject;
-  const subjectName = encodeName(subjectAttrs);
+  const subjectName = Buffer.isBuffer(spec.subject)
+    ? spec.subject
+    : encodeName(typeof spec.subject === 'string' ? parseSubject(spec.subject) : spec.subject);
   const subjectPublic = spec.subjectKey.type === 'private' ? createPublicKey(spec.subjectKey) : spec.subjectKey;
   const spki = subjectPublic.export({ type: 'spki', format: 'der' });
   const subjectKeyId = keyIdentifier(subjectPublic);
