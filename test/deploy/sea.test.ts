@@ -4,7 +4,8 @@
 // pki, check, emulator, credential-process (PEM key; a legacy RC2 PKCS#12, whose
 // decryption comes from node-forge inside the bundle) and serve with a YAML
 // config, fetched by the real AWS SDK through the container endpoint, also
-// with pretty (TTY) logging, which must not need a worker thread.
+// with pretty (TTY) logging, which must not need a worker thread; and a TPM
+// key, signed by the system openssl with its tpm2 provider (swtpm).
 import t from 'tap';
 import { execFile, spawn } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
@@ -14,7 +15,8 @@ import { fromHttp } from '@aws-sdk/credential-providers';
 import { REPO, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { startTestEmulator } from '../helpers/emulator.js';
-import { makePfx, tempDir } from '../helpers/pki.js';
+import { makeLeaf, makePfx, tempDir } from '../helpers/pki.js';
+import { startSoftTpm } from '../helpers/swtpm.js';
 import { sha } from '../helpers/assert.js';
 
 const run = promisify(execFile);
@@ -86,6 +88,20 @@ t.test('credential-process: PEM key, and a legacy (RC2) PKCS#12 bundle', async (
   t.equal(legacy.code, 0, `RC2 PKCS#12 (${legacy.stderr.trim()})`);
   t.equal((JSON.parse(legacy.stdout) as Record<string, string>).AccessKeyId, emu.emulator.issued.at(-1)!.accessKeyId);
   t.notMatch(legacy.stderr + legacy.stdout, /sea password/, 'the password is not printed');
+});
+
+t.test('credential-process with a TPM key: the lone file drives the system openssl and its tpm2 provider', async (t) => {
+  const tpm = await startSoftTpm(t);
+  const key = await tpm.tss2Key('p256');
+  const leaf = await makeLeaf(emu.dir, emu.ca, 'sea-tpm', { csrPath: await tpm.csr(key, 'sea-tpm') });
+  // Still no Node on PATH; the system tools TPM keys need are.
+  const r = await runProcess(exe, ['credential-process', '--certificate', leaf.certPath, '--private-key', key, ...arnFlags], {
+    cleanEnv: true,
+    env: { ...env, PATH: `${home}:/usr/bin:/bin`, ...tpm.env },
+    cwd: home,
+  });
+  t.equal(r.code, 0, `TPM key (${r.stderr.trim()})`);
+  t.equal((JSON.parse(r.stdout || '{}') as Record<string, string>).AccessKeyId, emu.emulator.issued.at(-1)!.accessKeyId);
 });
 
 async function writeConfig(dir: string): Promise<{ config: string; tokenFile: string }> {

@@ -55,6 +55,8 @@ export interface SoftTpm {
   tss2Key(type: TpmKeyType, opts?: { password?: string; name?: string }): Promise<string>;
   /** A key made persistent at `handle`; returns the spec `handle:0x…`. */
   persistentKey(type: TpmKeyType, handle: number, opts?: { password?: string }): Promise<string>;
+  /** Gives the persistent key at `handle` a new password (re-persisted under the same handle). */
+  changePersistentAuth(handle: number, oldPassword: string, newPassword: string): Promise<void>;
   /** A CSR signed with the TPM key (`spec` is a TSS2 PEM path or `handle:0x…`). */
   csr(spec: string, commonName: string, password?: string): Promise<string>;
   /** Loaded transient objects right now (should be 0 between operations). */
@@ -172,6 +174,14 @@ export async function startSoftTpm(t: { teardown(fn: () => unknown): void }): Pr
       await tool('tpm2_load', ['-C', `${base}.primary.ctx`, '-u', `${base}.pub`, '-r', `${base}.priv`, '-c', `${base}.ctx`]);
       await tool('tpm2_evictcontrol', ['-C', 'o', '-c', `${base}.ctx`, hex]);
       return `handle:${hex}`;
+    },
+    async changePersistentAuth(handle, oldPassword, newPassword) {
+      const base = join(dir, `persist-${handle.toString(16)}`);
+      const hex = `0x${handle.toString(16)}`;
+      await tool('tpm2_changeauth', ['-c', hex, '-C', `${base}.primary.ctx`, '-p', `file:${await passFile(oldPassword)}`, '-r', `${base}.priv`, `file:${await passFile(newPassword)}`]);
+      await tool('tpm2_evictcontrol', ['-C', 'o', '-c', hex]);
+      await tool('tpm2_load', ['-C', `${base}.primary.ctx`, '-u', `${base}.pub`, '-r', `${base}.priv`, '-c', `${base}.ctx`]);
+      await tool('tpm2_evictcontrol', ['-C', 'o', '-c', `${base}.ctx`, hex]);
     },
     async csr(spec, commonName, password) {
       const out = join(dir, `csr-${++keyCounter}.pem`);

@@ -104,6 +104,22 @@ t.test('TPM signer', async (t) => {
     t.equal(noFlag.kind, 'tpm', '--no-tpm-key-password with a handle that has none');
   });
 
+  t.test('a password that stops working is tried once, not on every refresh (dictionary-attack lockout)', async (t) => {
+    const spec = await tpm.persistentKey('p256', 0x81000004, { password: 'first' });
+    const signer = await openSigner(spec, { password: 'first' });
+    await tpm.changePersistentAuth(0x81000004, 'first', 'second');
+    const before = await lockoutCounter(tpm);
+    const first = await signer.sign(Buffer.from('x')).catch((e: unknown) => e);
+    t.equal(reasonOf(first), 'tpm_password_wrong', 'the TPM refuses the old password');
+    t.equal(await lockoutCounter(tpm), before + 1, 'one failed authorization');
+    const again = await signer.sign(Buffer.from('y')).catch((e: unknown) => e);
+    t.equal(reasonOf(again), 'tpm_password_wrong', 'still refused');
+    t.equal(await lockoutCounter(tpm), before + 1, 'without asking the TPM again');
+    const reopened = await openSigner(spec, { password: 'second' });
+    const data = Buffer.from('z');
+    t.ok(verify('sha256', data, reopened.publicKey, await reopened.sign(data)), 'reopened with the new password, it signs');
+  });
+
   t.test('bad specs and missing keys', async (t) => {
     const missing = await openSigner('handle:0x81000009').catch((e: unknown) => e);
     t.equal(reasonOf(missing), 'tpm_key_not_found');
