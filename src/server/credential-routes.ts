@@ -20,8 +20,11 @@
 // Checks are plain functions (see `Check`): return undefined to pass or a `Refusal` to
 // answer with. A check may return a promise (e.g. a first lookup it must do I/O for), but
 // should answer synchronously from a cache (per socket, per token) whenever it can: the
-// synchronous path allocates no promise.
+// synchronous path allocates no promise, the asynchronous one costs a promise, closures
+// and a microtask turn per request. `perConnection()` below memoizes a per-connection
+// lookup that way (value once known, a promise only while the first lookup runs).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { isLoopbackHostHeader } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
@@ -103,6 +106,38 @@ export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal |
     lastHost = host;
   }
   return lastHostOk ? undefined : HOST_REFUSAL;
+}
+
+/**
+ * Memoizes an asynchronous per-connection lookup (such as the caller's uid from
+ * /proc/net/tcp) for checks: returns the value once the connection's first lookup
+ * has finished — synchronously, so later requests on a keep-alive connection stay on
+ * the synchronous path — and the pending promise until then. A rejected lookup is
+ * not remembered (the next request tries again).
+ */
+export function perConnection<T>(lookup: (socket: Socket) => Promise<T>): (socket: Socket) => T | Promise<T> {
+  const known = new WeakMap<Socket, { value: T }>();
+  const pending = new WeakMap<Socket, Promise<T>>();
+  return (socket) => {
+    const hit = known.get(socket);
+    if (hit !== undefined) return hit.value;
+    let p = pending.get(socket);
+    if (p === undefined) {
+      p = lookup(socket).then(
+        (value) => {
+          known.set(socket, { value });
+          pending.delete(socket);
+          return value;
+        },
+        (err: unknown) => {
+          pending.delete(socket);
+          throw err;
+        },
+      );
+      pending.set(socket, p);
+    }
+    return p;
+  };
 }
 
 export function refusal(status: number, code: string, message: string): Refusal {
@@ -230,7 +265,8 @@ const IMDS_PREFIX = '/latest/';
 const ROLE_PREFIX = '/latest/meta-data/iam/security-credentials/';
 const JSON_ERROR = 'application/json; charset=utf-8';
 
-function isThenable<T>(v: unknown): v is Promise<T> {
+/** Whether a check's (or a `perConnection` lookup's) result is a promise. */
+export function isThenable<T>(v: unknown): v is Promise<T> {
   return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 

@@ -2,12 +2,13 @@
 // authenticate/authorize steps plug in per route and listener, may be asynchronous,
 // may pick the profile, and every refusal is answered in the endpoint's shape and
 // counted; requests the routes do not own reach fastify.
-import { connect } from 'node:net';
+import { Agent, request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import t, { type Test } from 'tap';
 import type { CredentialSession } from '../../src/credentials/session.js';
 import type { AwsCredentials } from '../../src/rolesanywhere/types.js';
 import { buildApp } from '../../src/server/app.js';
-import { endpointTokenCheck, type Check, type CredentialSurface } from '../../src/server/credential-routes.js';
+import { endpointTokenCheck, isThenable, perConnection, type Check, type CredentialSurface } from '../../src/server/credential-routes.js';
 import { closeAll, listenAll } from '../../src/server/listen.js';
 import { RequestMetrics } from '../../src/server/metrics.js';
 import type { ServedProfile, ServerState } from '../../src/server/state.js';
@@ -145,4 +146,37 @@ t.test('HEAD, query strings, Host guard and requests the routes do not own', asy
     s.on('error', reject);
   });
   t.notMatch(raw, /ASIA/, 'absolute-form: no credentials');
+});
+
+t.test('perConnection: one lookup per connection, synchronous once known', async (t) => {
+  let lookups = 0;
+  const uidOf = perConnection(async (socket: Socket) => {
+    lookups++;
+    await new Promise((r) => setTimeout(r, 2));
+    return socket.remotePort;
+  });
+  const results: Array<'sync' | 'async'> = [];
+  const check: Check = (req) => {
+    const v = uidOf(req.socket);
+    results.push(isThenable(v) ? 'async' : 'sync');
+    return isThenable(v) ? v.then((port) => (port ? undefined : { status: 403, code: 'AccessDenied', message: 'no port' })) : undefined;
+  };
+  const { port } = await serve(t, (d) => ({ container: { authenticate: d.container!.authenticate, authorize: [check] } }));
+  // Three requests on one keep-alive connection, then one on a new connection.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const get = () =>
+    new Promise<number>((resolve, reject) => {
+      const req = request({ host: '127.0.0.1', port, path: '/v1/credentials', agent, headers: { authorization: TOKEN } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  t.same([await get(), await get(), await get()], [200, 200, 200]);
+  t.equal(lookups, 1, 'one lookup for the connection');
+  t.same(results, ['async', 'sync', 'sync'], 'only the first request waits');
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: TOKEN })).status, 200);
+  t.equal(lookups, 2, 'a new connection is looked up again');
 });
