@@ -23,11 +23,14 @@ Options:
   --region R                   refuse requests signed for other regions
   --credential-lifetime SECS   cap on issued credential lifetimes (default 3600)
   --max-skew SECS              allowed X-Amz-Date skew (default 300)
+  --rate-limit N               CreateSession quota: N calls/s across all callers (429 above it;
+                               the service's default quota is 10); default: none
   --quiet                      don't log each call to stderr
   -h, --help                   show this help
 
 Control API (JSON): POST/GET/DELETE /_emulator/faults, GET/DELETE /_emulator/stats,
-POST /_emulator/lifetime {"seconds":N}, GET /_emulator/issued (no secrets).
+POST /_emulator/lifetime {"seconds":N}, GET /_emulator/issued (no secrets),
+POST/DELETE /_emulator/ratelimit {"perSecond":N,"burst":M}.
 `;
 
 function positiveInt(flag: string, value: string | undefined, min: number, max: number): number | undefined {
@@ -50,6 +53,7 @@ export async function run(argv: string[]): Promise<number> {
         region: { type: 'string' },
         'credential-lifetime': { type: 'string' },
         'max-skew': { type: 'string' },
+        'rate-limit': { type: 'string' },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -84,6 +88,7 @@ export async function run(argv: string[]): Promise<number> {
   const port = positiveInt('--port', values.port, 0, 65535);
   const lifetime = positiveInt('--credential-lifetime', values['credential-lifetime'], 1, 43200);
   const maxSkew = positiveInt('--max-skew', values['max-skew'], 0, 86400);
+  const rateLimit = positiveInt('--rate-limit', values['rate-limit'], 1, 100_000);
   const host = values.host ?? '127.0.0.1';
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) throw new UserError(`--host must be a loopback address (127.0.0.1, ::1, localhost), got "${host}": the emulator is for local use only`);
   if (values.region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(values.region)) {
@@ -99,6 +104,7 @@ export async function run(argv: string[]): Promise<number> {
       region: values.region,
       credentialLifetimeSeconds: lifetime,
       maxSkewSeconds: maxSkew,
+      ...(rateLimit === undefined ? {} : { rateLimit: { perSecond: rateLimit } }),
       quiet: values.quiet ?? false,
     });
   } catch (err) {

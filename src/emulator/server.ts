@@ -9,11 +9,14 @@
 //   DELETE /_emulator/stats     reset counters and the log
 //   POST   /_emulator/lifetime  {"seconds": N}: cap on issued credential lifetimes
 //   GET    /_emulator/issued    issued credentials without secrets (accessKeyId, expiration, serial, roleArn)
+//   POST   /_emulator/ratelimit {"perSecond": N, "burst": M}: the account's CreateSession quota (429 over it)
+//   DELETE /_emulator/ratelimit no quota
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
 import { createSession } from './create-session.js';
 import { FaultSet, parseFaultRules, type FaultRule } from './faults.js';
+import { parseRateLimit, RateLimiter, type RateLimit } from './rate-limit.js';
 import { defaultMessageForStatus, errorTypeForStatus, json, restJsonError, type Answer, type ReceivedRequest } from './http.js';
 import { emptyStats, isoSeconds, recordCall, type CallRecord, type EmulatorOperation, type EmulatorState, type EmulatorStats, type IssuedCredential } from './state.js';
 import { getCallerIdentity, isStsRequest, stsError } from './sts.js';
@@ -33,6 +36,8 @@ export interface EmulatorOptions {
   profileArns?: string[];
   /** If set, other roles → AccessDeniedException (role not in profile). */
   roleArns?: string[];
+  /** The account's CreateSession quota: calls over it get 429 ThrottlingException. Default: none. */
+  rateLimit?: RateLimit;
   /** Allowed |X-Amz-Date − now|, default 300. */
   maxSkewSeconds?: number;
   /** Default 0 (random). */
@@ -62,6 +67,8 @@ export interface Emulator {
   addFaults(rules: FaultRule[] | FaultRule): void;
   clearFaults(): void;
   setCredentialLifetime(seconds: number): void;
+  /** Sets (or with undefined removes) the CreateSession quota. */
+  setRateLimit(limit: RateLimit | undefined): void;
   /** Replaces the trusted CA certificates (CA rotation tests). */
   setTrustAnchorCas(pems: string[]): void;
   resetStats(): void;
@@ -130,6 +137,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     faults: new FaultSet(),
     now: options.now ?? (() => new Date()),
   };
+  let quota = options.rateLimit ? new RateLimiter(parseRateLimit(options.rateLimit)) : undefined;
   const log = options.onCall ?? (options.quiet ? undefined : (c: CallRecord) => process.stderr.write(formatCall(c) + '\n'));
 
   const finish = (operation: EmulatorOperation, time: Date, call: Omit<CallRecord, 'time' | 'operation'>) => {
@@ -166,6 +174,12 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
           state.lifetimeSeconds = validLifetime(seconds);
           return json(200, { lifetimeSeconds: state.lifetimeSeconds });
         }
+        case 'POST /_emulator/ratelimit':
+          quota = new RateLimiter(parseRateLimit(parseBody()));
+          return json(200, quota.limit);
+        case 'DELETE /_emulator/ratelimit':
+          quota = undefined;
+          return json(200, {});
         case 'GET /_emulator/issued':
           return json(
             200,
@@ -195,6 +209,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     else if (isStsRequest(req)) operation = 'GetCallerIdentity';
     else return restJsonError(404, 'UnknownOperationException', `No operation for ${req.method} ${path}`);
 
+    if (operation === 'CreateSession' && quota && !quota.take()) {
+      finish(operation, received, { outcome: 'ThrottlingException', reason: 'rate_limit' });
+      return restJsonError(429, 'ThrottlingException', 'Rate exceeded');
+    }
     const decision = state.faults.decide(operation);
     if (decision.delayMs > 0) await sleep(decision.delayMs);
     const rule = decision.rule;
@@ -280,6 +298,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
     },
     setCredentialLifetime(seconds) {
       state.lifetimeSeconds = validLifetime(seconds);
+    },
+    setRateLimit(limit) {
+      quota = limit === undefined ? undefined : new RateLimiter(parseRateLimit(limit));
     },
     setTrustAnchorCas(pems) {
       state.policy.anchors = parseCaPems(pems);
