@@ -101,7 +101,7 @@ async function run({ agents, bindings }) {
   await control('DELETE', '/_emulator/stats');
   await control('POST', '/_emulator/ratelimit', { perSecond: quota });
   const configs = await Promise.all(Array.from({ length: agents }, (_, i) => agentConfig(i, bindings)));
-  const logger = createLogger({ level: 'silent' });
+  const logger = await createLogger({ level: 'silent' });
   const started = performance.now();
   const wallStart = Date.now();
   // A whole-cluster restart: every agent starts at once.

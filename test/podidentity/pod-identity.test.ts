@@ -73,7 +73,7 @@ async function startAgent(t: Tap.Test, podIdentity: (dir: string, cluster: Clust
       cb();
     },
   });
-  const daemon = await Daemon.start(config, daemonDeps(createLogger({ level: 'debug', destination: sink, pretty: false })));
+  const daemon = await Daemon.start(config, daemonDeps(await createLogger({ level: 'debug', destination: sink, pretty: false })));
   t.teardown(() => daemon.close(500));
   const port = daemon.podAddresses[0]!.port;
   return {
