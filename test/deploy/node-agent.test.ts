@@ -4,18 +4,15 @@
 // binding); the init step's script, where this machine can, really puts the
 // addresses on a dummy interface inside a network namespace of the test's own.
 import t from 'tap';
-import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadDaemonConfig } from '../../src/config/load.js';
 import { DEFAULT_POD_LISTEN } from '../../src/podidentity/config.js';
 import { REPO } from '../helpers/cli.js';
+import { makeNetns, run } from '../helpers/netns.js';
 import { tempDir } from '../helpers/pki.js';
 
-const run = promisify(execFile);
 const DIR = join(REPO, 'deploy', 'kubernetes');
 type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -123,16 +120,11 @@ t.test('the node agent DaemonSet, its config, RBAC and the pod snippet fit toget
 });
 
 t.test('the init step adds the addresses (in a network namespace of the test\'s own)', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root to create a network namespace');
+  const made = await makeNetns(t, 'ra-init');
+  if ('skip' in made) return t.skip(made.skip);
+  const { ns } = made;
   const [ds] = (await docs('node-agent.yaml')).filter((o) => o.kind === 'DaemonSet');
   const init = ds!.spec.template.spec.initContainers[0];
-  const ns = `ra-init-${randomBytes(4).toString('hex')}`;
-  try {
-    await run('ip', ['netns', 'add', ns]);
-  } catch {
-    return t.skip('cannot create a network namespace here');
-  }
-  t.teardown(() => run('ip', ['netns', 'del', ns]).catch(() => undefined));
   const probe = await run('ip', ['-n', ns, 'link', 'add', 'probe0', 'type', 'dummy']).then(
     () => true,
     () => false,

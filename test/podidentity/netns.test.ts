@@ -6,18 +6,16 @@
 // token file, get the bound role's credentials and call STS. Nothing leaves the
 // namespace.
 import t from 'tap';
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CLI, REPO, runProcess } from '../helpers/cli.js';
 import { cleanAwsEnv } from '../helpers/daemon.js';
 import { DEFAULT_ARNS } from '../helpers/emulator.js';
 import { AUDIENCE, ISSUER, makeCluster } from '../helpers/kube.js';
+import { makeNetns, run } from '../helpers/netns.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
-const run = promisify(execFile);
 
 function spawnIn(t: Tap.Test, ns: string, args: string[]): { child: ChildProcess; waitFor(re: RegExp): Promise<RegExpMatchArray>; output(): string } {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH, HOME: process.env.HOME } });
@@ -40,14 +38,9 @@ function spawnIn(t: Tap.Test, ns: string, args: string[]): { child: ChildProcess
 }
 
 t.test('SDK and CLI in a network namespace get credentials from 169.254.170.23', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root to create a network namespace');
-  const ns = `ra-pod-${randomBytes(4).toString('hex')}`;
-  try {
-    await run('ip', ['netns', 'add', ns]);
-  } catch {
-    return t.skip('cannot create a network namespace here');
-  }
-  t.teardown(() => run('ip', ['netns', 'del', ns]).catch(() => undefined));
+  const made = await makeNetns(t, 'ra-pod');
+  if ('skip' in made) return t.skip(made.skip);
+  const { ns } = made;
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   await run('ip', ['-n', ns, 'addr', 'add', '169.254.170.23/32', 'dev', 'lo']);
 
