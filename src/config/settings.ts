@@ -51,6 +51,7 @@ import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
 import { closest, show, typeName, type Problem } from './problems.js';
 import type { ListenAddress } from './types.js';
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
+import { validateCallers } from '../server/callers.js';
 
 export type Command = 'serve' | 'credential-process' | 'update' | 'check';
 export type Scope = 'daemon' | 'profile' | 'inherited' | 'command';
@@ -258,6 +259,12 @@ export const SETTINGS = [
     key: 'withProxy', flag: 'with-proxy', negFlag: 'without-proxy', scope: 'inherited', type: 'boolean', default: true,
     help: 'accepted for compatibility: HTTPS_PROXY/NO_PROXY are honoured by default',
     negHelp: 'ignore HTTPS_PROXY and connect directly',
+  },
+  {
+    // Serve only: a mapping no flag can express; the top-level one is every profile's default.
+    key: 'callers', scope: 'inherited', type: 'section', commands: ['serve'], validate: validateCallers,
+    defaultText: "the daemon's own user",
+    help: 'local users/groups (names or ids) allowed to get credentials over loopback:\n{ users: [...], groups: [...] }',
   },
   {
     key: 'expiryWarningDays', flag: 'expiry-warning-days', arg: 'N', scope: 'inherited', type: 'int', min: 0, max: 3650,

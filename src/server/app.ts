@@ -3,6 +3,7 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { BodyCache, credentialRoutes, defaultSurface, errorBody, formatExpiration, hostRefusal, type CredentialSurface } from './credential-routes.js';
+import { callerCheck, type CallerLookup } from './callers.js';
 import { ImdsTokenStore, parseTtl } from './imds-tokens.js';
 import { renderMetrics, RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
@@ -15,6 +16,8 @@ export interface AppOptions {
   metrics?: RequestMetrics;
   imdsTokens?: ImdsTokenStore;
   logger?: Logger;
+  /** Identifies loopback callers; with it, the credential routes and the IMDS token PUT check the state's `callers` policies. */
+  callers?: CallerLookup;
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -80,10 +83,19 @@ export function buildApp(options: AppOptions): DaemonApp {
   });
 
   // GET /v1/credentials[/<profile>] and GET /latest/… : credential-routes.ts.
+  const surface = defaultSurface(imdsTokens);
+  const checkCaller = options.callers ? callerCheck(options.callers, (c) => metrics.recordCallerRefusal(c.kind === 'local' ? c.uid : undefined)) : undefined;
+  if (checkCaller) {
+    surface.container!.authorize.push(checkCaller);
+    surface.imds!.authorize.push(checkCaller);
+  }
 
-  app.put('/latest/api/token', (req, reply) => {
+  app.put('/latest/api/token', async (req, reply) => {
     const state = options.getState();
     if (!state.imds.enabled) return sendError(reply, 404, 'NotFound', 'the instance metadata endpoint is disabled');
+    // Only callers allowed the IMDS profile's credentials get tokens (so others cannot fill the token store either).
+    const denied = checkCaller ? await checkCaller(req.raw, { state, route: 'imds', profile: state.imds.profile }) : undefined;
+    if (denied) return sendError(reply, denied.status, denied.code, denied.message);
     if (req.headers['x-forwarded-for'] !== undefined) {
       return sendError(reply, 403, 'Forbidden', 'token requests carrying X-Forwarded-For are refused (proxied requests cannot obtain IMDS tokens)');
     }
@@ -91,7 +103,9 @@ export function buildApp(options: AppOptions): DaemonApp {
     if (ttl === undefined) {
       return sendError(reply, 400, 'BadRequest', 'X-aws-ec2-metadata-token-ttl-seconds must be an integer between 1 and 21600');
     }
-    const token = imdsTokens.issue(ttl);
+    // Token store fairness is per caller: its uid when known, else its address.
+    const caller = options.callers?.known(req.raw.socket);
+    const token = imdsTokens.issue(ttl, caller?.kind === 'local' ? `uid:${caller.uid}` : `addr:${req.raw.socket.remoteAddress ?? ''}`);
     return reply
       .code(200)
       .header('content-type', 'text/plain')
@@ -131,7 +145,6 @@ export function buildApp(options: AppOptions): DaemonApp {
     return reply.code(200).header('content-type', 'text/plain; version=0.0.4; charset=utf-8').header('cache-control', 'no-store').send(body);
   });
 
-  const surface = defaultSurface(imdsTokens);
   return {
     fastify: app,
     defaultSurface: surface,

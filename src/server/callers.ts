@@ -10,8 +10,10 @@
 import { readFile } from 'node:fs/promises';
 import { isIP, type Socket } from 'node:net';
 import { endianness } from 'node:os';
+import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
 import { UserError } from '../errors.js';
 import { isLoopbackHostname } from '../net/loopback.js';
+import type { Check, CheckContext, Refusal } from './credential-routes.js';
 
 /** The two ends of an accepted connection, as the server sees them. */
 export interface ConnectionEnds {
@@ -128,6 +130,7 @@ export type Caller =
  */
 export class CallerLookup {
   private readonly cache = new WeakMap<Socket, Promise<Caller>>();
+  private readonly resolved = new WeakMap<Socket, Caller>();
 
   constructor(private readonly procNet = '/proc/net') {}
 
@@ -150,10 +153,18 @@ export class CallerLookup {
         localPort: socket.localPort ?? 0,
         remoteAddress: socket.remoteAddress ?? '',
         remotePort: socket.remotePort ?? 0,
+      }).then((caller) => {
+        this.resolved.set(socket, caller);
+        return caller;
       });
       this.cache.set(socket, found);
     }
     return found;
+  }
+
+  /** The caller of `socket` if already looked up (synchronous), else undefined. */
+  known(socket: Socket): Caller | undefined {
+    return this.resolved.get(socket);
   }
 
   async lookup(conn: ConnectionEnds): Promise<Caller> {
@@ -300,4 +311,80 @@ export function refusalMessage(caller: Caller, policy: CallerPolicy, accounts: A
   }
   const who = caller.kind === 'local' ? describeUid(caller.uid, accounts) : 'this caller';
   return `the calling process runs as ${who}, which is not allowed to get these credentials; add it to ${policy.setting}.users (or one of its groups to ${policy.setting}.groups) in the daemon's configuration`;
+}
+
+/**
+ * Validates a `callers:` mapping from the config file (settings table row):
+ * `users` and `groups`, each a list of names or numeric ids. Names are
+ * resolved when the daemon starts or reloads (resolveCallers).
+ */
+export function validateCallers(raw: unknown, path: string, problems: Problem[]): CallersSpec | undefined {
+  if (!isPlainObject(raw)) {
+    problems.push({ path, message: `expected a mapping with users: [...] and/or groups: [...], got ${typeName(raw)}` });
+    return undefined;
+  }
+  const before = problems.length;
+  const out: CallersSpec = {};
+  for (const key of Object.keys(raw)) {
+    if (key !== 'users' && key !== 'groups') problems.push({ path: `${path}.${key}`, message: unknownKeyMessage(key, ['users', 'groups']) });
+  }
+  for (const key of ['users', 'groups'] as const) {
+    const list = raw[key];
+    if (list === undefined || list === null) continue;
+    if (!Array.isArray(list)) {
+      problems.push({ path: `${path}.${key}`, message: `expected a list of ${key === 'users' ? 'user names or uids' : 'group names or gids'}, got ${typeName(list)}` });
+      continue;
+    }
+    const items: Array<string | number> = [];
+    list.forEach((item: unknown, i) => {
+      if ((typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < 2 ** 32) || (typeof item === 'string' && /^[^\s:,]+$/.test(item))) items.push(item);
+      else problems.push({ path: `${path}.${key}[${i}]`, message: `expected a ${key === 'users' ? 'user name or numeric uid' : 'group name or numeric gid'}, got ${show(item)}` });
+    });
+    out[key] = items;
+  }
+  return problems.length > before ? undefined : out;
+}
+
+/** Which uids may have each profile's credentials; absent when callers cannot be identified here (no /proc). */
+export interface CallerState {
+  policies: ReadonlyMap<string, CallerPolicy>;
+  accounts: Accounts;
+}
+
+/** Resolves every profile's `callers` (inherited from the top level) against the local accounts. */
+export function callerStateFor(profiles: Record<string, { callers?: CallersSpec }>, accounts: Accounts, selfUid: number): CallerState {
+  const policies = new Map<string, CallerPolicy>();
+  const problems: string[] = [];
+  for (const [name, p] of Object.entries(profiles)) {
+    try {
+      policies.set(name, resolveCallers(p.callers, accounts, selfUid, `callers (top level, or profiles.${name}.callers)`));
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
+  if (problems.length > 0) throw new UserError(`invalid callers setting: ${problems.join('; ')}`, { reason: 'callers' });
+  return { policies, accounts };
+}
+
+/**
+ * The credential routes' caller authorization (an `authorize` check): a loopback
+ * caller gets the profile's credentials only when its uid is allowed by the
+ * profile's policy. Answers from the per-socket cache when it can (no promise).
+ */
+export function callerCheck(lookup: CallerLookup, onRefused: (caller: Caller) => void): Check {
+  const decide = (caller: Caller, ctx: CheckContext): Refusal | undefined => {
+    if (caller.kind === 'remote') return undefined;
+    const callers = ctx.state.callers;
+    const policy = ctx.profile === undefined ? undefined : callers?.policies.get(ctx.profile);
+    if (callers === undefined || policy === undefined) return undefined;
+    if (caller.kind === 'local' && policy.allows(caller.uid)) return undefined;
+    onRefused(caller);
+    return { status: 403, code: 'AccessDenied', message: refusalMessage(caller, policy, callers.accounts) };
+  };
+  return (req, ctx) => {
+    if (ctx.state.callers === undefined) return undefined;
+    const known = lookup.known(req.socket);
+    if (known !== undefined) return decide(known, ctx);
+    return lookup.callerOf(req.socket).then((caller) => decide(caller, ctx));
+  };
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { buildApp } from './app.js';
+import { CallerLookup, callerStateFor, readAccounts, type CallerState } from './callers.js';
 import { ImdsTokenStore } from './imds-tokens.js';
 import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
@@ -78,6 +79,8 @@ export class Daemon {
   readonly limiter: CallLimiter;
   /** Shares certificate file watchers between profiles. */
   readonly watchers = new WatcherRegistry();
+  /** Finds the local user behind loopback connections; undefined where /proc is not available. */
+  private callerLookup: CallerLookup | undefined = new CallerLookup();
   private closed = false;
 
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
@@ -96,6 +99,12 @@ export class Daemon {
   static async start(config: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
     const d = new Daemon(config, deps);
     const token = await d.readToken(config);
+    // Caller authorization needs /proc/net/tcp (Linux): elsewhere, say so and serve as before.
+    d.callerLookup = (await d.callerLookup?.available()) ? d.callerLookup : undefined;
+    if (!d.callerLookup) {
+      d.log.warn('cannot identify local callers (/proc/net/tcp is not readable on this system): the callers setting is not enforced; any local user who holds the endpoint token, and any local process over IMDS, can get credentials');
+    }
+    const callers = await d.callerState(config);
     const pod = config.podIdentity ? await d.buildPodIdentity(config, config.podIdentity) : undefined;
     let runtimes: Map<string, ProfileRuntime>;
     try {
@@ -106,7 +115,7 @@ export class Daemon {
     }
     d.runtimes = runtimes;
     d.pod = pod;
-    d.state = d.stateFor(config, runtimes, token);
+    d.state = d.stateFor(config, runtimes, token, callers);
     const loopbackOnly = config.listen.every((a) => isLoopbackHostname(a.host));
     if (!loopbackOnly) {
       d.log.warn(
@@ -114,7 +123,7 @@ export class Daemon {
         'listening on a non-loopback address: anyone who can reach it and holds the endpoint token gets AWS credentials',
       );
     }
-    const app = buildApp({ getState: () => d.state, metrics: d.metrics, imdsTokens: d.imdsTokens, logger: d.log });
+    const app = buildApp({ getState: () => d.state, metrics: d.metrics, imdsTokens: d.imdsTokens, logger: d.log, callers: d.callerLookup });
     try {
       d.bound = await listenAll(app, config.listen);
       if (config.podIdentity) {
@@ -191,6 +200,7 @@ export class Daemon {
   async reload(config: DaemonConfig): Promise<void> {
     if (this.closed) return;
     const token = await this.readToken(config);
+    const callers = await this.callerState(config);
     const podChanged = !isDeepStrictEqual(config.podIdentity, this.config.podIdentity);
     const pod = podChanged && config.podIdentity ? await this.buildPodIdentity(config, config.podIdentity) : podChanged ? undefined : this.pod;
     // Unchanged profiles keep their runtime (and cached credentials) even when the
@@ -224,7 +234,7 @@ export class Daemon {
       this.pod?.sessions.close();
       this.pod = pod;
     }
-    this.state = this.stateFor(config, fresh, token);
+    this.state = this.stateFor(config, fresh, token, callers);
     const retired = [...old.values()].filter((rt) => fresh.get(rt.config.name) !== rt);
     await this.stopRuntimes(retired);
     for (const rt of fresh.values()) {
@@ -261,7 +271,15 @@ export class Daemon {
     return new TokenVerifier(t.value);
   }
 
-  private stateFor(config: DaemonConfig, runtimes: Map<string, ProfileRuntime>, token: TokenVerifier): ServerState {
+  /** Every profile's allowed callers, resolved against /etc/passwd and /etc/group now (start-up, reload). */
+  private async callerState(config: DaemonConfig): Promise<CallerState | undefined> {
+    if (!this.callerLookup) return undefined;
+    const state = callerStateFor(config.profiles, await readAccounts(), process.getuid?.() ?? 0);
+    for (const [profile, policy] of state.policies) this.log.debug({ profile, uids: policy.allowed }, 'callers allowed');
+    return state;
+  }
+
+  private stateFor(config: DaemonConfig, runtimes: Map<string, ProfileRuntime>, token: TokenVerifier, callers: CallerState | undefined): ServerState {
     const profiles = new Map<string, ServedProfile>();
     const onDemand = this.pod?.sessions.managed;
     for (const [name, rt] of runtimes) {
@@ -279,6 +297,7 @@ export class Daemon {
       // From the addresses bound, not the new config's: a listen change is not applied until a restart.
       loopbackOnly: this.listening.every((a) => isLoopbackHostname(a.host)),
       extraMetrics: config.podIdentity ? () => this.podMetrics.render() : undefined,
+      callers,
     };
   }
 

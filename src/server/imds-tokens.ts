@@ -2,33 +2,60 @@ import { hash as oneShotHash, randomBytes } from 'node:crypto';
 
 export const IMDS_MAX_TTL_SECONDS = 21600;
 
+/** Tokens held at once, in all (each is ~100 bytes of memory). */
+export const IMDS_MAX_TOKENS = 10_000;
+/** Tokens one caller (a local uid, else a remote address) holds at once; its oldest goes first. */
+export const IMDS_MAX_TOKENS_PER_CALLER = 1_000;
+
 /**
- * IMDSv2 session tokens: random, expiring, bounded in number (oldest evicted
- * first). Only hashes are kept, so the store itself holds no usable token.
+ * IMDSv2 session tokens: random, expiring, bounded in number. Only hashes are
+ * kept, so the store itself holds no usable token. Eviction is fair: a caller
+ * over its own limit loses its own oldest token, and a full store evicts the
+ * oldest token of the caller holding the most, so one caller flooding the
+ * store cannot evict the tokens of another.
  */
 export class ImdsTokenStore {
-  private readonly tokens = new Map<string, number>();
+  private readonly tokens = new Map<string, { exp: number; owner: string }>();
+  /** Per caller, its token hashes in issue order. */
+  private readonly byOwner = new Map<string, Set<string>>();
 
   constructor(
-    private readonly maxEntries = 10_000,
+    private readonly maxEntries = IMDS_MAX_TOKENS,
     private readonly now: () => number = Date.now,
+    private readonly maxPerOwner = IMDS_MAX_TOKENS_PER_CALLER,
   ) {}
 
-  issue(ttlSeconds: number): string {
+  /** A new token valid for `ttlSeconds`, held for `owner` (who asked: `uid:1000`, `addr:10.0.0.5`). */
+  issue(ttlSeconds: number, owner = ''): string {
     const token = randomBytes(32).toString('base64url');
     const key = hash(token);
-    if (this.tokens.size >= this.maxEntries) this.evict();
-    this.tokens.set(key, this.now() + ttlSeconds * 1000);
+    let own = this.byOwner.get(owner);
+    if (own === undefined) {
+      own = new Set();
+      this.byOwner.set(owner, own);
+    }
+    if (own.size >= this.maxPerOwner) this.purgeExpired();
+    if (own.size >= this.maxPerOwner) this.delete(own.values().next().value!);
+    if (this.tokens.size >= this.maxEntries) this.purgeExpired();
+    if (this.tokens.size >= this.maxEntries) {
+      let largest: Set<string> | undefined;
+      for (const set of this.byOwner.values()) if (largest === undefined || set.size > largest.size) largest = set;
+      const oldest = largest?.values().next();
+      if (oldest && !oldest.done) this.delete(oldest.value);
+    }
+    this.tokens.set(key, { exp: this.now() + ttlSeconds * 1000, owner });
+    own.add(key);
+    this.byOwner.set(owner, own);
     return token;
   }
 
   valid(token: string | string[] | undefined): boolean {
     if (typeof token !== 'string' || token.length === 0 || token.length > 200) return false;
     const key = hash(token);
-    const exp = this.tokens.get(key);
-    if (exp === undefined) return false;
-    if (this.now() >= exp) {
-      this.tokens.delete(key);
+    const entry = this.tokens.get(key);
+    if (entry === undefined) return false;
+    if (this.now() >= entry.exp) {
+      this.delete(key);
       return false;
     }
     return true;
@@ -38,14 +65,18 @@ export class ImdsTokenStore {
     return this.tokens.size;
   }
 
-  private evict(): void {
+  private delete(key: string): void {
+    const entry = this.tokens.get(key);
+    if (entry === undefined) return;
+    this.tokens.delete(key);
+    const own = this.byOwner.get(entry.owner);
+    own?.delete(key);
+    if (own?.size === 0) this.byOwner.delete(entry.owner);
+  }
+
+  private purgeExpired(): void {
     const now = this.now();
-    for (const [k, exp] of this.tokens) if (now >= exp) this.tokens.delete(k);
-    while (this.tokens.size >= this.maxEntries) {
-      const oldest = this.tokens.keys().next();
-      if (oldest.done) break;
-      this.tokens.delete(oldest.value);
-    }
+    for (const [k, e] of this.tokens) if (now >= e.exp) this.delete(k);
   }
 }
 

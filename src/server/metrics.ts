@@ -4,6 +4,13 @@ import type { SessionStatus } from '../credentials/session.js';
 export class RequestMetrics {
   private readonly counts = new Map<string, Map<number, number>>();
   readonly startedAt = Date.now();
+  /** Credential requests refused because of who the caller is, by uid ('unknown' when it could not be told). */
+  readonly callerRefusals = new Map<string, number>();
+
+  recordCallerRefusal(uid: number | undefined): void {
+    const key = uid === undefined ? 'unknown' : String(uid);
+    this.callerRefusals.set(key, (this.callerRefusals.get(key) ?? 0) + 1);
+  }
 
   record(route: string, status: number): void {
     let byStatus = this.counts.get(route);
@@ -92,6 +99,12 @@ export function renderMetrics(statuses: SessionStatus[], requests: RequestMetric
     'counter',
     'HTTP requests by route and status code.',
     requests.entries().map((e) => [{ route: e.route, code: String(e.status) }, e.count]),
+  );
+  w.family(
+    'rolesanywhere_caller_refusals_total',
+    'counter',
+    'Credential requests refused because the calling local user is not allowed (callers setting), by uid.',
+    [...requests.callerRefusals].map(([uid, n]) => [{ uid }, n]),
   );
   w.family('rolesanywhere_process_start_time_seconds', 'gauge', 'Start time of the daemon (Unix time).', [[{}, requests.startedAt / 1000]]);
   w.family('rolesanywhere_process_uptime_seconds', 'gauge', 'Seconds since the daemon started.', [[{}, Math.round((now - requests.startedAt) / 1000)]]);

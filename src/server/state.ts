@@ -1,4 +1,5 @@
 import type { CredentialSession } from '../credentials/session.js';
+import type { CallerState } from './callers.js';
 import type { TokenVerifier } from './token.js';
 
 export interface ServedProfile {
@@ -20,4 +21,6 @@ export interface ServerState {
   loopbackOnly: boolean;
   /** More Prometheus families appended to /metrics (pod identity). */
   extraMetrics?: () => string;
+  /** Which local users may have each profile's credentials (loopback connections); absent when callers cannot be identified (no /proc). */
+  callers?: CallerState;
 }

@@ -61,3 +61,19 @@ t.test('TTL parsing and Host check', async (t) => {
     t.notOk(isLoopbackHost(bad), String(bad));
   }
 });
+
+t.test('IMDS token store: one caller flooding it cannot evict another caller\'s token', async (t) => {
+  const store = new ImdsTokenStore(100, Date.now, 20);
+  const legit = store.issue(21600, 'uid:1000');
+  for (let i = 0; i < 10_000; i++) store.issue(60, 'uid:2000');
+  t.ok(store.valid(legit), "the other caller's token survives 10,000 PUTs");
+  t.ok(store.size <= 21, `the flooder keeps at most its share (${store.size} tokens held)`);
+  // A full store drops the oldest token of the caller holding the most.
+  const many = new ImdsTokenStore(10, Date.now, 100);
+  const first = many.issue(60, 'a');
+  for (let i = 0; i < 8; i++) many.issue(60, 'b');
+  const mine = many.issue(60, 'c');
+  many.issue(60, 'd');
+  t.ok(many.valid(first) && many.valid(mine), 'single tokens of other callers kept');
+  t.equal(many.size, 10);
+});
