@@ -13,6 +13,24 @@ import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
 const run = promisify(execFile);
+
+/** A serve config for one profile `main`, with extra top-level and profile lines. */
+function configYaml(dir: string, leaf: { certPath: string; keyPath: string }, endpoint: string, top: string, profile = ''): string {
+  return `listen: ["127.0.0.1:0"]
+tokenFile: ${join(dir, 'token')}
+imds: { enabled: true }
+${top}
+profiles:
+  main:
+    certificate: ${leaf.certPath}
+    privateKey: ${leaf.keyPath}
+    trustAnchorArn: ${TA_ARN}
+    profileArn: ${PROFILE_ARN}
+    roleArn: ${ROLE_ARN}
+    endpoint: ${endpoint}
+${profile}
+`;
+}
 const isRoot = process.getuid?.() === 0;
 
 /**
@@ -51,19 +69,7 @@ t.test('another local user is refused by both routes by default, and served once
     res.end(JSON.stringify(fakeCredentials()));
   }]);
   const cfg = join(dir, 'daemon.yaml');
-  const yaml = (callers: string) => `listen: ["127.0.0.1:0"]
-tokenFile: ${join(dir, 'token')}
-imds: { enabled: true }
-${callers}
-profiles:
-  main:
-    certificate: ${leaf.certPath}
-    privateKey: ${leaf.keyPath}
-    trustAnchorArn: ${TA_ARN}
-    profileArn: ${PROFILE_ARN}
-    roleArn: ${ROLE_ARN}
-    endpoint: ${fake.url}
-`;
+  const yaml = (callers: string) => configYaml(dir, leaf, fake.url, callers);
   await writeFile(cfg, yaml(''));
   const d = spawnServe(t, ['--config', cfg]);
   const port = await d.port();
@@ -109,22 +115,8 @@ t.test('an unknown user in callers is a start-up error naming the setting', asyn
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'serve-callers-bad');
   const cfg = join(dir, 'daemon.yaml');
-  await writeFile(
-    cfg,
-    `listen: ["127.0.0.1:0"]
-tokenFile: ${join(dir, 'token')}
-callers: { users: [1000] }
-profiles:
-  main:
-    certificate: ${leaf.certPath}
-    privateKey: ${leaf.keyPath}
-    trustAnchorArn: ${TA_ARN}
-    profileArn: ${PROFILE_ARN}
-    roleArn: ${ROLE_ARN}
-    endpoint: http://127.0.0.1:1
-    callers: { users: [no-such-user-here], groups: [users, "x y"] }
-`,
-  );
+  await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'callers: { users: [1000] }', '    callers: { users: [no-such-user-here], groups: [users, "x y"] }'));
+;
   const d = spawnServe(t, ['--config', cfg]);
   const exit = await d.exited;
   t.equal(exit.code, 1);
