@@ -317,3 +317,19 @@ t.test('idle binding sessions stop and start again on the next request', async (
   t.equal(again.status, 200, 'served again after a restart of the session');
   t.equal(a.createSessions(ROLE.checkout), 2, 'a new CreateSession');
 });
+
+t.test('a reload with new bindings takes effect; an unchanged podIdentity keeps its verified-token cache', async (t) => {
+  const a = await startAgent(t, fileJwks());
+  const token = await a.cluster.mint({ namespace: 'shop', serviceAccount: 'intruder' });
+  t.equal((await a.get(token)).status, 403);
+  const service = a.daemon.podIdentity!;
+  // Same podIdentity, other change (log level): the service and its cache stay.
+  await a.daemon.reload({ ...a.daemon.currentConfig, logLevel: 'warn' });
+  t.equal(a.daemon.podIdentity, service, 'unchanged podIdentity: same service');
+  const pi = a.daemon.currentConfig.podIdentity!;
+  await a.daemon.reload({ ...a.daemon.currentConfig, podIdentity: { ...pi, bindings: [...pi.bindings, { namespace: 'shop', serviceAccount: 'intruder', profile: 'batch' }] } });
+  t.not(a.daemon.podIdentity, service, 'a new service for the new bindings');
+  const r = await a.get(token);
+  t.equal(r.status, 200, 'now bound');
+  t.equal(r.json.RoleArn, ROLE.batch);
+});
