@@ -7,17 +7,8 @@ import { join } from 'node:path';
 import { envName } from '../src/config/profile.js';
 import { REPO, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/pki.js';
-import { readme, tableAfter } from './helpers/readme.js';
+import { blockAfter, readme, tableAfter } from './helpers/readme.js';
 
-
-/** The body of the first fenced block after a heading containing `heading`. */
-function blockAfter(heading: string): string {
-  const at = readme.indexOf(heading);
-  if (at < 0) throw new Error(`README has no "${heading}"`);
-  const m = /```[a-z]*\n([\s\S]*?)```/.exec(readme.slice(at));
-  if (!m) throw new Error(`no code block after "${heading}"`);
-  return m[1]!;
-}
 
 
 const flagsIn = (text: string) => [...text.matchAll(/`(--[a-z0-9-]+)/g)].map((m) => m[1]!);

@@ -3,16 +3,19 @@
 // password — whose certificates the test CA issued from CSRs the TPM signed.
 // `credential-process`, `check` and `serve` (a real process, read by the AWS
 // SDK) get credentials from the emulator with each; bad input fails clearly;
-// a running daemon keeps serving while the TPM is gone and recovers after.
+// a running daemon keeps serving while the TPM is gone and recovers after;
+// the README's TPM commands run as written.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromHttp } from '@aws-sdk/credential-providers';
-import { runCli } from '../helpers/cli.js';
+import { startEmulator } from '../../src/emulator/server.js';
+import { runCli, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, startEmulatedDaemon } from '../helpers/daemon.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
-import { makeLeaf, type CertFiles } from '../helpers/pki.js';
+import { makeLeaf, tempDir, type CertFiles } from '../helpers/pki.js';
+import { blockAfter, readme } from '../helpers/readme.js';
 import { haveSoftTpm, startSoftTpm } from '../helpers/swtpm.js';
 
 if (!haveSoftTpm()) throw new Error('swtpm, tpm2-tools and tpm2-openssl are needed (apt install swtpm swtpm-tools tpm2-tools tpm2-openssl; .ci/run installs them)');
@@ -205,4 +208,75 @@ t.test('serve survives the TPM going away and recovers when it returns', async (
   t.equal(session.status().lastRefreshOutcome, 'success', 'the next refresh succeeds');
   const after = JSON.parse((await get()).body).AccessKeyId as string;
   t.not(after, first, 'new credentials, signed by the TPM again');
+});
+
+/** Words of one shell command line (single and double quotes; no expansions — the README's lines need none). */
+function shellWords(line: string): string[] {
+  const words: string[] = [];
+  for (const m of line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)) words.push(m[1] ?? m[2] ?? m[3]!);
+  return words;
+}
+
+t.test("the README's TPM commands run as written, and the key they make gets credentials", async (t) => {
+  const dir = await tempDir('ra-readme-tpm-');
+  const init = await runCli(['pki', 'init', join(dir, 'pki')], { cwd: dir });
+  t.equal(init.code, 0, `pki init (${init.stderr.trim()})`);
+  const lines = (block: string) =>
+    block
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#'));
+  const runLine = async (line: string) => {
+    const [cmd, ...args] = shellWords(line);
+    if (cmd === 'npx') {
+      t.equal(args[0], 'rolesanywhere-credentiald', line);
+      return runCli(args.slice(1), { cwd: dir, cleanEnv: true, env: cleanEnv() });
+    }
+    // swtpm has no resource manager: tool() flushes what each tpm2_* command leaves loaded, as /dev/tpmrm0 would.
+    if (cmd!.startsWith('tpm2_')) {
+      return tpm.tool(cmd!, args).then(
+        (stdout) => ({ code: 0, stdout, stderr: '' }),
+        (err: Error & { stderr?: string }) => ({ code: 1, stdout: '', stderr: err.stderr ?? err.message }),
+      );
+    }
+    return runProcess(cmd!, args, { cwd: dir, cleanEnv: true, env: cleanEnv() });
+  };
+
+  const fileFlow = lines(blockAfter('### Keys in a TPM 2.0', 0));
+  t.match(fileFlow.join('\n'), /pki issue --ca-dir \.\/pki --name tpm-host --csr tpm-host\.csr/, 'the flow uses pki issue --csr');
+  for (const line of fileFlow) {
+    const r = await runLine(line);
+    t.equal(r.code, 0, `${line} → exit 0 (${r.stderr.trim().split('\n')[0] ?? ''})`);
+    if (line.includes(' check ')) {
+      t.notMatch(r.stdout, /^FAIL/m, 'check passes every rule');
+      t.match(r.stdout, /key from tpm key file tpm-host\.key\.pem/, 'check names the TPM key source');
+    }
+  }
+  // The README's handle variant, at the handle it names.
+  const handleFlow = lines(blockAfter('### Keys in a TPM 2.0', 1));
+  t.ok(handleFlow.length >= 4, 'tpm2_createprimary, create, load, evictcontrol');
+  for (const line of handleFlow) {
+    const r = await runLine(line);
+    t.equal(r.code, 0, `${line} → exit 0 (${r.stderr.trim().split('\n')[0] ?? ''})`);
+  }
+  const handle = /handle:0x[0-9a-f]+/.exec(readme.slice(readme.indexOf('### Keys in a TPM 2.0')))![0];
+  const csr = await runLine(`openssl req -new -provider tpm2 -provider default -key ${handle} -subj /CN=tpm-handle -out tpm-handle.csr`);
+  t.equal(csr.code, 0, csr.stderr);
+  const issue = await runCli(['pki', 'issue', '--ca-dir', './pki', '--name', 'tpm-handle', '--csr', 'tpm-handle.csr'], { cwd: dir });
+  t.equal(issue.code, 0, issue.stderr);
+
+  // An emulator that trusts the README's CA gets CreateSession calls signed in the TPM.
+  const ca = await readFile(join(dir, 'pki', 'ca.pem'), 'utf8');
+  const emulator = await startEmulator({ trustAnchorCaPems: [ca], quiet: true });
+  t.teardown(() => emulator.close());
+  const flags = ['--trust-anchor-arn', emu.arns.trustAnchorArn, '--profile-arn', emu.arns.profileArn, '--role-arn', emu.arns.roleArn, '--endpoint', emulator.url];
+  for (const [cert, key] of [
+    ['pki/tpm-host.pem', 'tpm-host.key.pem'],
+    ['pki/tpm-handle.pem', handle],
+  ] as const) {
+    const r = await runCli(['credential-process', '--certificate', cert, '--private-key', key, ...flags], { cwd: dir, cleanEnv: true, env: cleanEnv() });
+    t.equal(r.code, 0, `credential-process with ${key} (${r.stderr.trim()})`);
+    t.equal(JSON.parse(r.stdout || '{}').AccessKeyId, emulator.issued.at(-1)?.accessKeyId, `${key}: credentials the emulator issued`);
+  }
+  t.same(await tpm.transientHandles(), [], 'nothing left loaded');
 });
