@@ -9,6 +9,11 @@
 # network namespace). Publishing the port from a standalone container needs
 # --listen 0.0.0.0:9911 --allow-non-loopback, which exposes credentials to
 # whoever can reach the port: prefer a sidecar.
+#
+# TPM 2.0 keys are signed by the system openssl with its tpm2 provider, which
+# this image does not include. For them, build FROM this image, install
+# openssl and tpm2-openssl as root, and run with --device /dev/tpmrm0 and the
+# device's group (README: "Keys in a TPM 2.0").
 
 # ---- build: compile TypeScript ----
 FROM node:24-trixie-slim AS build
