@@ -188,6 +188,19 @@ export class Daemon {
       `export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${this.config.tokenFile}`,
     ];
     if (this.config.imds.enabled) lines.push(`export AWS_EC2_METADATA_SERVICE_ENDPOINT=${base}/`);
+    // SDKs and CLIs need a region of their own ("Region is missing" / "You must specify a region"):
+    // the one of the profile /v1/credentials serves. The SDKs read AWS_REGION, the aws CLI v1 AWS_DEFAULT_REGION.
+    const served = this.config.profiles[this.state.defaultProfile ?? ''] ?? Object.values(this.config.profiles)[0];
+    if (served) lines.push(`export AWS_REGION=${served.region}`, `export AWS_DEFAULT_REGION=${served.region}`);
+    // A plain-http Roles Anywhere endpoint is a loopback emulator, which answers STS too; credentials
+    // it issued are unknown to the real STS.
+    const endpoint = served?.endpoint && URL.parse(served.endpoint);
+    if (endpoint && endpoint.protocol === 'http:') {
+      lines.push(
+        `# the Roles Anywhere endpoint is a local emulator: send STS calls to it (AWS CLI v2 before 2.13 and v1 before 1.29 ignore that variable: aws --endpoint-url ${endpoint.origin} sts ...)`,
+        `export AWS_ENDPOINT_URL_STS=${endpoint.origin}`,
+      );
+    }
     return lines;
   }
 
