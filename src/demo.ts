@@ -15,14 +15,12 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { describeError } from './errors.js';
 import { parseFaultRules, type FaultRule } from './emulator/faults.js';
+import { exampleArns } from './emulator/examples.js';
 import { startEmulator, type Emulator } from './emulator/server.js';
 import { describeKey, initPki, serialDecimal } from './pki/ca.js';
 
-const ACCOUNT = '123456789012';
 const REGION = 'us-east-1';
-const TRUST_ANCHOR_ARN = `arn:aws:rolesanywhere:${REGION}:${ACCOUNT}:trust-anchor/8f2a1c5e-1f7b-4d3a-9c1e-0d5b7a9e3f10`;
-const PROFILE_ARN = `arn:aws:rolesanywhere:${REGION}:${ACCOUNT}:profile/3b9d6e21-7c4a-4f8e-b2d1-6a0c9e5f7b42`;
-const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/rolesanywhere-demo`;
+const { trustAnchorArn: TRUST_ANCHOR_ARN, profileArn: PROFILE_ARN, roleArn: ROLE_ARN } = exampleArns(REGION);
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 const STARTUP_TIMEOUT_MS = 30_000;
 

@@ -2,9 +2,12 @@
 // stand-in for demos and tests. Prints exactly one line to stdout,
 // `emulator listening on http://127.0.0.1:<port>`, then one line per call to
 // stderr (no secrets). Stops on SIGTERM/SIGINT with exit 0.
-import { readFile } from 'node:fs/promises';
+import { access, readFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { isSea } from 'node:sea';
 import { parseArgs } from 'node:util';
-import { UserError } from '../errors.js';
+import { describeError, UserError } from '../errors.js';
+import { exampleArns, shellWord } from '../emulator/examples.js';
 import { parseCaPems, startEmulator } from '../emulator/server.js';
 
 export const summary = 'Run a local IAM Roles Anywhere + STS emulator (for demos and tests)';
@@ -25,13 +28,39 @@ Options:
   --max-skew SECS              allowed X-Amz-Date skew (default 300)
   --rate-limit N               CreateSession quota: N calls/s across all callers (429 above it;
                                the service's default quota is 10); default: none
-  --quiet                      don't log each call to stderr
+  --quiet                      don't print the start-up guide (example ARNs, a serve command) or log each call
   -h, --help                   show this help
 
 Control API (JSON): POST/GET/DELETE /_emulator/faults, GET/DELETE /_emulator/stats,
 POST /_emulator/lifetime {"seconds":N}, GET /_emulator/issued (no secrets),
 POST/DELETE /_emulator/ratelimit {"perSecond":N,"burst":M}.
 `;
+
+/**
+ * What to do next, for someone who started the emulator by hand: ARNs it accepts
+ * and a `serve` command to paste. With a CA from `pki init DIR`, the client
+ * certificate and key next to it are used; otherwise placeholders say what goes there.
+ */
+async function startGuide(url: string, region: string, caFile: string): Promise<string> {
+  const arns = exampleArns(region);
+  const dir = dirname(resolve(caFile));
+  const issued = await Promise.all(['client.pem', 'client.key'].map((f) => access(join(dir, f)).then(() => join(dir, f), () => undefined)));
+  const [certificate, privateKey] = issued[0] && issued[1] ? issued : ['CLIENT_CERT.pem', 'CLIENT_KEY.pem'];
+  const self = isSea() ? [process.execPath] : basename(process.argv[1] ?? '') === 'cli.js' ? [process.execPath, process.argv[1]!] : ['rolesanywhere-credentiald'];
+  const serve = [...self, 'serve', '--certificate', certificate!, '--private-key', privateKey!, '--trust-anchor-arn', arns.trustAnchorArn, '--profile-arn', arns.profileArn, '--role-arn', arns.roleArn, '--endpoint', url];
+  return [
+    '',
+    `It accepts any well-formed ARNs in ${region}, for example:`,
+    `  trust anchor  ${arns.trustAnchorArn}`,
+    `  profile       ${arns.profileArn}`,
+    `  role          ${arns.roleArn}`,
+    '',
+    'Serve credentials from it (in another shell):',
+    `  ${serve.map(shellWord).join(' ')}`,
+    ...(issued[0] && issued[1] ? [] : [`  (a client certificate and key issued by ${caFile}: e.g. \`rolesanywhere-credentiald pki issue --ca-dir ${shellWord(dir)} --name NAME\`)`]),
+    '',
+  ].join('\n');
+}
 
 function positiveInt(flag: string, value: string | undefined, min: number, max: number): number | undefined {
   if (value === undefined) return undefined;
@@ -80,8 +109,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     try {
       parseCaPems([text]);
-    } catch {
-      throw new UserError(`--trust-anchor-ca ${f}: not a PEM certificate (expected -----BEGIN CERTIFICATE-----)`);
+    } catch (err) {
+      throw new UserError(`--trust-anchor-ca ${f}: ${describeError(err)}`);
     }
     pems.push(text);
   }
@@ -114,6 +143,7 @@ export async function run(argv: string[]): Promise<number> {
     throw err;
   }
   process.stdout.write(`emulator listening on ${emulator.url}\n`);
+  if (!values.quiet) process.stderr.write(await startGuide(emulator.url, values.region ?? 'us-east-1', caFiles[0]!));
 
   return new Promise<number>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {

@@ -14,6 +14,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
+import { UserError } from '../errors.js';
 import { createSession } from './create-session.js';
 import { FaultSet, parseFaultRules, type FaultRule } from './faults.js';
 import { parseRateLimit, RateLimiter, type RateLimit } from './rate-limit.js';
@@ -79,12 +80,31 @@ const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
 const MAX_BODY = 64 * 1024;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
+/**
+ * The trust anchors' certificates. Like the service, only CA certificates
+ * (basicConstraints CA:TRUE) can be trust anchors: a client certificate given
+ * by mistake is refused here instead of making every request fail later.
+ */
 export function parseCaPems(pems: string[]): X509Certificate[] {
   const out: X509Certificate[] = [];
   for (const pem of pems) {
     const blocks = pem.match(PEM_CERT) ?? [];
-    if (blocks.length === 0) throw new Error('trust anchor CA: no PEM certificate found');
-    for (const b of blocks) out.push(new X509Certificate(b));
+    if (blocks.length === 0) throw new UserError('not a PEM certificate (no -----BEGIN CERTIFICATE----- block)');
+    for (const b of blocks) {
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(b);
+      } catch {
+        throw new UserError('a PEM block is not a valid X.509 certificate');
+      }
+      if (!cert.ca) {
+        throw new UserError(
+          `${cert.subject.replace(/\n/g, ', ')} is not a CA certificate (no basicConstraints CA:TRUE), so it cannot be a trust anchor: ` +
+            'give the CA that issued your client certificates (e.g. ca.pem from `pki init`), not the client certificate',
+        );
+      }
+      out.push(cert);
+    }
   }
   return out;
 }

@@ -6,6 +6,8 @@ import { CLI, runCli } from '../helpers/cli.js';
 import { callCreateSession, DEFAULT_ARNS } from '../helpers/emulator.js';
 import { loadIdentity } from '../../src/identity/load.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
+import { waitUntil } from '../helpers/daemon.js';
+import { checkRoleArn, checkRolesAnywhereArn } from '../../src/rolesanywhere/arn.js';
 
 const dir = await tempDir('ra-emu-cli-');
 const ca = await makeCA(dir, 'CLI Root CA');
@@ -83,6 +85,7 @@ t.test('usage errors: one line, exit 1', async (t) => {
     [[], /--trust-anchor-ca FILE is required/],
     [['--trust-anchor-ca', `${dir}/missing.pem`], /file not found/],
     [['--trust-anchor-ca', leaf.keyPath], /not a PEM certificate/],
+    [['--trust-anchor-ca', leaf.certPath], /CN=cli-client.* is not a CA certificate .*cannot be a trust anchor: give the CA that issued/],
     [['--trust-anchor-ca', ca.certPath, '--host', '0.0.0.0'], /loopback/],
     [['--trust-anchor-ca', ca.certPath, '--port', 'abc'], /--port must be/],
     [['--trust-anchor-ca', ca.certPath, '--credential-lifetime', '0'], /--credential-lifetime must be/],
@@ -96,4 +99,45 @@ t.test('usage errors: one line, exit 1', async (t) => {
     t.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack');
     t.notOk(r.stderr.includes('PRIVATE KEY'), 'no key material echoed');
   }
+});
+
+t.test('prints example ARNs and a serve command that works as pasted', async (t) => {
+  const pki = await tempDir('ra-emu-guide-');
+  t.equal((await runCli(['pki', 'init', pki])).code, 0, 'pki init');
+  const emu = startCli(['--trust-anchor-ca', `${pki}/ca.pem`]);
+  t.teardown(() => emu.child.kill('SIGKILL'));
+  const url = await emu.url;
+  await waitUntil('the guide', () => / serve .*\n/.test(emu.out().stderr));
+  const guide = emu.out().stderr;
+  const arns = [...guide.matchAll(/^\s+(?:trust anchor|profile|role)\s+(arn:\S+)$/gm)].map((m) => m[1]!);
+  t.equal(arns.length, 3, 'three example ARNs');
+  t.ok(checkRolesAnywhereArn(arns[0]!, 'trust-anchor').ok && checkRolesAnywhereArn(arns[1]!, 'profile').ok && checkRoleArn(arns[2]!).ok, 'the validator accepts them');
+  const line = /^\s+(.* serve .*)$/m.exec(guide)?.[1];
+  t.ok(line, 'a serve command');
+  t.match(line, `--certificate ${pki}/client.pem --private-key ${pki}/client.key`, "pki init's client certificate and key");
+  t.match(line, `--endpoint ${url}`);
+  // Pasted into a shell (with a free port and a private token file, so the test does not depend on 9911).
+  const serve = spawn('/bin/sh', ['-c', `${line} --listen 127.0.0.1:0 --token-file ${pki}/token`], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  t.teardown(() => {
+    try {
+      process.kill(-serve.pid!, 'SIGKILL');
+    } catch {
+      // gone
+    }
+  });
+  let out = '';
+  serve.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
+  serve.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  await waitUntil('serve ready', () => /"outcome":"success"/.test(out) || serve.exitCode !== null, 30_000);
+  t.match(out, /"outcome":"success"/, `the pasted command got credentials from the emulator (${out.slice(-300)})`);
+  process.kill(-serve.pid!, 'SIGTERM');
+});
+
+t.test('--quiet prints no guide', async (t) => {
+  const emu = startCli(['--trust-anchor-ca', ca.certPath, '--quiet']);
+  t.teardown(() => emu.child.kill('SIGKILL'));
+  await emu.url;
+  emu.child.kill('SIGTERM');
+  await emu.exited;
+  t.notMatch(emu.out().stderr, /serve|arn:/);
 });
