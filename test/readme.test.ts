@@ -5,6 +5,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { envName } from '../src/config/profile.js';
+import { checkRoleArn, checkRolesAnywhereArn } from '../src/rolesanywhere/arn.js';
+import { exampleArns } from '../src/emulator/examples.js';
 import { REPO, runCli } from './helpers/cli.js';
 import { tempDir } from './helpers/pki.js';
 import { blockAfter, readme, tableAfter } from './helpers/readme.js';
@@ -105,4 +107,21 @@ t.test('every documented metric is exported and every linked file exists', async
   for (const m of readme.matchAll(/\]\(((?!https?:)[^)#]+)\)/g)) {
     t.ok(existsSync(join(REPO, m[1]!)), `linked file ${m[1]} exists`);
   }
+});
+
+t.test('every ARN in the README is one the validator accepts', async (t) => {
+  const arns = [...readme.matchAll(/arn:aws:[a-z0-9-]+:[^\s"`',)]*/g)].map((m) => m[0]);
+  t.ok(arns.length >= 10, `the README has example ARNs (${arns.length})`);
+  for (const arn of arns) {
+    const kind = /:trust-anchor\//.test(arn) ? 'trust-anchor' : /:profile\//.test(arn) ? 'profile' : /^arn:aws:iam::/.test(arn) ? 'role' : 'other';
+    if (kind === 'other') continue; // sts assumed-role ARNs in sample output
+    const r = kind === 'role' ? checkRoleArn(arn) : checkRolesAnywhereArn(arn, kind);
+    t.ok(r.ok, `${arn} is a valid ${kind} ARN${r.ok ? '' : `: ${r.why}`}`);
+  }
+});
+
+t.test('the emulator walkthrough shows the ARNs the emulator prints', async (t) => {
+  const walk = blockAfter('### The same by hand, against the emulator');
+  for (const arn of Object.values(exampleArns('us-east-1'))) t.ok(walk.includes(arn), `${arn} (from the emulator's guide)`);
+  t.match(walk, /emulator --trust-anchor-ca \.\/pki\/ca\.pem/);
 });
