@@ -3,8 +3,10 @@
 // P-256, with and without a password; what happens when the TPM goes away.
 import t from 'tap';
 import { verify, X509Certificate } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { UserError } from '../../src/errors.js';
 import { keySourceFor, openSigner } from '../../src/identity/key-sources.js';
 import type { Signer } from '../../src/identity/signer.js';
@@ -13,6 +15,8 @@ import { makeCA, makeKey, makeLeaf, tempDir } from '../helpers/pki.js';
 import { haveSoftTpm, startSoftTpm, type SoftTpm } from '../helpers/swtpm.js';
 
 if (!haveSoftTpm()) throw new Error('swtpm, tpm2-tools and tpm2-openssl are needed (apt install swtpm swtpm-tools tpm2-tools tpm2-openssl; .ci/run installs them)');
+
+const run = promisify(execFile);
 
 const lockoutCounter = async (tpm: SoftTpm) => {
   const out = await tpm.tool('tpm2_getcap', ['properties-variable']);
@@ -47,6 +51,10 @@ t.test('TPM signer', async (t) => {
     t.ok(claims('handle:0x81000001'), 'handle');
     t.notOk(claims(plain), 'a PKCS#8 key file is the file source’s');
     t.notOk(claims(join(dir, 'missing.pem')), 'a missing file is the file source’s (it reports it)');
+    // A pipe is never peeked at: that would eat the key the file source then reads (`--private-key <(…)`).
+    const fifo = join(dir, 'key.fifo');
+    await run('mkfifo', [fifo]);
+    t.notOk(claims(fifo), 'a FIFO is the file source’s, and claims() does not block on it');
     t.equal(keySourceFor(keys[0]!.spec).name, 'tpm');
     t.equal(keySourceFor(plain).name, 'file');
     t.equal(parseHandle('handle:0x81000001'), 0x81000001);

@@ -29,7 +29,7 @@
 //   until it is reopened (a new password file, a reload).
 import { spawn } from 'node:child_process';
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from '../der.js';
@@ -49,6 +49,7 @@ const TSS2_BEGIN = `-----BEGIN ${TSS2_LABEL}-----`;
 const OID_LOADABLE = '2.23.133.10.1.3';
 const OID_IMPORTABLE = '2.23.133.10.1.4';
 const OID_SEALED = '2.23.133.10.1.5';
+/** A TSS2 key file is a few hundred bytes to ~2 KB. */
 const MAX_KEY_FILE = 64 * 1024;
 const TIMEOUT_MS = 60_000;
 const PROBE = Buffer.from('rolesanywhere-credentiald TPM key check');
@@ -66,11 +67,16 @@ export function parseHandle(spec: string): number {
   return value;
 }
 
-/** A `handle:` spec, or a file that starts like a TSS2 PEM key (the first 4 KiB are read). */
+/**
+ * A `handle:` spec, or a regular file that starts like a TSS2 PEM key (its
+ * first 4 KiB are read). Pipes (`--private-key <(…)`) and devices are left to
+ * the file source untouched: peeking would consume them, or block.
+ */
 export function claims(spec: string): boolean {
   if (spec.startsWith('handle:')) return true;
   let fd: number | undefined;
   try {
+    if (!statSync(spec).isFile()) return false;
     fd = openSync(spec, 'r');
     const head = Buffer.alloc(4096);
     const n = readSync(fd, head, 0, head.length, 0);
@@ -303,10 +309,7 @@ export async function open(spec: string, options: KeySourceOptions = {}): Promis
     keyArg = password !== undefined ? `handle:${hex}?pass` : `handle:${hex}`;
   } else {
     const path = resolve(spec);
-    const data = await readInputFile(spec, 'private key');
-    if (data.length > MAX_KEY_FILE) {
-      throw new UserError(`${spec}: ${data.length} bytes is far too large for a TSS2 key file (a few KB); check the path`, { reason: 'key_corrupt' });
-    }
+    const data = await readInputFile(spec, 'private key', { maxBytes: MAX_KEY_FILE });
     const info = parseTss2Key(data, spec);
     describe = `tpm key file ${spec}`;
     keyArg = path;
