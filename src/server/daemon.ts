@@ -127,7 +127,15 @@ export class Daemon {
     try {
       d.bound = await listenAll(app, config.listen);
       if (config.podIdentity) {
-        d.podBound = await listenAll(app, config.podIdentity.listen, podIdentitySurface(() => d.pod));
+        d.podBound = await listenAll(app, config.podIdentity.listen, podIdentitySurface(() => d.pod)).catch((err: unknown) => {
+          if (err instanceof UserError && err.reason === 'address_unavailable') {
+            throw new UserError(
+              `podIdentity.listen: ${err.message.replace(/; choose another --listen address$/, '')}; add it to an interface first (e.g. ip addr add 169.254.170.23/32 dev lo, or the DaemonSet's init step in deploy/kubernetes/node-agent.yaml)`,
+              { reason: err.reason },
+            );
+          }
+          throw err;
+        });
       }
     } catch (err) {
       d.pod?.sessions.close();

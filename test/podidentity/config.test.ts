@@ -81,3 +81,22 @@ t.test('mistakes name their field', async (t) => {
     t.ok(got.some((p) => re.test(p)), `${re}: ${got.join(' | ')}`);
   }
 });
+
+t.test('a pod-identity address missing on this machine: start-up says how to add it', async (t) => {
+  const { networkInterfaces } = await import('node:os');
+  if (Object.values(networkInterfaces()).flat().some((a) => a?.address === '169.254.170.23')) return t.skip('this machine has 169.254.170.23');
+  const { Daemon } = await import('../../src/server/daemon.js');
+  const { daemonDeps } = await import('../../src/cli/serve.js');
+  const { silentLogger } = await import('../../src/log.js');
+  const { dir, load: l } = await load({ ...base, listen: ['169.254.170.23:0'] });
+  await writeFile(join(dir, 'jwks.json'), JSON.stringify({ keys: [{ kty: 'EC', crv: 'P-256', kid: 'k', x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU', y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0' }] }));
+  const cfg = await l();
+  const leaf = await (await import('../helpers/pki.js')).makeChain(dir);
+  for (const p of Object.values(cfg.profiles)) {
+    p.certificate = leaf.leaf.certPath;
+    p.privateKey = leaf.leaf.keyPath;
+  }
+  cfg.tokenFile = join(dir, 'token');
+  cfg.listen = [{ host: '127.0.0.1', port: 0 }];
+  await t.rejects(Daemon.start(cfg, daemonDeps(silentLogger())), /podIdentity\.listen: cannot listen on 169\.254\.170\.23:0: no such local address on this machine; add it to an interface first \(e\.g\. ip addr add 169\.254\.170\.23\/32 dev lo/);
+});
