@@ -27,6 +27,7 @@ export const REDACT_PATHS = [
   '*.token',
   '*.password',
   '*.keyPassword',
+  '*.pkcs11Pin',
   '*.privateKey',
   '*.authorization',
   '*.Authorization',

@@ -3,7 +3,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { formatProblem, type Problem } from '../config/problems.js';
-import { passwordInput } from '../config/profile.js';
+import { flagOrEnv, passwordInput } from '../config/profile.js';
 import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
 import { identitySourceFromProfile, type IdentitySettings } from '../runtime/identity-source.js';
 import { UserError } from '../errors.js';
@@ -51,6 +51,8 @@ export async function run(argv: string[]): Promise<number> {
   // The same password sources and precedence as credential-process, update and serve.
   const pw = passwordInput(values, process.env);
   problems.push(...pw.problems);
+  const pkcs11Lib = flagOrEnv(setting('pkcs11Lib'), values, process.env, problems);
+  const pinFile = flagOrEnv(setting('pkcs11PinFile'), values, process.env, problems);
   // "--expiry-warning-days must be …" reads as a sentence; other problems keep "path: message".
   const sentence = (p: Problem) => (p.message.startsWith('must ') ? `${p.path} ${p.message}` : formatProblem(p));
   if (problems.length > 0) throw new UserError(`check: ${problems.map(sentence).join('; ')}`);
@@ -62,6 +64,8 @@ export async function run(argv: string[]): Promise<number> {
   if (pw.keyPasswordFile) settings.keyPasswordFile = pw.keyPasswordFile.value;
   if (pw.keyPassword !== undefined) settings.keyPassword = pw.keyPassword;
   if (values['no-tpm-key-password'] === true) settings.noTpmKeyPassword = true;
+  if (pkcs11Lib) settings.pkcs11Lib = String(pkcs11Lib.value);
+  if (pinFile) settings.pkcs11PinFile = String(pinFile.value);
   const source = await identitySourceFromProfile(settings);
 
   const material = await readIdentityMaterial(source);
@@ -77,7 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     results.push(...checkCertificateRules(material.leaf, opts));
     leafNotAfter = parseCertificateFields(material.leaf.raw).notAfter;
   } catch (err) {
-    throw new UserError(`${source.certificate}: certificate could not be parsed (corrupt or unusual encoding)`, { cause: err });
+    throw new UserError(`${material.source.certificate}: certificate could not be parsed (corrupt or unusual encoding)`, { cause: err });
   }
 
   if (material.publicKey) {
@@ -106,8 +110,10 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const out: string[] = [];
-  out.push(`Certificate: ${source.certificate}`);
+  // material.source: a PIN given inside a pkcs11: URI has been taken out of it.
+  out.push(`Certificate: ${material.source.certificate}`);
   out.push(`  subject ${oneLineName(material.leaf.subject)}; issuer ${oneLineName(material.leaf.issuer)}`);
+  if (material.signer) out.push(`Key source: ${material.signer.kind} — ${material.signer.describe()}`);
   for (const r of results) out.push(line(r));
   for (const root of material.droppedRoots) {
     out.push(`INFO chain: self-signed ${oneLineName(root.subject)} in the chain is not sent (the trust anchor holds it)`);
@@ -118,6 +124,7 @@ export async function run(argv: string[]): Promise<number> {
   const warnings = results.filter((r) => !r.ok && r.severity === 'warning').length;
   const w = warnings ? ` (${warnings} warning${warnings === 1 ? '' : 's'})` : '';
   out.push(failures === 0 ? `OK: Roles Anywhere should accept this certificate${w}` : `FAILED: ${failures} rule${failures === 1 ? '' : 's'} failed${w}`);
+  await material.signer?.close?.();
   process.stdout.write(out.join('\n') + '\n');
   return failures === 0 ? 0 : 1;
 }

@@ -16,6 +16,7 @@
 // the daemon can call it again on SIGHUP and keep the old config when it throws.
 // It does not open the certificate, key or password files either; that happens
 // when the identity is loaded.
+import { isPkcs11Uri, redactPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -442,6 +443,7 @@ function formatListen(a: ListenAddress): string {
 /** A value for explainConfig: lists joined, listen addresses as host:port, secrets hidden. */
 function explainValue(s: Setting, value: unknown): string {
   if (s.secret) return 'given (hidden)';
+  if (typeof value === 'string' && isPkcs11Uri(value)) return redactPkcs11Uri(value);
   if (s.key === 'listen') return (value as ListenAddress[]).map(formatListen).join(', ');
   if (Array.isArray(value)) return value.map((v) => (typeof v === 'object' ? JSON.stringify(v) : String(v))).join(', ');
   if (typeof value === 'object' && value !== null) return JSON.stringify(value);

@@ -9,6 +9,7 @@ import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
 import type { ProfileConfig } from './types.js';
 import { isKeyFile } from '../identity/key-sources.js';
+import { isPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { checkRoleArn, checkRolesAnywhereArn, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
 import {
@@ -73,6 +74,8 @@ export function regionOfArn(arn: string): string | undefined {
 
 /** Resolves `~/x` and relative paths to absolute ones. */
 export function resolvePath(p: string, baseDir: string, home?: string): string {
+  // A key or certificate in a device (`pkcs11:…`, `handle:0x81000001`) is not a file.
+  if (!isKeyFile(p)) return p;
   let out = p;
   if (out === '~' || out.startsWith('~/')) out = (home ?? homedir()) + out.slice(1);
   return isAbsolute(out) ? resolve(out) : resolve(baseDir, out);
@@ -123,8 +126,7 @@ export function checkProfile(raw: unknown, ctx: CheckContext, name: string): Pro
     const key = s.key!;
     if (s.required && (raw[key] === undefined || raw[key] === null)) add(key, `required: ${s.required}`);
     let v = readSetting(s, raw[key], label(key), problems);
-    // A key in a device (`handle:0x81000001`, `pkcs11:…`) is not a path.
-    if (v !== undefined && s.type === 'path' && (key !== 'privateKey' || isKeyFile(v as string))) v = resolvePath(v as string, baseDir, defaults.home);
+    if (v !== undefined && s.type === 'path') v = resolvePath(v as string, baseDir, defaults.home);
     if (v === undefined && s.scope === 'inherited') v = (defaults as Record<string, unknown>)[key];
     if (v === undefined && 'default' in s) v = s.default;
     if (v !== undefined) values[key] = v;
@@ -140,8 +142,10 @@ function crossCheck(raw: Record<string, unknown>, values: Record<string, unknown
   const defaultLabel = ctx.defaults.defaultsLabel ?? ((k: string) => `default ${k}`);
   const certificate = values.certificate as string | undefined;
   const isBundle = certificate !== undefined && /\.(p12|pfx)$/i.test(certificate);
-  if (certificate !== undefined && !isBundle && raw.privateKey == null) {
-    add('privateKey', 'required: the private key file for the certificate (only a PKCS#12 .p12/.pfx bundle carries its own key)');
+  // A certificate on a token has its key next to it (found by its CKA_ID).
+  const onToken = certificate !== undefined && isPkcs11Uri(certificate);
+  if (certificate !== undefined && !isBundle && !onToken && raw.privateKey == null) {
+    add('privateKey', 'required: the private key file for the certificate (only a PKCS#12 .p12/.pfx bundle carries its own key), or a pkcs11: URI');
   }
   if (isBundle && values.privateKey !== undefined) {
     add('privateKey', 'not used with a PKCS#12 bundle (the key is inside it); remove it');

@@ -45,6 +45,7 @@
 // Then document the flag/env in README.md's option tables and the key in
 // config/daemon.example.yaml (tests fail until you do).
 import type { ParseArgsConfig } from 'node:util';
+import { isPkcs11Uri, parsePkcs11Uri } from '../identity/pkcs11-uri.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanywhere/arn.js';
 import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
@@ -133,6 +134,8 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] a
 export const DEFAULT_PORT = 9911;
 export const DEFAULT_SESSION_DURATION = 3600;
 export const DEFAULT_EXPIRY_WARNING_DAYS = 7;
+/** The variable holding a token PIN (an env-only row: never a flag or YAML key). */
+export const PKCS11_PIN_ENV = 'ROLESANYWHERE_PKCS11_PIN';
 
 /** Validated endpoint URL without a trailing slash, or a problem message. */
 export function checkEndpoint(value: string): { url?: string; error?: string } {
@@ -162,6 +165,17 @@ function arnParser(kind: 'trust-anchor' | 'profile') {
   };
 }
 
+/** A pkcs11: URI is checked when the configuration is read (a file path is left to the loader). */
+function pkcs11UriParser(text: string): Parsed<string> {
+  if (!isPkcs11Uri(text)) return { value: text };
+  try {
+    parsePkcs11Uri(text);
+    return { value: text };
+  } catch (err) {
+    return { error: (err as Error).message };
+  }
+}
+
 /**
  * Every setting. Order = order in --help. Read the comment at the top of this
  * file before adding a row.
@@ -170,12 +184,14 @@ export const SETTINGS = [
   // ---- profile settings (serve, credential-process, update; some also check) ----
   {
     key: 'certificate', flag: 'certificate', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
-    required: 'the certificate file (PEM, or a PKCS#12 .p12/.pfx bundle)',
-    help: 'PEM certificate (leaf first; extra blocks = chain) or PKCS#12 .p12/.pfx',
+    parse: pkcs11UriParser,
+    required: 'the certificate file (PEM, or a PKCS#12 .p12/.pfx bundle), or a pkcs11: URI',
+    help: 'PEM certificate (leaf first; extra blocks = chain) or PKCS#12 .p12/.pfx,\nor pkcs11:token=…;object=… (a certificate on a token)',
   },
   {
     key: 'privateKey', flag: 'private-key', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
-    help: 'PEM/DER private key (not with a PKCS#12 bundle), a TSS2 PEM TPM key file,\nor a TPM persistent handle handle:0x81000001',
+    parse: pkcs11UriParser,
+    help: 'PEM/DER private key (not with a PKCS#12 bundle), a TSS2 PEM TPM key file,\na TPM persistent handle handle:0x81000001, or pkcs11:token=…;object=…;type=private',
   },
   {
     key: 'intermediates', flag: 'intermediates', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
@@ -246,6 +262,24 @@ export const SETTINGS = [
   {
     key: 'noTpmKeyPassword', flag: 'no-tpm-key-password', scope: 'profile', type: 'boolean', commands: [...PROFILE_COMMANDS, 'check'],
     help: 'the TPM key has no password (aws_signing_helper compatibility)',
+  },
+  {
+    key: 'pkcs11Lib', flag: 'pkcs11-lib', arg: 'PATH', scope: 'inherited', type: 'string', commands: [...PROFILE_COMMANDS, 'check'],
+    defaultText: 'p11-kit-proxy.so',
+    help: "PKCS#11 module for pkcs11: URIs (default: p11-kit's proxy,\nwhich loads every module registered with p11-kit)",
+  },
+  {
+    key: 'pkcs11PinFile', flag: 'pkcs11-pin-file', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    help: 'file holding the token PIN (env ROLESANYWHERE_PKCS11_PIN also works)',
+  },
+  {
+    // Never a YAML key or a flag: a PIN belongs in a file or the environment. Read by src/runtime/identity-source.ts.
+    scope: 'profile', type: 'string', secret: true, env: [PKCS11_PIN_ENV],
+    help: 'the token PIN itself, for every profile without a PIN file',
+  },
+  {
+    key: 'reusePin', flag: 'reuse-pin', scope: 'profile', type: 'boolean', default: false,
+    help: 'log in again with the PIN for keys that want it for every\nsignature (CKA_ALWAYS_AUTHENTICATE, e.g. YubiKey PIV slot 9c)',
   },
   {
     key: 'caBundle', flag: 'ca-bundle', arg: 'FILE', scope: 'inherited', type: 'path',

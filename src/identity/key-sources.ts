@@ -73,7 +73,8 @@ export function keySourceFor(spec: string): KeySource {
 
 /** Whether a `--private-key` value is a file path (to resolve, read and watch) rather than a device key's URI. */
 export function isKeyFile(spec: string): boolean {
-  return !KEY_SOURCES.some((s) => s.scheme !== undefined && spec.startsWith(`${s.scheme}:`));
+  const lower = spec.toLowerCase();
+  return !KEY_SOURCES.some((s) => s.scheme !== undefined && lower.startsWith(`${s.scheme}:`));
 }
 
 /** Opens the signer a `--private-key` value names, through the source that claims it. */

@@ -8,7 +8,6 @@ import { silentLogger } from '../log.js';
 import type { Identity, IdentitySource } from './types.js';
 import { isKeyFile } from './key-sources.js';
 import { keyMatchesCertificate } from './keys.js';
-import { isPkcs11Uri } from './pkcs11-uri.js';
 
 export interface IdentityWatcherOptions {
   source: IdentitySource;
@@ -117,8 +116,7 @@ const TIME_DEPENDENT_REASONS = new Set(['cert_rule_validity', 'certificate_not_y
 
 /** The identity's own files, in a fixed order (absent ones, and objects on a token or in a TPM, as undefined so the hash marks them). */
 function identityPaths(source: IdentitySource): Array<string | undefined> {
-  const onDevice = (p: string) => isPkcs11Uri(p) || !isKeyFile(p);
-  return [source.certificate, source.privateKey, source.intermediates].map((p) => (p !== undefined && onDevice(p) ? undefined : p));
+  return [source.certificate, source.privateKey, source.intermediates].map((p) => (p !== undefined && !isKeyFile(p) ? undefined : p));
 }
 
 /** sha256 over the identity files' bytes (following symlinks); missing files hash as a marker. */

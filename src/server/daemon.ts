@@ -350,7 +350,7 @@ export class Daemon {
     const watcher = new IdentityWatcher({
       source,
       load: (s) => this.deps.loadIdentity(profile, s),
-      extraFiles: profile.keyPasswordFile ? [profile.keyPasswordFile] : [],
+      extraFiles: [profile.keyPasswordFile, profile.pkcs11PinFile].filter((f): f is string => f !== undefined),
       debounceMs: config.watch.debounceMs,
       recheckIntervalMs: config.watch.recheckIntervalMs,
       logger: log,
@@ -365,6 +365,7 @@ export class Daemon {
         : new UserError(`profile "${profile.name}": cannot load the certificate/key: ${describeError(err)}`, { reason: 'identity' });
     }
     for (const w of identity.warnings) log.warn({ serial: identity.serialDecimal }, w);
+    log.info({ event: 'identity_loaded', serial: identity.serialDecimal, keySource: identity.signer.describe() }, 'certificate and key loaded');
     const session = new CredentialSession({
       profile: profile.name,
       identity,
@@ -375,7 +376,10 @@ export class Daemon {
     });
     watcher.onIdentity = (id) => {
       for (const w of id.warnings) log.warn({ serial: id.serialDecimal }, w);
+      const previous = session.identity;
       session.setIdentity(id);
+      // A token key holds a session on the token: let it go (a signature in progress finishes first).
+      if (previous.signer !== id.signer) previous.signer.close?.().catch(() => undefined);
     };
     watcher.onError = (err) => session.recordIdentityError(err);
     return { config: profile, session, watcher };
@@ -425,5 +429,6 @@ export class Daemon {
     const list = [...runtimes];
     for (const rt of list) rt.session.stop();
     await Promise.all(list.map((rt) => rt.watcher.close().catch(() => undefined)));
+    await Promise.all(list.map((rt) => rt.session.identity.signer.close?.().catch(() => undefined)));
   }
 }

@@ -37,6 +37,8 @@ import type { KeySourceOptions, SourceCertificate } from '../key-sources.js';
 import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
 
 export const name = 'pkcs11';
+/** `pkcs11:` specs name objects on a token, not files (key-sources.ts isKeyFile). */
+export const scheme = 'pkcs11';
 
 /** The pkcs11 fields of KeySourceOptions: pkcs11Lib, pkcs11Pin(+Origin), reusePin, certificate. */
 type Pkcs11Options = KeySourceOptions;
