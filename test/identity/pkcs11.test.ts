@@ -133,7 +133,7 @@ async function main(): Promise<void> {
     await tok.keypair('rsa1024', 'weak', '09');
     const weak = await tok.issue(ca, '09', 'weak-cert', { store: false });
     const err = await loadIdentity({ certificate: weak.certPath, privateKey: `${base};object=weak`, pkcs11Lib: tok.module, pkcs11Pin: tok.pin }).catch((e: Error) => e);
-    t.match((err as Error).message, /^pkcs11:token=ra-test;object=weak: RSA key is only 1024 bits; use RSA 2048 bits or more, or EC P-256\/P-384/);
+    t.match((err as Error).message, /^pkcs11:token=ra-test;object=weak: RSA key is only 1024 bits; use RSA 2048 bits or more/);
   });
 
   t.test('the private key cannot be read out of the token', async (t) => {
