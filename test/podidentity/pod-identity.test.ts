@@ -333,3 +333,27 @@ t.test('a reload with new bindings takes effect; an unchanged podIdentity keeps 
   t.equal(r.status, 200, 'now bound');
   t.equal(r.json.RoleArn, ROLE.batch);
 });
+
+t.test('a JWKS URL refusing the agent at start: 503 naming the fix, then served once it answers', async (t) => {
+  const bearer = 'the-right-token';
+  const a = await startAgent(t, async (dir, cluster) => {
+    const server = await serveJwks(t, cluster, { bearer: () => bearer });
+    const tokenFile = join(dir, 'agent-sa-token');
+    await writeFile(tokenFile, 'a-wrong-token');
+    return {
+      listen: ['127.0.0.1:0'],
+      issuer: ISSUER,
+      audiences: [AUDIENCE],
+      jwks: { url: server.url, tokenFile, refetchIntervalSeconds: 1 },
+      bindings: [{ namespace: 'shop', serviceAccount: 'checkout', profile: 'checkout' }],
+    };
+  });
+  t.match(a.logs(), /cannot fetch the cluster signing keys/, 'started anyway, and said why');
+  const token = await a.cluster.mint({ namespace: 'shop', serviceAccount: 'checkout' });
+  const r = await a.get(token);
+  t.equal(r.status, 503);
+  t.match(r.json.Message, /signing keys are not loaded .*answered 401; give podIdentity\.jwks\.tokenFile and bind the agent's service account to the system:service-account-issuer-discovery ClusterRole/);
+  await writeFile(join(a.dir, 'agent-sa-token'), bearer);
+  await new Promise((r) => setTimeout(r, 1100));
+  t.equal((await a.get(token)).status, 200, 'keys fetched on a later request');
+});
