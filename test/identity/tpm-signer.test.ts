@@ -137,6 +137,34 @@ t.test('TPM signer', async (t) => {
     t.equal(reasonOf(await openSigner(corrupt).catch((e: unknown) => e)), 'key_corrupt');
   });
 
+  t.test('missing tools: no tpm2 provider, no openssl', async (t) => {
+    const saved = { PATH: process.env.PATH, OPENSSL_MODULES: process.env.OPENSSL_MODULES };
+    t.teardown(() => {
+      process.env.PATH = saved.PATH;
+      if (saved.OPENSSL_MODULES === undefined) delete process.env.OPENSSL_MODULES;
+      else process.env.OPENSSL_MODULES = saved.OPENSSL_MODULES;
+    });
+    process.env.OPENSSL_MODULES = await tempDir('ra-no-modules-');
+    const noProvider = await openSigner(keys[0]!.spec).catch((e: unknown) => e);
+    t.equal(reasonOf(noProvider), 'tpm_tools_missing', 'openssl without its tpm2 provider');
+    t.match((noProvider as Error).message, /openssl cannot load its TPM 2\.0 provider; install it \(Debian\/Ubuntu: apt install tpm2-openssl\)/);
+    delete process.env.OPENSSL_MODULES;
+    process.env.PATH = await tempDir('ra-empty-path-');
+    const noOpenssl = await openSigner(keys[0]!.spec).catch((e: unknown) => e);
+    t.equal(reasonOf(noOpenssl), 'tpm_tools_missing', 'no openssl at all');
+    t.match((noOpenssl as Error).message, /the openssl command was not found/);
+  });
+
+  t.test('a TPM without free object slots (no resource manager, objects left loaded by others)', async (t) => {
+    const env = { ...process.env, ...tpm.env };
+    for (let i = 0; i < 3; i++) await run('tpm2_createprimary', ['-C', 'o', '-G', 'ecc', '-c', join(tpm.dir, `hog-${i}.ctx`)], { env });
+    const err = await openSigner(keys[0]!.spec).catch((e: unknown) => e);
+    t.equal(reasonOf(err), 'tpm_busy');
+    t.match((err as Error).message, /no free object slots .* use the kernel resource manager \(\/dev\/tpmrm0\)/);
+    await run('tpm2_flushcontext', ['-t'], { env });
+    t.equal((await openSigner(keys[0]!.spec)).kind, 'tpm', 'works once they are flushed');
+  });
+
   t.test('a key file from another TPM', async (t) => {
     const other = await startSoftTpm(t);
     const foreign = await other.tss2Key('p256');
