@@ -1,7 +1,6 @@
 // The `podIdentity` section of the daemon config: its type, defaults and
 // validator (field-path problems like the rest of the config).
 // Imports nothing from config/ but problems.ts: the settings table imports this module.
-import { isIP } from 'node:net';
 import type { ListenAddress } from '../config/types.js';
 import type { SectionContext } from '../config/settings.js';
 import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
@@ -112,8 +111,7 @@ export function checkPodIdentity(raw: unknown, path: string, problems: Problem[]
         add('.jwks.url', `not a URL: ${show(text)}`);
       }
       if (url) {
-        const host = url.hostname.replace(/^\[|\]$/g, '');
-        if (url.protocol !== 'https:' && !(url.protocol === 'http:' && (isLoopbackHostname(host) || (isIP(host) !== 0 && host === '::1')))) {
+        if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHostname(url.hostname))) {
           add('.jwks.url', `must be https (plain http only to a loopback address), got ${show(text)}`);
         } else if (url.username || url.password) add('.jwks.url', 'must not contain credentials; use jwks.tokenFile for the bearer token');
         else {
