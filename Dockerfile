@@ -14,6 +14,12 @@
 # this image does not include. For them, build FROM this image, install
 # openssl and tpm2-openssl as root, and run with --device /dev/tpmrm0 and the
 # device's group (README: "Keys in a TPM 2.0").
+#
+# PKCS#11 keys (pkcs11: URIs) need the native module pkcs11js, which this image
+# installs but does not compile, and a PKCS#11 module. For them, build FROM
+# this image and, as root: apt-get install python3 make g++ p11-kit-modules
+# plus the token's module (e.g. opensc-pkcs11), `cd /app && npm rebuild
+# pkcs11js`, then purge the compiler (README: "Keys on a PKCS#11 token").
 
 # ---- build: compile TypeScript ----
 FROM node:24-trixie-slim AS build

@@ -7,10 +7,11 @@
 // running daemon survives the token going away.
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromHttp } from '@aws-sdk/credential-providers';
-import { readFile, writeFile } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, startEmulatedDaemon, waitUntil } from '../helpers/daemon.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { createToken, softhsmMissing } from '../helpers/softhsm.js';
@@ -73,6 +74,27 @@ async function main(): Promise<void> {
   t.test("the default module is p11-kit's proxy; the PIN may sit in the URI", async (t) => {
     await credentialProcess(t, ['--certificate', certPaths.p256!, '--private-key', uri('p256', `?pin-value=${tok.pin}`)], {}, 'p11-kit proxy');
     await credentialProcess(t, ['--certificate', certPaths.rsa!, '--private-key', uri('rsa', `?pin-source=file:${pinFile}`), '--pkcs11-lib', tok.module], {}, 'pin-source');
+  });
+
+  t.test("the README's flow: token key → CSR by OpenSSL's pkcs11 engine → pki issue --csr → certificate on the token", async (t) => {
+    const caDir = join(tok.dir, 'flow-ca');
+    await mkdir(caDir);
+    await copyFile(emu.ca.certPath, join(caDir, 'ca.pem'));
+    await copyFile(emu.ca.keyPath, join(caDir, 'ca.key'));
+    await tok.keypair('p256', 'flow', '0f');
+    const csr = join(tok.dir, 'flow.csr');
+    // The engine's default module is p11-kit's proxy, which finds SoftHSM; the PIN inside the URI is for the test only.
+    const req = await runProcess('openssl', ['req', '-new', '-engine', 'pkcs11', '-keyform', 'engine', '-key', `${uri('flow', ';type=private')}?pin-value=${tok.pin}`, '-subj', '/CN=flow', '-out', csr], { cleanEnv: true, env: env() });
+    t.equal(req.code, 0, `openssl req with the token key (${req.stderr.trim()})`);
+    const issued = await runCli(['pki', 'issue', '--ca-dir', caDir, '--name', 'flow', '--csr', csr], { cleanEnv: true, env: env() });
+    t.equal(issued.code, 0, `pki issue --csr (${issued.stderr.trim()})`);
+    const der = join(tok.dir, 'flow.der');
+    await writeFile(der, new X509Certificate(await readFile(join(caDir, 'flow.pem'))).raw);
+    await tok.tool(['--write-object', der, '--type', 'cert', '--id', '0f', '--label', 'flow'], true);
+    const check = await runCli(['check', '--certificate', uri('flow', ';type=cert'), ...p11, '--ca', join(caDir, 'ca.pem')], { cleanEnv: true, env: env() });
+    t.equal(check.code, 0, `check passes (${check.stdout}${check.stderr})`);
+    t.match(check.stdout, /PASS keyMatch: private key matches the certificate/);
+    await credentialProcess(t, ['--certificate', uri('flow', ';type=cert'), ...p11], {}, 'the new token identity');
   });
 
   t.test('bad input: a specific message on stderr, nothing on stdout, never the PIN', async (t) => {
