@@ -111,8 +111,12 @@ export class WatcherRegistry {
   }
 }
 
-/** Refusals that may go away with time alone (the certificate's validity period vs. the clock). */
-const TIME_DEPENDENT_REASONS = new Set(['cert_rule_validity', 'certificate_not_yet_valid']);
+/**
+ * Refusals that may go away with time alone: the certificate's validity period
+ * vs. the clock, and a TPM that is unreachable or full right now (a rotated
+ * certificate seen while the TPM is away must be taken once it is back).
+ */
+const TIME_DEPENDENT_REASONS = new Set(['cert_rule_validity', 'certificate_not_yet_valid', 'tpm_unreachable', 'tpm_busy']);
 
 /** The identity's own files, in a fixed order (absent ones, and objects on a token or in a TPM, as undefined so the hash marks them). */
 function identityPaths(source: IdentitySource): Array<string | undefined> {
@@ -303,8 +307,8 @@ export class IdentityWatcher {
     } catch (err) {
       if (this.closed) return;
       // Files may still be settling (cert written, key not yet): the next write changes the hash.
-      // A refusal that depends on the clock (not valid yet) is not remembered: the same
-      // files may be accepted later, and the periodic re-check must try them again.
+      // A refusal that depends on the clock (not valid yet) or on a TPM being away is not
+      // remembered: the same files may be accepted later, and the periodic re-check must try them again.
       this.rejectedHash = TIME_DEPENDENT_REASONS.has((err as { reason?: unknown }).reason as string) ? undefined : hash;
       this.onError?.(err);
       return;

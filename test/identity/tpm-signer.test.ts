@@ -4,12 +4,15 @@
 import t from 'tap';
 import { verify, X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { copyFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../../src/errors.js';
 import { keySourceFor, openSigner } from '../../src/identity/key-sources.js';
+import { loadIdentity } from '../../src/identity/load.js';
 import type { Signer } from '../../src/identity/signer.js';
+import type { Identity } from '../../src/identity/types.js';
+import { IdentityWatcher } from '../../src/identity/watch.js';
 import { claims, parseHandle } from '../../src/identity/signers/tpm.js';
 import { makeCA, makeKey, makeLeaf, tempDir } from '../helpers/pki.js';
 import { haveSoftTpm, startSoftTpm, type SoftTpm } from '../helpers/swtpm.js';
@@ -186,6 +189,39 @@ t.test('TPM signer', async (t) => {
     await tpm.start();
     const data = Buffer.from('after the TPM came back');
     t.ok(verify('sha256', data, signer.publicKey, await signer.sign(data)), 'the same signer works again');
+  });
+
+  t.test('a certificate rotated while the TPM is away is taken once it is back', async (t) => {
+    const live = await tempDir('ra-tpm-live-');
+    const source = { certificate: join(live, 'client.pem'), privateKey: join(live, 'client.tss2.pem') };
+    const firstKey = keys[0]!.spec;
+    const nextKey = await tpm.tss2Key('p256', { name: 'next' });
+    const first = await makeLeaf(dir, ca, 'first', { csrPath: await tpm.csr(firstKey, 'first') });
+    const next = await makeLeaf(dir, ca, 'next', { csrPath: await tpm.csr(nextKey, 'next') });
+    await copyFile(first.certPath, source.certificate);
+    await copyFile(firstKey, source.privateKey);
+    const errors: Array<{ reason?: string }> = [];
+    const identities: Identity[] = [];
+    const watcher = new IdentityWatcher({
+      source,
+      load: (s) => loadIdentity(s),
+      recheckIntervalMs: 0,
+      onError: (err) => errors.push(err as { reason?: string }),
+      onIdentity: (id) => identities.push(id),
+    });
+    t.teardown(() => watcher.close());
+    t.equal((await watcher.loadInitial()).serialDecimal, first.serialDecimal);
+
+    await tpm.stop();
+    await copyFile(nextKey, source.privateKey);
+    await copyFile(next.certPath, source.certificate);
+    await watcher.check();
+    t.same(errors.map((e) => e.reason), ['tpm_unreachable'], 'refused while the TPM is away');
+    t.equal(identities.length, 0);
+    await tpm.start();
+    // The files do not change again; the next (periodic) check takes them.
+    await watcher.check();
+    t.same(identities.map((i) => i.serialDecimal), [next.serialDecimal], 'the rotated certificate and key are picked up');
   });
 
   t.test('nothing left loaded', async (t) => {
