@@ -132,7 +132,8 @@ export class CallerLookup {
   private readonly cache = new WeakMap<Socket, Promise<Caller>>();
   private readonly resolved = new WeakMap<Socket, Caller>();
 
-  constructor(private readonly procNet = '/proc/net') {}
+  // /proc/self/net, not /proc/net: the latter is hidden by systemd's ProcSubset=pid.
+  constructor(private readonly procNet = '/proc/self/net') {}
 
   /** Whether /proc/net/tcp can be read here. */
   async available(): Promise<boolean> {

@@ -63,7 +63,7 @@ t.test('systemd-analyze verify accepts the unit (no unknown directives)', async 
   );
   const m = /Overall exposure level for .*: ([\d.]+)/.exec(sec);
   t.ok(m, 'security review ran');
-  if (m) t.ok(Number(m[1]) <= 2.5, `exposure level ${m[1]} is at most 2.5`);
+  if (m) t.ok(Number(m[1]) <= 1.6, `exposure level ${m[1]} is at most 1.6`);
 });
 
 t.test('required directives and hardening are present', async (t) => {
@@ -80,12 +80,17 @@ t.test('required directives and hardening are present', async (t) => {
     ['RestrictAddressFamilies', 'AF_INET AF_INET6 AF_UNIX'],
     ['CapabilityBoundingSet', ''],
     ['AmbientCapabilities', ''],
+    ['LimitCORE', '0'],
+    ['PrivateMounts', 'yes'],
     ['Restart', 'on-failure'],
     ['ExecReload', '/bin/kill -HUP $MAINPID'],
   ];
   for (const [k, v] of expect) t.same(get(k), [v], `${k}=${v}`);
   t.match(get('RuntimeDirectoryMode')[0], /^07[0-5]0$/, 'runtime directory closed to others');
   t.same(get('MemoryDenyWriteExecute').filter((v) => v !== 'no'), [], 'MemoryDenyWriteExecute not set: it breaks V8');
+  // Caller authorization reads other users' socket owners from /proc/net/tcp.
+  t.same(get('PrivateUsers').filter((v) => v !== 'no'), [], 'PrivateUsers not set: it maps other users to nobody');
+  t.same(get('ProcSubset').filter((v) => v !== 'all'), [], 'ProcSubset not set: it hides /proc/net');
   for (const [section, k] of d) {
     if (['Service'].includes(section)) continue;
     t.ok(['Unit', 'Install'].includes(section), `${k} in a known section`);
