@@ -8,6 +8,7 @@ import { describeError, UserError } from '../errors.js';
 import { formatExpiration, obtainCredentials, parseProfileArgs } from '../rolesanywhere/command.js';
 import { RolesAnywhereError } from '../rolesanywhere/errors.js';
 import { NO_VERIFY_SSL_WARNING } from '../rolesanywhere/profile.js';
+import { clampDelay } from '../timers.js';
 
 export const summary = 'write temporary credentials into ~/.aws/credentials and keep them fresh';
 
@@ -99,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
         log(`refresh failed (${describeError(err)}); retrying in ${humanDelay(delay)}`);
       }
       try {
-        await sleep(delay, undefined, { signal });
+        await sleep(clampDelay(delay), undefined, { signal });
       } catch {
         break;
       }

@@ -9,6 +9,7 @@ import { link, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../errors.js';
+import { clampDelay } from '../timers.js';
 
 /** A holder keeps the lock for milliseconds; one this old is left over from a crash. */
 export const STALE_AFTER_MS = 60_000;
@@ -87,7 +88,7 @@ export async function withLock<T>(lockPath: string, fn: () => Promise<T>, option
           { reason: 'credentials_file_locked' },
         );
       }
-      await sleep(Math.min(200, 10 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random()));
+      await sleep(clampDelay(Math.min(200, 10 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random())));
       continue;
     }
     try {

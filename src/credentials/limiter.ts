@@ -1,4 +1,5 @@
 import type { FetchCredentials } from './session.js';
+import { clampDelay } from '../timers.js';
 
 /** Concurrent CreateSession calls across all profiles of a daemon (default). */
 export const DEFAULT_MAX_CONCURRENT = 4;
@@ -164,7 +165,7 @@ export class CallLimiter {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.pump();
-      }, waitMs);
+      }, clampDelay(waitMs));
       // Not unref'd: a waiting call is pending work, like its socket will be. The
       // timer exists only while calls wait (an abort removes them and clears it).
     }

@@ -3,6 +3,7 @@ import type { Identity } from '../identity/types.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
+import { clampDelay } from '../timers.js';
 
 /** Gets fresh credentials for an identity (CreateSession). Must honour `signal`. */
 export type FetchCredentials = (identity: Identity, signal: AbortSignal) => Promise<AwsCredentials>;
@@ -326,7 +327,7 @@ export class CredentialSession {
       const timer = setTimeout(() => {
         cleanup();
         reject(new Error(`profile ${this.profile}: condition not reached within ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, clampDelay(timeoutMs));
       timer.unref();
       const cleanup = () => {
         clearTimeout(timer);
@@ -419,11 +420,15 @@ export class CredentialSession {
   private schedule(delayMs: number): void {
     if (this.stopped) return;
     if (this.timer) clearTimeout(this.timer);
-    this.nextRefreshAt = this.now() + delayMs;
+    const due = this.now() + delayMs;
+    this.nextRefreshAt = due;
+    // A delay beyond what a timer can hold (credentials valid for weeks) is waited in steps.
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      void this.refresh();
-    }, delayMs);
+      const left = due - this.now();
+      if (left > 1000) this.schedule(left);
+      else void this.refresh();
+    }, clampDelay(delayMs));
     this.timer.unref();
   }
 }

@@ -21,6 +21,7 @@ import { parseRateLimit, RateLimiter, type RateLimit } from './rate-limit.js';
 import { defaultMessageForStatus, errorTypeForStatus, json, restJsonError, type Answer, type ReceivedRequest } from './http.js';
 import { emptyStats, isoSeconds, recordCall, type CallRecord, type EmulatorOperation, type EmulatorState, type EmulatorStats, type IssuedCredential } from './state.js';
 import { getCallerIdentity, isStsRequest, stsError } from './sts.js';
+import { clampDelay } from '../timers.js';
 
 export type { FaultRule, EmulatorStats, IssuedCredential, CallRecord };
 
@@ -136,8 +137,6 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
   });
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
-
 export async function startEmulator(options: EmulatorOptions): Promise<Emulator> {
   const host = options.host ?? '127.0.0.1';
   if (!LOOPBACK.test(host)) throw new Error(`emulator host must be a loopback address (127.0.0.1, ::1, localhost), got ${host}`);
@@ -234,7 +233,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       return restJsonError(429, 'ThrottlingException', 'Rate exceeded');
     }
     const decision = state.faults.decide(operation);
-    if (decision.delayMs > 0) await sleep(decision.delayMs);
+    if (decision.delayMs > 0) await new Promise<void>((r) => setTimeout(r, clampDelay(decision.delayMs)).unref?.());
     const rule = decision.rule;
     if (rule && (rule.kind === 'drop' || rule.kind === 'status' || rule.kind === 'malformed')) {
       let answer: Answer;

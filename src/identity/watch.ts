@@ -8,6 +8,7 @@ import { silentLogger } from '../log.js';
 import type { Identity, IdentitySource } from './types.js';
 import { isKeyFile } from './key-sources.js';
 import { keyMatchesCertificate } from './keys.js';
+import { clampDelay } from '../timers.js';
 
 export interface IdentityWatcherOptions {
   source: IdentitySource;
@@ -262,7 +263,7 @@ export class IdentityWatcher {
     if (this.recheckTimer) clearInterval(this.recheckTimer);
     this.recheckTimer = undefined;
     if (this.closed || this.recheckIntervalMs <= 0) return;
-    this.recheckTimer = setInterval(() => void this.check(), this.recheckIntervalMs);
+    this.recheckTimer = setInterval(() => void this.check(), clampDelay(this.recheckIntervalMs));
     this.recheckTimer.unref();
   }
 
@@ -272,7 +273,7 @@ export class IdentityWatcher {
     this.debounceTimer = setTimeout(() => {
       this.debounceTimer = undefined;
       void this.check();
-    }, this.debounceMs);
+    }, clampDelay(this.debounceMs));
     this.debounceTimer.unref();
   }
 

@@ -6,6 +6,7 @@
 import type { CredentialLookup, CredentialSession } from '../credentials/session.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
+import { clampDelay } from '../timers.js';
 
 /** How long a request for an idle binding waits for its session's first CreateSession. */
 export const FIRST_CREDENTIALS_WAIT_MS = 10_000;
@@ -34,7 +35,7 @@ export class OnDemandSessions {
     this.now = options.now ?? Date.now;
     if (options.idleTimeoutMs > 0) {
       const every = Math.max(250, Math.min(60_000, Math.floor(options.idleTimeoutMs / 4)));
-      this.timer = setInterval(() => this.sweep(), every);
+      this.timer = setInterval(() => this.sweep(), clampDelay(every));
       this.timer.unref();
     }
   }

@@ -22,6 +22,7 @@ import {
   redactProxy,
 } from './transport.js';
 import type { AwsCredentials, SessionParameters } from './types.js';
+import { clampDelay } from '../timers.js';
 
 export const DEFAULT_DURATION_SECONDS = 3600;
 
@@ -298,7 +299,7 @@ export class RolesAnywhereClient {
         o.onRetry?.({ attempt, maxAttempts, delayMs, error });
         if (delayMs > 0) {
           try {
-            await sleep(delayMs, undefined, { signal });
+            await sleep(clampDelay(delayMs), undefined, { signal });
           } catch {
             throw abortReason(signal!);
           }

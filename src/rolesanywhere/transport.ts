@@ -5,6 +5,7 @@ import type { Socket } from 'node:net';
 import { UserError } from '../errors.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { RolesAnywhereError } from './errors.js';
+import { clampDelay } from '../timers.js';
 
 export interface HttpResponse {
   status: number;
@@ -83,14 +84,14 @@ export function httpRequest(url: URL, opts: RequestOptions): Promise<HttpRespons
       const err = new TimeoutError('connect', opts.connectTimeoutMs);
       finish(err);
       req.destroy(err);
-    }, opts.connectTimeoutMs);
+    }, clampDelay(opts.connectTimeoutMs));
     timers.push(connectTimer);
     timers.push(
       setTimeout(() => {
         const err = new TimeoutError('response', opts.timeoutMs);
         finish(err);
         req.destroy(err);
-      }, opts.timeoutMs),
+      }, clampDelay(opts.timeoutMs)),
     );
 
     req.on('proxyConnect', (res: { statusCode: number; statusText?: string }) => {

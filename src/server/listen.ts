@@ -4,6 +4,7 @@ import { UserError } from '../errors.js';
 import type { ListenAddress } from '../config/types.js';
 import type { DaemonApp } from './app.js';
 import type { CredentialSurface } from './credential-routes.js';
+import { clampDelay } from '../timers.js';
 
 /** Largest accepted request head; larger → 431. */
 export const MAX_HEADER_BYTES = 16 * 1024;
@@ -86,7 +87,7 @@ export async function closeAll(bound: BoundServer[], graceMs = 5_000): Promise<v
       ({ server }) =>
         new Promise<void>((resolve) => {
           if (!server.listening) return resolve();
-          const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+          const timer = setTimeout(() => server.closeAllConnections(), clampDelay(graceMs));
           timer.unref();
           server.close(() => {
             clearTimeout(timer);
