@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { holdSighup } from './cli/early-sighup.js';
 import { describeError, UserError } from './errors.js';
 
 /**
@@ -47,6 +48,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(VERSION + '\n');
     return 0;
   }
+  // Before anything slow (loading the command, its config, its identities): see early-sighup.ts.
+  if (name === 'serve') holdSighup();
   const load = COMMANDS[name];
   if (!load) {
     throw new UserError(`unknown command "${name}"; run with --help to list the commands`);

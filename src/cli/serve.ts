@@ -8,6 +8,7 @@ import { createSession } from '../rolesanywhere/client.js';
 import { clientOptionsFromProfile, NO_VERIFY_SSL_WARNING, sessionParametersFromProfile } from '../rolesanywhere/profile.js';
 import { identitySourceFromProfile } from '../runtime/identity-source.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
+import { holdSighup, releaseSighup } from './early-sighup.js';
 
 export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh and serve them to AWS SDKs (container endpoint + IMDSv2)';
 
@@ -45,7 +46,10 @@ function printUserError(err: UserError): number {
 }
 
 export async function run(argv: string[]): Promise<number> {
+  // Normally held already by the CLI entry point, before this module loaded.
+  holdSighup();
   if (argv.includes('--help') || argv.includes('-h')) {
+    releaseSighup();
     process.stdout.write(SERVE_USAGE + '\n');
     return 0;
   }
@@ -53,6 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   try {
     config = await loadDaemonConfig({ argv, env: process.env });
   } catch (err) {
+    releaseSighup();
     if (err instanceof UserError) return printUserError(err);
     throw err;
   }
@@ -61,18 +66,12 @@ export async function run(argv: string[]): Promise<number> {
     if (p.noVerifySsl) logger.warn({ profile: p.name }, NO_VERIFY_SSL_WARNING);
   }
 
-  // A SIGHUP's default action is to terminate, and systemd counts that as a clean exit (no
-  // restart): from here on a SIGHUP that arrives while starting is held and applied once started.
-  let hupWhileStarting = false;
-  const hupBeforeStart = () => {
-    hupWhileStarting = true;
-  };
-  process.on('SIGHUP', hupBeforeStart);
+  // A SIGHUP that arrives while starting stays held (early-sighup.ts) and is applied once started.
   let daemon: Daemon;
   try {
     daemon = await Daemon.start(config, daemonDeps(logger));
   } catch (err) {
-    process.removeListener('SIGHUP', hupBeforeStart);
+    releaseSighup();
     if (err instanceof UserError) {
       logger.error({ reason: err.reason, error: err.message }, 'cannot start');
       return printUserError(err);
@@ -144,7 +143,6 @@ export async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', stop);
     process.on('SIGINT', stop);
     process.on('SIGHUP', hup);
-    process.removeListener('SIGHUP', hupBeforeStart);
-    if (hupWhileStarting) hup();
+    if (releaseSighup()) hup();
   });
 }

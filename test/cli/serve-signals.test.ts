@@ -69,3 +69,42 @@ profiles:
   const exit = await d.exited;
   t.same(exit, { code: 0, signal: null }, 'exit 0 on SIGTERM');
 });
+
+t.test('SIGHUP while the config is still being read (before anything slow) is held, not fatal', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'serve-signals-early');
+  const fake = await startFakeServer(t, [(_req, res) => {
+    res.writeHead(201, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(fakeCredentials()));
+  }]);
+  const config = `listen: ["127.0.0.1:0"]
+tokenFile: ${join(dir, 'token')}
+profiles:
+  main:
+    certificate: ${leaf.certPath}
+    privateKey: ${leaf.keyPath}
+    trustAnchorArn: ${TA_ARN}
+    profileArn: ${PROFILE_ARN}
+    roleArn: ${ROLE_ARN}
+    endpoint: ${fake.url}
+`;
+  // The config file is a FIFO: serve blocks reading it, before its own reload handler exists.
+  const cfg = join(dir, 'daemon.yaml');
+  execFileSync('mkfifo', ['-m', '600', cfg]);
+  const d = spawnServe(t, ['--config', cfg]);
+  const fh = await open(cfg, 'w');
+  d.child.kill('SIGHUP');
+  await fh.writeFile(config).catch(() => undefined);
+  await fh.close().catch(() => undefined);
+  const port = await d.port().catch(async () => {
+    t.fail(`serve died while reading its config: ${JSON.stringify(await d.exited)}`);
+    return 0;
+  });
+  if (!port) return;
+  await feedFifo(cfg, config); // the held SIGHUP reloads: it reads the config again
+  await d.waitForOutput(/configuration reloaded/);
+  t.equal((await httpRequest(port, 'GET', '/healthz')).status, 200, 'serving');
+  d.child.kill('SIGTERM');
+  t.same(await d.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+});
