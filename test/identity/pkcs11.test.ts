@@ -213,6 +213,19 @@ process.stdout.write(JSON.stringify(out));
     await signer.close!();
   });
 
+  t.test('an EC key whose public half the token does not show is proved by a test signature', async (t) => {
+    await tok.keypair('p256', 'nopub', '0b');
+    const cert = (await tok.issue(ca, '0b', 'nopub-cert', { store: false })).certificate;
+    await tok.tool(['--delete-object', '--type', 'pubkey', '--id', '0b'], true);
+    const signer = await open(`${base};object=nopub`, { ...opts, certificate: cert });
+    t.ok(spkiOf(signer.publicKey).equals(spkiOf(cert.publicKey)), "the certificate's key, proved");
+    const data = Buffer.from('x');
+    t.ok(verify('sha256', data, { key: cert.publicKey, dsaEncoding: 'der' }, await signer.sign(data)), 'and it signs');
+    await signer.close!();
+    await rejects(t, open(`${base};object=nopub`, opts), /shows no public key for this EC key \(no public key object with its CKA_ID\)/, 'without a certificate');
+    await rejects(t, open(`${base};object=nopub`, { ...opts, certificate: certs.p256! }), /the key does not match the certificate \(a test signature does not verify/, 'with the wrong certificate');
+  });
+
   t.test('a key that wants the PIN per signature needs --reuse-pin', async (t) => {
     await tok.keypair('p256', 'always', '0a', ['--always-auth']);
     const without = await open(`${base};object=always`, opts);
