@@ -81,9 +81,13 @@ export async function readPasswordFile(path: string, flag?: string): Promise<str
   } catch (err) {
     throw fileError(flag ? `${flag} ${path}` : path, 'password', err);
   }
-  let text = data.toString('utf8');
-  if (text.endsWith('\r\n')) text = text.slice(0, -2);
-  else if (text.endsWith('\n')) text = text.slice(0, -1);
+  return withoutFinalNewline(data.toString('utf8'));
+}
+
+/** `text` minus one trailing newline (LF or CRLF), as `echo secret > file` and `openssl rand -hex 16 > file` write it. */
+export function withoutFinalNewline(text: string): string {
+  if (text.endsWith('\r\n')) return text.slice(0, -2);
+  if (text.endsWith('\n')) return text.slice(0, -1);
   return text;
 }
 

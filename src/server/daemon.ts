@@ -288,7 +288,7 @@ export class Daemon {
   private async readToken(config: DaemonConfig): Promise<TokenVerifier> {
     const t = await ensureEndpointToken(config.tokenFile);
     if (t.created) this.log.info({ tokenFile: config.tokenFile }, 'generated a new endpoint token file');
-    if (t.warning) this.log.warn({ tokenFile: config.tokenFile }, t.warning);
+    for (const warning of t.warnings) this.log.warn({ tokenFile: config.tokenFile }, warning);
     return new TokenVerifier(t.value);
   }
 

@@ -2,19 +2,22 @@ import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
+import { withoutFinalNewline } from '../identity/files.js';
 
 export interface EndpointToken {
   /** The token value. Never log it. */
   value: string;
   /** True when the file did not exist and was generated now. */
   created: boolean;
-  /** A problem worth a warning (e.g. readable by others); never contains the token. */
-  warning?: string;
+  /** Problems worth a warning (e.g. readable by every user); never contain the token. */
+  warnings: string[];
 }
 
 /**
- * Reads the endpoint token from `path`, or generates a 256-bit token and
- * writes it there (mode 0600, no trailing newline, atomic) when missing.
+ * Reads the endpoint token from `path` (one trailing newline is not part of
+ * it), or generates a 256-bit token and writes it there (mode 0600, no
+ * trailing newline, atomic) when missing. A group may read an existing file:
+ * that is how the token is shared with applications.
  */
 export async function ensureEndpointToken(path: string): Promise<EndpointToken> {
   let text: string | undefined;
@@ -27,15 +30,24 @@ export async function ensureEndpointToken(path: string): Promise<EndpointToken> 
     if (code !== 'ENOENT') throw new UserError(`cannot read token file ${path}: ${code ?? String(err)}`, { reason: 'token_file' });
   }
   if (text !== undefined) {
-    validateToken(text, path);
-    let warning: string | undefined;
+    const value = withoutFinalNewline(text);
+    validateToken(value, path);
+    const warnings: string[] = [];
+    if (value !== text) {
+      warnings.push(
+        `token file ${path} ends with a line break: the daemon ignores it, but SDKs and CLIs reading the file (AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) ` +
+          `send it as is and fail; remove it (truncate -s -${text.length - value.length} ${path}) or write tokens with printf '%s'`,
+      );
+    }
     try {
       const st = await stat(path);
-      if ((st.mode & 0o077) !== 0) warning = `token file ${path} is readable by other users (mode ${(st.mode & 0o777).toString(8)}); run chmod 600 on it`;
+      if ((st.mode & 0o007) !== 0) {
+        warnings.push(`token file ${path} is open to every local user (mode ${(st.mode & 0o777).toString(8)}); run chmod o-rwx on it (share it through a group or an ACL instead)`);
+      }
     } catch {
       // ignore
     }
-    return { value: text, created: false, warning };
+    return { value, created: false, warnings };
   }
   const value = randomBytes(32).toString('base64url');
   const dir = dirname(path);
@@ -59,7 +71,7 @@ export async function ensureEndpointToken(path: string): Promise<EndpointToken> 
     await unlink(tmp).catch(() => undefined);
     throw new UserError(`cannot write token file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; check the directory's permissions or choose another --token-file`, { reason: 'token_file' });
   }
-  return { value, created: true };
+  return { value, created: true, warnings: [] };
 }
 
 function validateToken(text: string, path: string): void {
