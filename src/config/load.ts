@@ -18,10 +18,10 @@
 // when the identity is loaded.
 import { isPkcs11Uri, redactPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
+import { homeDirectory } from './home.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { parseListenAddress } from '../net/listen-address.js';
@@ -88,7 +88,7 @@ export function defaultTokenFile(env: NodeJS.ProcessEnv, uid: number | undefined
   if (env.RUNTIME_DIRECTORY) return join(env.RUNTIME_DIRECTORY.split(':')[0]!, 'token');
   if (uid === 0) return '/run/rolesanywhere-credentiald/token';
   if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'rolesanywhere-credentiald', 'token');
-  const cache = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  const cache = env.XDG_CACHE_HOME || join(homeDirectory(env, 'the default token file (~/.cache/rolesanywhere-credentiald/token; set --token-file, tokenFile or XDG_RUNTIME_DIR)'), '.cache');
   return join(cache, 'rolesanywhere-credentiald', 'token');
 }
 
@@ -171,7 +171,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   const { env } = options;
   const cwd = options.cwd ?? process.cwd();
   const uid = options.uid ?? process.getuid?.();
-  const home = env.HOME || homedir();
+  const home = env.HOME || undefined;
   const values = parseServeArgs(options.argv);
   const problems: Problem[] = [];
   const c = new Checker(problems);

@@ -5,8 +5,8 @@
 //
 // Nothing here touches the files it names: whether the certificate and key
 // exist and are usable is checked when the identity is loaded.
-import { homedir } from 'node:os';
 import { isAbsolute, resolve } from 'node:path';
+import { homeDirectory } from './home.js';
 import type { ProfileConfig } from './types.js';
 import { isKeyFile } from '../identity/key-sources.js';
 import { isPkcs11Uri } from '../identity/pkcs11-uri.js';
@@ -44,7 +44,7 @@ export interface ProfileDefaults extends Partial<Pick<ProfileValues, InheritedKe
   name?: string;
   /** Relative paths resolve against this directory (default: process.cwd()). */
   baseDir?: string;
-  /** For `~/` expansion (default: os.homedir()). */
+  /** For `~/` expansion (default: $HOME, else the user database's home; asked for only when a path starts with ~). */
   home?: string;
   /** How messages name where the defaults came from, e.g. `top-level region`. Default: `default region`. */
   defaultsLabel?: (key: string) => string;
@@ -77,7 +77,7 @@ export function resolvePath(p: string, baseDir: string, home?: string): string {
   // A key or certificate in a device (`pkcs11:…`, `handle:0x81000001`) is not a file.
   if (!isKeyFile(p)) return p;
   let out = p;
-  if (out === '~' || out.startsWith('~/')) out = (home ?? homedir()) + out.slice(1);
+  if (out === '~' || out.startsWith('~/')) out = (home ?? homeDirectory(process.env, `the path ${p}`)) + out.slice(1);
   return isAbsolute(out) ? resolve(out) : resolve(baseDir, out);
 }
 

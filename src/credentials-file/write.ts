@@ -3,8 +3,8 @@
 // mode 0600 (or the original's, when stricter), everything else preserved.
 import { randomBytes } from 'node:crypto';
 import { chown, lstat, mkdir, open, readFile, readlink, realpath, rename, stat, unlink } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
+import { homeDirectory } from '../config/home.js';
 import { UserError } from '../errors.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { setSectionValues } from './ini.js';
@@ -13,9 +13,9 @@ import { withLock, type LockOptions } from './lock.js';
 /** `AWS_SHARED_CREDENTIALS_FILE`, else `~/.aws/credentials` (as the AWS CLI resolves it). */
 export function credentialsFilePath(env: NodeJS.ProcessEnv = process.env): string {
   const fromEnv = env.AWS_SHARED_CREDENTIALS_FILE;
-  const home = env.HOME || homedir();
-  if (fromEnv) return resolve(fromEnv.startsWith('~/') ? join(home, fromEnv.slice(2)) : fromEnv);
-  return join(home, '.aws', 'credentials');
+  const home = () => homeDirectory(env, 'the shared credentials file (~/.aws/credentials; set AWS_SHARED_CREDENTIALS_FILE)');
+  if (fromEnv) return resolve(fromEnv.startsWith('~/') ? join(home(), fromEnv.slice(2)) : fromEnv);
+  return join(home(), '.aws', 'credentials');
 }
 
 /** Keys this tool manages in a profile section. `aws_security_token` is the legacy name of the token: removed so it cannot shadow-conflict. */
