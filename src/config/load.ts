@@ -22,6 +22,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { UserError } from '../errors.js';
 import { homeDirectory } from './home.js';
+import { permissionHint } from '../identity/files.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { parseListenAddress } from '../net/listen-address.js';
@@ -122,7 +123,7 @@ async function readConfigFile(file: string, label: string): Promise<unknown> {
     if (code === 'ENOENT') throw new UserError(`config file not found: ${file} (from ${label}); check the path`, { reason: 'config_missing' });
     if (code === 'EISDIR') throw new UserError(`config file ${file} (from ${label}) is a directory; give the YAML file's path`, { reason: 'config_missing' });
     if (code === 'EACCES' || code === 'EPERM') {
-      throw new UserError(`cannot read config file ${file} (from ${label}): permission denied; make it readable by the daemon's user`, { reason: 'config_unreadable' });
+      throw new UserError(`cannot read config file ${file} (from ${label}): permission denied; ${permissionHint(file)}`, { reason: 'config_unreadable' });
     }
     throw new UserError(`cannot read config file ${file} (from ${label}): ${(err as Error).message}`, { reason: 'config_unreadable' });
   }

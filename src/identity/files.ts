@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
+import { resolve, sep } from 'node:path';
 import { userInfo } from 'node:os';
 import { UserError } from '../errors.js';
 import type { IdentitySource } from './types.js';
@@ -17,27 +19,83 @@ function whoAmI(): string {
   }
 }
 
-/** Converts a filesystem error into a one-line UserError naming the file and the fix. */
-export function fileError(path: string, role: FileRole, err: unknown): UserError {
+/** systemd allocates DynamicUser= uids from 61184..65519 (systemd.exec(5)); they change between starts. */
+const DYNAMIC_UIDS = [61184, 65519] as const;
+
+/** Names of this process's supplementary groups (other than its primary group), from /etc/group. */
+function supplementaryGroups(): string[] {
+  const gids = new Set((process.getgroups?.() ?? []).filter((g) => g !== process.getgid?.()));
+  if (gids.size === 0) return [];
+  try {
+    return readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .filter((f) => f.length >= 3 && gids.has(Number(f[2])))
+      .map((f) => f[0]!);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * How to give this process access to `target` (chmod `bit`: r for a file, x for a
+ * directory): for a systemd DynamicUser, through its group, since its uid changes
+ * with every start; else to the user.
+ */
+export function accessFix(target: string, bit: 'r' | 'x'): string {
+  const uid = process.getuid?.();
+  if (uid !== undefined && uid >= DYNAMIC_UIDS[0] && uid <= DYNAMIC_UIDS[1]) {
+    const group = supplementaryGroups()[0];
+    return (
+      `this runs as a systemd DynamicUser (uid ${uid} changes between starts), so grant its group: ` +
+      (group ? `chgrp ${group} ${target} && chmod g+${bit} ${target}` : `add SupplementaryGroups=rolesanywhere to the unit, then chgrp rolesanywhere ${target} && chmod g+${bit} ${target}`)
+    );
+  }
+  return `make it ${bit === 'r' ? 'readable' : 'searchable (x)'} by ${whoAmI()}`;
+}
+
+/** The nearest ancestor directory of `path` this process cannot enter, if one is why `path` is unreachable. */
+function blockedParent(path: string): string | undefined {
+  const parts = resolve(path).split(sep).slice(0, -1);
+  for (let i = 1; i <= parts.length; i++) {
+    const dir = parts.slice(0, i).join(sep) || sep;
+    try {
+      accessSync(dir, constants.X_OK);
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code === 'EACCES' ? dir : undefined;
+    }
+  }
+  return undefined;
+}
+
+/** The message part after "permission denied" for `path`: the blocking directory, or the file itself. */
+export function permissionHint(path: string): string {
+  const dir = blockedParent(path);
+  if (dir) return `the directory ${dir} is not searchable by this process; ${accessFix(dir, 'x')}`;
+  return accessFix(path, 'r');
+}
+
+/** Converts a filesystem error into a one-line UserError naming the file and the fix; `label` names the file (default: the path). */
+export function fileError(path: string, role: FileRole, err: unknown, label = path): UserError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
   switch (code) {
     case 'ENOENT':
-      return new UserError(`${path}: ${role} file not found; check the path`, { reason: 'file_not_found', cause: err });
+      return new UserError(`${label}: ${role} file not found; check the path`, { reason: 'file_not_found', cause: err });
     case 'EACCES':
     case 'EPERM':
-      return new UserError(`${path}: permission denied reading the ${role} file; make it readable by ${whoAmI()}`, {
+      return new UserError(`${label}: permission denied reading the ${role} file; ${permissionHint(path)}`, {
         reason: 'file_permission',
         cause: err,
       });
     case 'EISDIR':
-      return new UserError(`${path}: is a directory, expected the ${role} file`, { reason: 'file_is_directory', cause: err });
+      return new UserError(`${label}: is a directory, expected the ${role} file`, { reason: 'file_is_directory', cause: err });
     case 'ENOTDIR':
-      return new UserError(`${path}: a parent of this path is not a directory; check the ${role} file path`, {
+      return new UserError(`${label}: a parent of this path is not a directory; check the ${role} file path`, {
         reason: 'file_not_found',
         cause: err,
       });
     default:
-      return new UserError(`${path}: cannot read the ${role} file (${code ?? 'unknown error'})`, { reason: 'file_unreadable', cause: err });
+      return new UserError(`${label}: cannot read the ${role} file (${code ?? 'unknown error'})`, { reason: 'file_unreadable', cause: err });
   }
 }
 
@@ -79,7 +137,7 @@ export async function readPasswordFile(path: string, flag?: string): Promise<str
   try {
     data = await readFile(path);
   } catch (err) {
-    throw fileError(flag ? `${flag} ${path}` : path, 'password', err);
+    throw fileError(path, 'password', err, flag ? `${flag} ${path}` : path);
   }
   return withoutFinalNewline(data.toString('utf8'));
 }

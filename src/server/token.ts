@@ -2,7 +2,7 @@ import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
-import { withoutFinalNewline } from '../identity/files.js';
+import { permissionHint, withoutFinalNewline } from '../identity/files.js';
 
 export interface EndpointToken {
   /** The token value. Never log it. */
@@ -26,7 +26,7 @@ export async function ensureEndpointToken(path: string): Promise<EndpointToken> 
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') throw new UserError(`token file ${path} is a directory; point --token-file at a file`, { reason: 'token_file' });
-    if (code === 'EACCES') throw new UserError(`token file ${path} is not readable by this user; fix its permissions or owner`, { reason: 'token_file' });
+    if (code === 'EACCES') throw new UserError(`token file ${path}: permission denied; ${permissionHint(path)}`, { reason: 'token_file' });
     if (code !== 'ENOENT') throw new UserError(`cannot read token file ${path}: ${code ?? String(err)}`, { reason: 'token_file' });
   }
   if (text !== undefined) {
