@@ -26,7 +26,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
-import { isLoopbackHostHeader } from '../net/loopback.js';
+import { isLoopbackHostHeader, isLoopbackHostname } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import type { ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics } from './metrics.js';
@@ -93,6 +93,23 @@ export const HOST_REFUSAL: Refusal = {
   message: 'the Host header is not a loopback address; this endpoint only answers requests addressed to localhost, 127.0.0.1 or [::1]',
 };
 
+export const TARGET_REFUSAL: Refusal = {
+  status: 403,
+  code: 'AccessDenied',
+  message: 'the request target names a host that is not a loopback address; this endpoint only answers requests addressed to localhost, 127.0.0.1 or [::1]',
+};
+
+/**
+ * The path (and query) of an absolute-form request target (`GET http://host/path`),
+ * else the target as it is. Such targets are legal (RFC 9112 §3.2.2); hostRefusal
+ * checks their authority.
+ */
+export function originForm(url: string): string {
+  if (url.charCodeAt(0) === 47 /* / */) return url;
+  const u = URL.parse(url);
+  return u ? `${u.pathname}${u.search}` : url;
+}
+
 // One-entry memo: clients send the same Host on every request.
 let lastHost: string | undefined;
 let lastHostOk = false;
@@ -100,6 +117,13 @@ let lastHostOk = false;
 /** The DNS-rebinding guard, shared by these routes and fastify's hook: a refusal when the Host is not loopback on a loopback-only server. */
 export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal | undefined {
   if (!state.loopbackOnly) return undefined;
+  const url = req.url;
+  if (url !== undefined && url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
+    // Absolute-form: the target's authority replaces the Host header (RFC 9112 §3.2.2), so it is what the guard checks.
+    const target = URL.parse(url);
+    const ok = target !== null && (target.protocol === 'http:' || target.protocol === 'https:') && !target.username && !target.password && isLoopbackHostname(target.hostname);
+    return ok ? undefined : TARGET_REFUSAL;
+  }
   const host = req.headers.host;
   if (host !== lastHost || host === undefined) {
     lastHostOk = isLoopbackHostHeader(host);
@@ -442,7 +466,7 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
   return (req, res) => {
     const method = req.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
-    const url = req.url ?? '';
+    const url = originForm(req.url ?? '');
     let end = url.indexOf('?');
     const hash = url.indexOf('#');
     if (hash !== -1 && (end === -1 || hash < end)) end = hash;
