@@ -122,16 +122,31 @@ export function child(node: Asn1, index: number, what: string): Asn1 {
   return c;
 }
 
-/** Decodes an OBJECT IDENTIFIER's content octets to dotted notation (arcs of any size). */
+/**
+ * Size limits on what certificates, keys and PKCS#12 bundles really contain: an
+ * OBJECT IDENTIFIER of at most 128 content octets with arcs of at most 20 octets
+ * (140 bits: a UUID arc under 2.25 takes 19), an INTEGER of at most 512 octets.
+ * Arcs and integers are BigInts, and decoding a huge one is superlinear (a
+ * 300 KB OID took 51 s).
+ */
+export const MAX_OID_BYTES = 128;
+export const MAX_OID_ARC_BYTES = 20;
+export const MAX_INTEGER_BYTES = 512;
+
+/** Decodes an OBJECT IDENTIFIER's content octets to dotted notation. */
 export function decodeOid(content: Buffer): string {
   if (content.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
+  if (content.length > MAX_OID_BYTES) throw new DerError(`OBJECT IDENTIFIER of ${content.length} bytes (the limit is ${MAX_OID_BYTES})`);
   const arcs: bigint[] = [];
   let n = 0n;
+  let arcBytes = 0;
   for (const byte of content) {
+    if (++arcBytes > MAX_OID_ARC_BYTES) throw new DerError(`OBJECT IDENTIFIER arc longer than ${MAX_OID_ARC_BYTES} bytes`);
     n = (n << 7n) | BigInt(byte & 0x7f);
     if (!(byte & 0x80)) {
       arcs.push(n);
       n = 0n;
+      arcBytes = 0;
     }
   }
   const first = arcs.shift() ?? 0n;
@@ -147,6 +162,7 @@ export function readOid(node: Asn1): string {
 export function readInteger(node: Asn1): bigint {
   if (node.tag !== TAG.INTEGER) throw new DerError('expected an INTEGER');
   if (node.value.length === 0) throw new DerError('empty INTEGER');
+  if (node.value.length > MAX_INTEGER_BYTES) throw new DerError(`INTEGER of ${node.value.length} bytes (the limit is ${MAX_INTEGER_BYTES})`);
   let n = BigInt('0x' + node.value.toString('hex'));
   if (node.value[0]! & 0x80) n -= 1n << BigInt(node.value.length * 8);
   return n;
