@@ -100,14 +100,32 @@ export function fileError(path: string, role: FileRole, err: unknown, label = pa
 }
 
 /**
+ * The largest file read for each role, checked before the file is read or parsed
+ * (a 40 MB file at the certificate path once drove the daemon out of memory).
+ * Roles Anywhere takes certificates of at most 16 KB; a PEM file may also carry
+ * the chain, and the certificate path may be a PKCS#12 bundle. Keys, even RSA
+ * 16384 or ML-DSA-87 PEM, stay far below 64 KB. A CA bundle (check --ca) may be
+ * a whole system trust store.
+ */
+export const MAX_FILE_BYTES: Partial<Record<FileRole, number>> = {
+  certificate: 256 * 1024,
+  intermediates: 256 * 1024,
+  'private key': 64 * 1024,
+  password: 4 * 1024,
+  'CA certificate': 4 * 1024 * 1024,
+};
+
+/**
  * Reads a whole input file; a missing, unreadable or empty file is a UserError.
- * With `maxBytes`, a larger file is refused from its size, before it is read.
+ * A file larger than `maxBytes` (default: the role's MAX_FILE_BYTES) is refused
+ * from its size, before it is read.
  */
 export async function readInputFile(path: string, role: FileRole, opts: { maxBytes?: number } = {}): Promise<Buffer> {
   let data: Buffer;
+  opts = { maxBytes: MAX_FILE_BYTES[role], ...opts };
   try {
     const tooLarge = (size: number) =>
-      new UserError(`${path}: ${role} file is ${size} bytes, more than the ${opts.maxBytes} a ${role} can be; check the path`, { reason: 'file_too_large' });
+      new UserError(`${path}: ${role} file is ${size} bytes, more than the ${opts.maxBytes} a ${role} file can be; check the path`, { reason: 'file_too_large' });
     if (opts.maxBytes !== undefined) {
       const size = (await stat(path)).size;
       if (size > opts.maxBytes) throw tooLarge(size);
@@ -133,11 +151,14 @@ export async function readInputFile(path: string, role: FileRole, opts: { maxByt
  * content never appears in a message.
  */
 export async function readPasswordFile(path: string, flag?: string): Promise<string> {
+  const name = flag ? `${flag} ${path}` : path;
   let data: Buffer;
   try {
-    data = await readFile(path);
+    data = await readInputFile(path, 'password');
   } catch (err) {
-    throw fileError(path, 'password', err, flag ? `${flag} ${path}` : path);
+    if (!(err instanceof UserError)) throw err;
+    if (err.reason === 'file_empty') return '';
+    throw new UserError(err.message.replace(path, name), { reason: err.reason, cause: err.cause });
   }
   return withoutFinalNewline(data.toString('utf8'));
 }
@@ -147,6 +168,20 @@ export function withoutFinalNewline(text: string): string {
   if (text.endsWith('\r\n')) return text.slice(0, -2);
   if (text.endsWith('\n')) return text.slice(0, -1);
   return text;
+}
+
+/** Files larger than every cap are not read to be hashed: their size and mtime stand in (any change still shows). */
+const MAX_HASHED_BYTES = 8 * 1024 * 1024;
+
+/** The content of `path` for change detection: its bytes, or a marker for a missing or oversized file. */
+export async function hashableContent(path: string): Promise<Buffer> {
+  try {
+    const st = await stat(path);
+    if (st.size > MAX_HASHED_BYTES) return Buffer.from(`\0too-large:${st.size}:${st.mtimeMs}:${st.ino}\0`);
+    return await readFile(path);
+  } catch (err) {
+    return Buffer.from(`\0error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}\0`);
+  }
 }
 
 /**
@@ -169,12 +204,8 @@ export async function identityFingerprint(source: IdentitySource): Promise<strin
       hash.update('none\0');
       continue;
     }
-    try {
-      const data = await readFile(path);
-      hash.update(`${data.length}\0`).update(data);
-    } catch (err) {
-      hash.update(`error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}\0`);
-    }
+    const data = await hashableContent(path);
+    hash.update(`${data.length}\0`).update(data);
   }
   return hash.digest('hex');
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, realpath } from 'node:fs/promises';
+import { realpath } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
 import { describeError, UserError } from '../errors.js';
@@ -9,6 +9,7 @@ import type { Identity, IdentitySource } from './types.js';
 import { isKeyFile } from './key-sources.js';
 import { keyMatchesCertificate } from './keys.js';
 import { clampDelay } from '../timers.js';
+import { hashableContent } from './files.js';
 
 export interface IdentityWatcherOptions {
   source: IdentitySource;
@@ -132,13 +133,9 @@ export async function hashIdentityFiles(source: IdentitySource, extraFiles: read
       h.update('\0none\0');
       continue;
     }
-    try {
-      const data = await readFile(path);
-      h.update(`\0${data.length}\0`);
-      h.update(data);
-    } catch (err) {
-      h.update(`\0missing:${(err as NodeJS.ErrnoException).code ?? 'error'}\0`);
-    }
+    const data = await hashableContent(path);
+    h.update(`\0${data.length}\0`);
+    h.update(data);
   }
   return h.digest('hex');
 }

@@ -1,0 +1,55 @@
+// Size caps on identity files: a 40 MB file at the certificate path drove the
+// daemon to 4.4 GB and a fatal heap error (and a crash loop on restart). Files
+// are now refused from their size before they are read: a clear error at start,
+// and a running daemon keeps serving its current identity.
+import { readFile, truncate, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { loadIdentity, readPasswordFile } from '../../src/identity/load.js';
+import { MAX_FILE_BYTES } from '../../src/identity/files.js';
+import { Daemon } from '../../src/server/daemon.js';
+import { daemonConfig, httpRequest, profileFor, ROLE_ARN } from '../helpers/daemon.js';
+import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
+
+t.test('each identity file has a cap, checked before reading', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'caps');
+  const big = join(dir, 'big');
+  await writeFile(big, '');
+  await truncate(big, 40 * 1024 * 1024); // 40 MB, sparse
+  await t.rejects(loadIdentity({ certificate: big, privateKey: leaf.keyPath }), { message: /big: certificate file is 41943040 bytes, more than the 262144 a certificate file can be/, reason: 'file_too_large' });
+  await t.rejects(loadIdentity({ certificate: leaf.certPath, privateKey: big }), { message: /private key file is 41943040 bytes/ });
+  await t.rejects(loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath, intermediates: big }), { message: /intermediates file is 41943040 bytes/ });
+  await t.rejects(readPasswordFile(big, '--pfx-password-file'), { message: /^--pfx-password-file .*big: password file is 41943040 bytes/ });
+  const p12 = join(dir, 'big.p12');
+  await writeFile(p12, '');
+  await truncate(p12, MAX_FILE_BYTES.certificate! + 1);
+  await t.rejects(loadIdentity({ certificate: p12 }), { message: /certificate file is 262145 bytes/ });
+  const empty = join(dir, 'empty-pass');
+  await writeFile(empty, '');
+  t.equal(await readPasswordFile(empty), '', 'an empty password file is still an empty password');
+});
+
+t.test('a running daemon refuses an oversized replacement and keeps serving its identity', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'caps-daemon');
+  const config = daemonConfig(dir, [profileFor('main', leaf)]);
+  const daemon = await Daemon.start(config, {
+    fetchFactory: () => async () => ({ accessKeyId: 'ASIACAPS', secretAccessKey: 's', sessionToken: 't', expiration: new Date(Date.now() + 3600_000), roleArn: ROLE_ARN }),
+    loadIdentity: (_p, s) => loadIdentity(s),
+  });
+  t.teardown(() => daemon.close());
+  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  const serial = daemon.session('main')!.identity.serialDecimal;
+  await writeFile(leaf.certPath, '');
+  await truncate(leaf.certPath, 40 * 1024 * 1024);
+  await daemon.watcher('main')!.check();
+  const status = daemon.session('main')!.status();
+  t.ok(status.identityReloadFailures >= 1, 'the replacement is refused');
+  t.match(status.lastIdentityError?.message, /certificate file is 41943040 bytes/);
+  t.equal(daemon.session('main')!.identity.serialDecimal, serial, 'the current identity stays');
+  const token = await readFile(config.tokenFile, 'utf8');
+  t.equal((await httpRequest(daemon.addresses[0]!.port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'still serving');
+});
