@@ -125,7 +125,7 @@ export class Daemon {
     }
     const app = buildApp({ getState: () => d.state, metrics: d.metrics, imdsTokens: d.imdsTokens, logger: d.log, callers: d.callerLookup });
     try {
-      d.bound = await listenAll(app, config.listen);
+      d.bound = await listenAll(app, config.listen, undefined, (message) => d.log.warn(message));
       if (config.podIdentity) {
         d.podBound = await listenAll(app, config.podIdentity.listen, podIdentitySurface(() => d.pod)).catch((err: unknown) => {
           if (err instanceof UserError && err.reason === 'address_unavailable') {

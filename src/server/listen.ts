@@ -29,11 +29,16 @@ export function urlHost(host: string, port: number): string {
  * same routing, state and metrics), serving `surface`'s credential routes (default:
  * the app's ordinary ones). On any failure the servers already bound are closed
  * and a UserError names the address.
+ *
+ * With `warn`, IPv6 loopback ([::1]) on a host with IPv6 disabled is skipped with
+ * a warning as long as another address is bound: a config listing both loopbacks
+ * then runs on IPv4-only hosts too.
  */
-export async function listenAll(app: DaemonApp, addresses: ListenAddress[], surface?: CredentialSurface): Promise<BoundServer[]> {
+export async function listenAll(app: DaemonApp, addresses: ListenAddress[], surface?: CredentialSurface, warn?: (message: string) => void): Promise<BoundServer[]> {
   await app.ready();
   const handler = app.handler(surface);
   const bound: BoundServer[] = [];
+  const skipped: string[] = [];
   try {
     for (const addr of addresses) {
       const server = createServer(
@@ -54,7 +59,10 @@ export async function listenAll(app: DaemonApp, addresses: ListenAddress[], surf
         const onError = (err: NodeJS.ErrnoException) => {
           server.removeListener('listening', onListening);
           const where = `${urlHost(host, addr.port)}`;
-          if (err.code === 'EADDRINUSE') reject(new UserError(`cannot listen on ${where}: the address is already in use (another daemon running?); stop it or choose another --listen address`, { reason: 'address_in_use' }));
+          if (warn && host === '::1' && (err.code === 'EADDRNOTAVAIL' || err.code === 'EAFNOSUPPORT')) {
+            skipped.push(where);
+            reject(new UserError(`cannot listen on ${where}: IPv6 is disabled on this host; listen on 127.0.0.1 instead`, { reason: 'address_unavailable' }));
+          } else if (err.code === 'EADDRINUSE') reject(new UserError(`cannot listen on ${where}: the address is already in use (another daemon running?); stop it or choose another --listen address`, { reason: 'address_in_use' }));
           else if (err.code === 'EADDRNOTAVAIL') reject(new UserError(`cannot listen on ${where}: no such local address on this machine; choose another --listen address`, { reason: 'address_unavailable' }));
           else if (err.code === 'EACCES') reject(new UserError(`cannot listen on ${where}: permission denied (ports below 1024 need privileges); choose a port above 1024`, { reason: 'address_denied' }));
           else reject(new UserError(`cannot listen on ${where}: ${err.code ?? err.message}`, { reason: 'listen_failed' }));
@@ -66,14 +74,21 @@ export async function listenAll(app: DaemonApp, addresses: ListenAddress[], surf
         server.once('error', onError);
         server.once('listening', onListening);
         server.listen({ host, port: addr.port, exclusive: true });
+      }).catch((err: unknown) => {
+        if (!skipped.includes(urlHost(host, addr.port))) throw err;
       });
+      if (!server.listening) continue;
       const info = server.address() as AddressInfo;
       bound.push({ server, requested: addr, port: info.port, host });
+    }
+    if (bound.length === 0 && skipped.length > 0) {
+      throw new UserError(`cannot listen on ${skipped.join(', ')}: IPv6 is disabled on this host; listen on 127.0.0.1 instead`, { reason: 'address_unavailable' });
     }
   } catch (err) {
     await closeAll(bound, 0);
     throw err;
   }
+  for (const where of skipped) warn?.(`not listening on ${where}: IPv6 is disabled on this host (serving on the other addresses)`);
   return bound;
 }
 
