@@ -1,5 +1,6 @@
 // The two credential routes — the container endpoint (GET /v1/credentials[/<profile>])
-// and IMDS (GET /latest/…) — served straight from node:http, in front of fastify.
+// and IMDS (PUT /latest/api/token, GET /latest/…) — served straight from node:http, in
+// front of fastify.
 //
 // Why not as fastify routes: these are the only routes clients call often, and fastify's
 // per-request machinery (request/reply objects, hooks, router, serializers) cost ~30–40 %
@@ -7,7 +8,7 @@
 // no such routes, so a request this module declines (another method, another path, an
 // absolute-form target) reaches fastify and gets its 404.
 //
-// Every request runs, in this order:
+// Every GET runs, in this order:
 //   1. the Host guard (DNS rebinding), when every listen address is loopback;
 //   2. the route's `authenticate` checks — who is asking (default: the endpoint token for
 //      the container route, the IMDSv2 session token for IMDS); a check may pick the
@@ -16,6 +17,8 @@
 //   4. the route's `authorize` checks — may this caller have this profile's credentials;
 //   5. `session.lookup()`: held and outside the expiry margin, else 503;
 //   6. the cached body; the request is counted in the route/status metrics.
+// The IMDS token PUT runs the Host guard, then `imds.token` checks (the IMDS profile in
+// `ctx.profile`), then refuses proxied requests and bad TTLs, and issues a token.
 //
 // Checks are plain functions (see `Check`): return undefined to pass or a `Refusal` to
 // answer with. A check may return a promise (e.g. a first lookup it must do I/O for), but
@@ -28,7 +31,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { isLoopbackHostHeader, isLoopbackHostname } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
-import type { ImdsTokenStore } from './imds-tokens.js';
+import { parseTtl, type ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
 
@@ -62,6 +65,8 @@ export interface RouteChecks {
   authenticate: Check[];
   /** After the profile is resolved, before the cache is read: may this caller have it. */
   authorize: Check[];
+  /** IMDS only: checks for PUT /latest/api/token (`ctx.profile` is the IMDS profile); default none. */
+  token?: Check[];
 }
 
 /** Which credential routes a listener serves, and with which checks. A route left out is not served (404 from fastify). */
@@ -82,6 +87,7 @@ export const ROUTE_LABELS = {
   container: '/v1/credentials',
   containerNamed: '/v1/credentials/:profile',
   imds: '/latest/*',
+  imdsToken: '/latest/api/token',
 } as const;
 
 /** The longest profile name accepted in the path; longer → 414. */
@@ -280,14 +286,20 @@ export interface CredentialRoutesOptions {
   getState: () => ServerState;
   metrics: RequestMetrics;
   bodies: BodyCache;
+  imdsTokens: ImdsTokenStore;
+  /** Whom the IMDS token store counts a new token against (its eviction is fair per owner); default: one owner. */
+  tokenOwner?: (req: IncomingMessage) => string;
   logger: Logger;
   surface: CredentialSurface;
 }
 
 const CONTAINER_PREFIX = '/v1/credentials';
+const TOKEN_PATH = '/latest/api/token';
 const IMDS_PREFIX = '/latest/';
 const ROLE_PREFIX = '/latest/meta-data/iam/security-credentials/';
 const JSON_ERROR = 'application/json; charset=utf-8';
+
+const NO_CHECKS: Check[] = [];
 
 /** Whether a check's (or a `perConnection` lookup's) result is a promise. */
 export function isThenable<T>(v: unknown): v is Promise<T> {
@@ -325,6 +337,8 @@ function roleNameCached(roleArn: string): string {
 interface Shared {
   metrics: RequestMetrics;
   bodies: BodyCache;
+  imdsTokens: ImdsTokenStore;
+  tokenOwner: ((req: IncomingMessage) => string) | undefined;
   log: Logger;
 }
 
@@ -356,6 +370,13 @@ class Exchange implements CheckContext {
   /** Authenticate, resolve the profile, authorize, answer. */
   start(): void {
     this.check(this.checks.authenticate);
+  }
+
+  /** PUT /latest/api/token: the token checks, then issue. */
+  startToken(): void {
+    this.profile = this.state.imds.profile;
+    this.authorized = true;
+    this.check(this.checks.token ?? NO_CHECKS);
   }
 
   private check(checks: Check[]): void {
@@ -401,6 +422,7 @@ class Exchange implements CheckContext {
   }
 
   private serve(): void {
+    if (this.req.method === 'PUT') return this.issueToken();
     const profile = this.served!;
     if (this.route === 'container') {
       const found = profile.session.lookup();
@@ -435,9 +457,23 @@ class Exchange implements CheckContext {
     return this.refuse(refusal(404, 'NotFound', `no such metadata path: ${path.slice(0, 200)}`));
   }
 
-  answer(status: number, contentType: string, body: Buffer | string): void {
+  private issueToken(): void {
+    const headers = this.req.headers;
+    if (headers['x-forwarded-for'] !== undefined) {
+      return this.refuse(refusal(403, 'Forbidden', 'token requests carrying X-Forwarded-For are refused (proxied requests cannot obtain IMDS tokens)'));
+    }
+    const ttl = parseTtl(headers['x-aws-ec2-metadata-token-ttl-seconds']);
+    if (ttl === undefined) return this.refuse(refusal(400, 'BadRequest', 'X-aws-ec2-metadata-token-ttl-seconds must be an integer between 1 and 21600'));
+    // The Go SDK requires the TTL echoed back.
+    const token = this.shared.imdsTokens.issue(ttl, this.shared.tokenOwner?.(this.req));
+    this.answer(200, 'text/plain', token, ['x-aws-ec2-metadata-token-ttl-seconds', String(ttl)]);
+  }
+
+  answer(status: number, contentType: string, body: Buffer | string, extra?: string[]): void {
     const res = this.res;
-    res.writeHead(status, ['content-type', contentType, 'cache-control', 'no-store', 'content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length)]);
+    const head = ['content-type', contentType, 'cache-control', 'no-store', 'content-length', String(typeof body === 'string' ? Buffer.byteLength(body) : body.length)];
+    if (extra !== undefined) head.push(...extra);
+    res.writeHead(status, head);
     res.end(body);
     this.shared.metrics.record(this.label, status);
     if (this.started !== 0) this.shared.log.debug({ method: this.req.method, route: this.label, status, ms: Math.round(performance.now() - this.started) }, 'request');
@@ -460,11 +496,29 @@ class Exchange implements CheckContext {
  */
 export function credentialRoutes(options: CredentialRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { getState, surface } = options;
-  const shared: Shared = { metrics: options.metrics, bodies: options.bodies, log: options.logger };
+  const shared: Shared = { metrics: options.metrics, bodies: options.bodies, imdsTokens: options.imdsTokens, tokenOwner: options.tokenOwner, log: options.logger };
   const log = options.logger;
+
+  const putToken = (req: IncomingMessage, res: ServerResponse): boolean => {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    if ((q === -1 ? url : url.slice(0, q)) !== TOKEN_PATH || surface.imds === undefined) return false;
+    const state = getState();
+    const exchange = new Exchange(shared, req, res, state, 'imds', surface.imds, ROUTE_LABELS.imdsToken, log.isLevelEnabled('debug') ? performance.now() : 0, TOKEN_PATH, undefined);
+    try {
+      const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
+      if (denied !== undefined) exchange.refuse(denied);
+      else if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
+      else exchange.startToken();
+    } catch (err) {
+      exchange.fail(err);
+    }
+    return true;
+  };
 
   return (req, res) => {
     const method = req.method;
+    if (method === 'PUT') return putToken(req, res);
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = originForm(req.url ?? '');
     let end = url.indexOf('?');

@@ -18,7 +18,6 @@ import { ensureEndpointToken, TokenVerifier } from './token.js';
 import { PodIdentityMetrics } from '../podidentity/metrics.js';
 import { podIdentitySurface, PodIdentityService } from '../podidentity/service.js';
 import { OnDemandSessions } from '../podidentity/sessions.js';
-import { PodTokenVerifier } from '../podidentity/verify.js';
 import type { PodIdentityConfig } from '../podidentity/config.js';
 
 export interface DaemonDeps {
@@ -398,6 +397,8 @@ export class Daemon {
    */
   private async buildPodIdentity(config: DaemonConfig, pi: PodIdentityConfig): Promise<PodIdentityService> {
     const log = this.log.child({ component: 'pod-identity' });
+    // Loaded only when pod identity is configured: jose is ≈ 1–10 MB of RSS (docs/benchmarks.md).
+    const { PodTokenVerifier } = await import('../podidentity/verify.js');
     const verifier = new PodTokenVerifier({
       issuer: pi.issuer,
       audiences: pi.audiences,

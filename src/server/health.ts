@@ -1,0 +1,86 @@
+// Health, readiness and metrics: what /healthz, /readyz and /metrics answer, shared by
+// the main listeners (fastify routes, src/server/app.ts) and the optional health
+// listener (`health.listen`, `healthHandler` below), which answers only these three
+// paths so that kubelet probes and Prometheus can reach them from outside the pod
+// while the credential routes stay on loopback.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { formatExpiration } from './credential-routes.js';
+import { renderMetrics, type RequestMetrics } from './metrics.js';
+import type { ServerState } from './state.js';
+
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export const HEALTHZ_BODY = '{"status":"ok"}';
+
+interface ProfileReadiness {
+  ready: boolean;
+  expiration?: string;
+  /** Why not ready: the session's message (may carry ARNs, subjects, the service's text). */
+  reason?: string;
+}
+
+/**
+ * The /readyz answer: 200 when every profile has credentials it will serve, else 503
+ * naming the profiles that do not. `reasons: false` leaves out why (the session's
+ * message carries the service's error text, ARNs and certificate subjects): for
+ * listeners reachable from outside.
+ */
+export function readiness(state: ServerState, reasons: boolean): { status: 200 | 503; body: Record<string, unknown> } {
+  const profiles: Record<string, ProfileReadiness> = {};
+  const notReady: string[] = [];
+  for (const [name, p] of state.profiles) {
+    const found = p.session.lookup();
+    if (found.ok) {
+      profiles[name] = { ready: true, expiration: formatExpiration(found.credentials.expiration) };
+      continue;
+    }
+    profiles[name] = reasons ? { ready: false, reason: found.message } : { ready: false };
+    // A pod-identity binding's session that is idle (stopped until a pod asks) is not "not ready".
+    if (!(p.onDemand && !p.session.isRunning)) notReady.push(name);
+  }
+  if (notReady.length === 0) return { status: 200, body: { status: 'ready', profiles } };
+  return { status: 503, body: { Code: 'NotReady', Message: `profiles without valid credentials: ${notReady.join(', ')}`, status: 'not_ready', profiles } };
+}
+
+/** The /metrics text (Prometheus exposition 0.0.4). */
+export function metricsText(state: ServerState, metrics: RequestMetrics): string {
+  return renderMetrics([...state.profiles.values()].map((p) => p.session.status()), metrics) + (state.extraMetrics?.() ?? '');
+}
+
+const HEALTH_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
+/**
+ * The health listener: GET (or HEAD) /healthz, /readyz and /metrics, and 404 for
+ * everything else — the credential and IMDS routes included. No Host guard (it serves
+ * nothing secret, and kubelet sends the pod's IP); /readyz without reasons.
+ */
+export function healthHandler(getState: () => ServerState, metrics: RequestMetrics): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const route = HEALTH_ROUTES.has(path) ? path : 'unmatched';
+    let status: number;
+    let type = 'application/json';
+    let body: string;
+    if (route === 'unmatched' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      status = 404;
+      type = 'application/json; charset=utf-8';
+      body = JSON.stringify({ Code: 'NotFound', Message: 'this listener answers only GET /healthz, /readyz and /metrics' });
+    } else if (path === '/healthz') {
+      status = 200;
+      body = HEALTHZ_BODY;
+    } else if (path === '/readyz') {
+      const r = readiness(getState(), false);
+      status = r.status;
+      body = JSON.stringify(r.body);
+    } else {
+      status = 200;
+      type = METRICS_CONTENT_TYPE;
+      body = metricsText(getState(), metrics);
+    }
+    res.writeHead(status, ['content-type', type, 'cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body))]);
+    res.end(body);
+    metrics.record(route, status);
+  };
+}
