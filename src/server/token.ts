@@ -20,6 +20,7 @@ export interface EndpointToken {
  * that is how the token is shared with applications.
  */
 export async function ensureEndpointToken(path: string): Promise<EndpointToken> {
+  await checkTokenPlace(path);
   let text: string | undefined;
   try {
     text = await readFile(path, 'utf8');
@@ -83,6 +84,45 @@ function validateToken(text: string, path: string): void {
     throw new UserError(`token file ${path} contains spaces or non-printable/non-ASCII characters; use a token of visible ASCII characters, or delete the file to have one generated`, { reason: 'token_file' });
   }
   if (text.length < 16) throw new UserError(`token file ${path} holds a token shorter than 16 characters; use a longer random token or delete the file to have one generated`, { reason: 'token_file' });
+}
+
+/**
+ * Refuses a token file another local user could have written or could replace:
+ * the file must belong to this user or root, and its directory must belong to
+ * this user or root and be writable by nobody else (a sticky directory such as
+ * /tmp is fine for a file of ours: others cannot replace it there).
+ */
+export async function checkTokenPlace(path: string): Promise<void> {
+  const self = process.getuid?.();
+  if (self === undefined) return; // not a POSIX system
+  const trusted = (uid: number) => uid === self || uid === 0;
+  const dir = dirname(path);
+  let file;
+  try {
+    file = await stat(path);
+  } catch {
+    file = undefined; // missing: generated below (if the directory is safe)
+  }
+  if (file && !trusted(file.uid)) {
+    throw new UserError(
+      `token file ${path} belongs to uid ${file.uid}, not to this user (uid ${self}) or root: that user chose the token and can read it; delete the file (a new one is generated) or chown it to uid ${self}`,
+      { reason: 'token_file_owner' },
+    );
+  }
+  let d;
+  try {
+    d = await stat(dir);
+  } catch {
+    return; // missing: created below with mode 0700
+  }
+  const othersWrite = (d.mode & 0o022) !== 0;
+  const sticky = (d.mode & 0o1000) !== 0;
+  if (!trusted(d.uid) || (othersWrite && !(sticky && file))) {
+    throw new UserError(
+      `the token file's directory ${dir} ${!trusted(d.uid) ? `belongs to uid ${d.uid}` : `is writable by other users (mode ${(d.mode & 0o7777).toString(8)})`}, so another user could replace the token file; put it in a directory only this user (uid ${self}) or root can write (chmod go-w ${dir}), or choose another --token-file`,
+      { reason: 'token_file_directory' },
+    );
+  }
 }
 
 /**
