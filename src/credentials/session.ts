@@ -257,6 +257,21 @@ export class CredentialSession {
     if (this.started) void this.refresh();
   }
 
+  /**
+   * Takes over `from`'s cached credentials while they are usable (a reload that
+   * changed only settings that do not affect whose credentials they are). This
+   * session still fetches its own at start; until then, and during an outage,
+   * it serves these.
+   */
+  adoptCredentials(from: CredentialSession): void {
+    const c = from.creds;
+    if (c === undefined || !from.isUsable(c, this.now())) return;
+    this.creds = c;
+    this.credsIssuedAt = from.credsIssuedAt;
+    this.lastRefreshAt = from.lastRefreshAt;
+    this.lastRefreshOutcome = from.lastRefreshOutcome;
+  }
+
   /** Records a rejected certificate/key change; the current identity stays. */
   recordIdentityError(err: unknown): void {
     this.identityReloadFailures++;

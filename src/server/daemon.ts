@@ -54,6 +54,24 @@ function sessionRefreshSettings(refresh: DaemonConfig['refresh']): { backoffInit
 }
 
 /**
+ * Profile settings a reload may change while the profile keeps serving its
+ * cached credentials: they change how the next session is asked for or who may
+ * have it, not whose credentials these are. A change to anything else (the
+ * identity files or key source, the role, the profile, the trust anchor, and
+ * any setting not listed here) drops them.
+ */
+const KEEPS_CREDENTIALS = new Set(['sessionDuration', 'roleSessionName', 'endpoint', 'region', 'caBundle', 'noVerifySsl', 'withProxy', 'expiryWarningDays', 'callers']);
+
+function sameCredentialSubject(a: ProfileConfig, b: ProfileConfig): boolean {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  for (const k of keys) {
+    if (KEEPS_CREDENTIALS.has(k)) continue;
+    if (!isDeepStrictEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  }
+  return true;
+}
+
+/**
  * The running daemon: one credential session + certificate watcher per
  * profile, the HTTP app bound to every listen address, and reload. All
  * sessions share one CreateSession limiter, and all watchers one registry of
@@ -335,6 +353,8 @@ export class Daemon {
         const rt = await this.buildRuntime(config, profile);
         built.push(rt);
         out.set(name, rt);
+        // Still-valid credentials survive a change that does not touch who they are for.
+        if (prev && sameCredentialSubject(prev.config, profile)) rt.session.adoptCredentials(prev.session);
       }
     } catch (err) {
       await this.stopRuntimes(built);

@@ -94,3 +94,32 @@ t.test('a reload still running when the daemon closes leaves nothing running', a
   t.equal(daemon.watchers.size, 0, 'no file watcher left open after close');
   t.equal(calls, 1, 'no CreateSession after close');
 });
+
+t.test('a reload that changes a profile\'s non-identity settings keeps its cached credentials through an outage; a new role drops them', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'profile-settings');
+  let n = 0;
+  let outage = false;
+  const fetch: FetchCredentials = async () => {
+    if (outage) throw Object.assign(new Error('ServiceUnavailableException: try later'), { reason: 'service_unavailable' });
+    return creds(++n);
+  };
+  const config = daemonConfig(dir, [profileFor('main', leaf)]);
+  const daemon = await Daemon.start(config, { fetchFactory: () => fetch, loadIdentity: (_p, s) => loadIdentity(s) });
+  t.teardown(() => daemon.close());
+  const port = daemon.addresses[0]!.port;
+  const token = await readFile(config.tokenFile, 'utf8');
+  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+
+  outage = true;
+  const changed = profileFor('main', leaf, { sessionDuration: 7200, roleSessionName: 'renamed', expiryWarningDays: 30, callers: { users: [process.getuid?.() ?? 0] } });
+  await daemon.reload({ ...config, profiles: { main: changed } });
+  await daemon.session('main')!.waitFor((s) => s.status().lastRefreshOutcome === 'failure', 10_000);
+  const res = await httpRequest(port, 'GET', '/v1/credentials', { authorization: token });
+  t.equal(res.status, 200, 'still serving after the reload, during the outage');
+  t.equal(JSON.parse(res.body).AccessKeyId, 'ASIARELOAD1', 'the cached credentials');
+
+  await daemon.reload({ ...config, profiles: { main: { ...changed, roleArn: 'arn:aws:iam::123456789012:role/other' } } });
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 503, 'another role: the old credentials are not served');
+});
