@@ -4,13 +4,13 @@
 // key derivation, PBE-SHA1-3DES, PBES2 (PBKDF2 + AES-CBC / 3DES) and the
 // SHA-1/SHA-2 MACs. Only RC2 (`openssl pkcs12 -legacy`) comes from forge,
 // because OpenSSL 3 keeps RC2 in its legacy provider, which Node does not load.
-import { createDecipheriv, createHash, createHmac, createPrivateKey, pbkdf2Sync, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createDecipheriv, createHash, createHmac, createPrivateKey, pbkdf2, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type NodeForge from 'node-forge';
 import { UserError } from '../errors.js';
 import { child, DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from './der.js';
 import { HASH_OIDS } from './x509-fields.js';
 import { PASSWORD_HINT } from './keys.js';
-import { bmpPassword, pkcs12Kdf } from './pkcs12-kdf.js';
+import { bmpPassword, pkcs12KdfAsync } from './pkcs12-kdf.js';
 
 const OID = {
   data: '1.2.840.113549.1.7.1',
@@ -55,6 +55,26 @@ const PRF_OIDS: Record<string, string> = {
 const MAX_PKCS12_KDF_ITERATIONS = 1_000_000;
 const MAX_PBKDF2_ITERATIONS = 10_000_000;
 
+/**
+ * Key-derivation work one bundle may ask for in all, in hash iterations (each
+ * derivation: iterations × output blocks), over every bag, the MAC and every
+ * password tried. Ordinary bundles need a few thousand; 8 key bags at 10 M
+ * iterations each held the event loop for ~40 s. Over it → refused.
+ */
+export const MAX_PKCS12_WORK = 4_000_000;
+
+/** The work still allowed while reading one bundle. */
+class WorkBudget {
+  used = 0;
+  charge(iterations: number, blocks: number): void {
+    this.used += iterations * blocks;
+    if (this.used > MAX_PKCS12_WORK) throw new Pkcs12Failure('budget', `more than ${MAX_PKCS12_WORK} key-derivation iterations in all`);
+  }
+}
+
+const pbkdf2Async = (password: Buffer, salt: Buffer, iterations: number, keyLen: number, digest: string): Promise<Buffer> =>
+  new Promise((resolve, reject) => pbkdf2(password, salt, iterations, keyLen, digest, (err, key) => (err ? reject(err) : resolve(key))));
+
 function iterationCount(node: Asn1, what: string, max: number): number {
   const n = readSmallInteger(node);
   if (n < 1 || n > max) throw new Pkcs12Failure('unsupported', `iteration count ${n} for the ${what} (the limit is ${max})`);
@@ -78,7 +98,7 @@ const NULL_PASSWORD: Password = { bmp: Buffer.alloc(0), utf8: Buffer.alloc(0) };
 
 class Pkcs12Failure extends Error {
   constructor(
-    readonly kind: 'password' | 'unsupported' | 'corrupt',
+    readonly kind: 'password' | 'unsupported' | 'corrupt' | 'budget',
     message: string,
   ) {
     super(message);
@@ -118,8 +138,12 @@ function decipher(cipher: string, key: Buffer, iv: Buffer, data: Buffer, rc2Bits
   }
 }
 
-/** Decrypts data protected by a PKCS#12 PBE or PBES2 AlgorithmIdentifier. */
-function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
+/**
+ * Decrypts data protected by a PKCS#12 PBE or PBES2 AlgorithmIdentifier. The key
+ * derivation runs off the event loop (PBKDF2 in libuv's pool) or yields to it
+ * (the PKCS#12 KDF), within `budget`.
+ */
+async function decrypt(alg: Asn1, data: Buffer, pw: Password, budget: WorkBudget): Promise<Buffer> {
   const oid = readOid(child(alg, 0, 'encryption algorithm'));
   const params = alg.children[1];
   const pbe = PKCS12_PBE[oid];
@@ -127,8 +151,9 @@ function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
     const p = expect(params, TAG.SEQUENCE, 'PBE parameters');
     const salt = readOctets(child(p, 0, 'PBE salt'));
     const iterations = iterationCount(child(p, 1, 'PBE iterations'), 'key derivation', MAX_PKCS12_KDF_ITERATIONS);
-    const key = pkcs12Kdf(pw.bmp, salt, 1, iterations, pbe.keyLen, 'sha1');
-    const iv = pkcs12Kdf(pw.bmp, salt, 2, iterations, pbe.ivLen, 'sha1');
+    budget.charge(iterations, Math.ceil(pbe.keyLen / 20) + Math.ceil(pbe.ivLen / 20));
+    const key = await pkcs12KdfAsync(pw.bmp, salt, 1, iterations, pbe.keyLen, 'sha1');
+    const iv = await pkcs12KdfAsync(pw.bmp, salt, 2, iterations, pbe.ivLen, 'sha1');
     return decipher(pbe.cipher, key, iv, data, pbe.rc2Bits);
   }
   if (oid === OID.pbes2) {
@@ -157,7 +182,8 @@ function decrypt(alg: Asn1, data: Buffer, pw: Password): Buffer {
     const iv = readOctets(expect(enc.children[1], TAG.OCTET_STRING, 'cipher IV'));
     // The cipher fixes the key size; any other keyLength is not a key for it (and a huge one would hang PBKDF2).
     if (keyLength !== undefined && keyLength !== cipher.keyLen) throw new Pkcs12Failure('unsupported', `PBKDF2 key length ${keyLength} for ${cipher.cipher}`);
-    const key = pbkdf2Sync(pw.utf8, salt, iterations, cipher.keyLen, prf);
+    budget.charge(iterations, Math.ceil(cipher.keyLen / createHash(prf).digest().length));
+    const key = await pbkdf2Async(pw.utf8, salt, iterations, cipher.keyLen, prf);
     return decipher(cipher.cipher, key, iv, data);
   }
   throw new Pkcs12Failure('unsupported', `encryption algorithm ${oid}`);
@@ -185,9 +211,10 @@ function readMacData(node: Asn1): MacData {
   };
 }
 
-function macMatches(mac: MacData, authSafe: Buffer, pw: Password): boolean {
+async function macMatches(mac: MacData, authSafe: Buffer, pw: Password, budget: WorkBudget): Promise<boolean> {
   const u = createHash(mac.hash).digest().length;
-  const key = pkcs12Kdf(pw.bmp, mac.salt, 3, mac.iterations, u, mac.hash);
+  budget.charge(mac.iterations, 1);
+  const key = await pkcs12KdfAsync(pw.bmp, mac.salt, 3, mac.iterations, u, mac.hash);
   const computed = createHmac(mac.hash, key).update(authSafe).digest();
   return computed.length === mac.digest.length && timingSafeEqual(computed, mac.digest);
 }
@@ -204,7 +231,7 @@ export interface Pkcs12Contents {
   certs: Buffer[];
 }
 
-function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents, depth = 0): void {
+async function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents, budget: WorkBudget, depth = 0): Promise<void> {
   if (depth > 8) throw new DerError('PKCS#12 bags nested too deeply');
   const seq = expect(parseDer(safeContents, true), TAG.SEQUENCE, 'SafeContents');
   for (const bag of seq.children) {
@@ -218,7 +245,7 @@ function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents, depth
       case OID.shroudedKeyBag: {
         const alg = expect(value.children[0], TAG.SEQUENCE, 'key encryption algorithm');
         const encrypted = readOctets(expect(value.children[1], TAG.OCTET_STRING, 'encrypted key'));
-        const plain = decrypt(alg, encrypted, pw);
+        const plain = await decrypt(alg, encrypted, pw, budget);
         let key: KeyObject;
         try {
           key = createPrivateKey({ key: plain, format: 'der', type: 'pkcs8' });
@@ -238,7 +265,7 @@ function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents, depth
         break;
       }
       case OID.safeContentsBag:
-        walkBags(value.raw, pw, out, depth + 1);
+        await walkBags(value.raw, pw, out, budget, depth + 1);
         break;
       default:
         // CRLs, secrets and unknown bags carry nothing we need.
@@ -254,7 +281,7 @@ function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents, depth
  */
 export async function parsePkcs12(data: Buffer, password: string | undefined, path: string): Promise<Pkcs12Contents> {
   try {
-    return parseLoaded(data, password, path);
+    return await parseLoaded(data, password, path);
   } catch (err) {
     if (!(err instanceof UserError && err.cause instanceof NeedsForge)) throw err;
   }
@@ -262,7 +289,8 @@ export async function parsePkcs12(data: Buffer, password: string | undefined, pa
   return parseLoaded(data, password, path);
 }
 
-function parseLoaded(data: Buffer, password: string | undefined, path: string): Pkcs12Contents {
+async function parseLoaded(data: Buffer, password: string | undefined, path: string): Promise<Pkcs12Contents> {
+  const budget = new WorkBudget();
   const corrupt = (err?: unknown) =>
     new UserError(`${path}: PKCS#12 bundle is corrupt or truncated`, { reason: 'pkcs12_corrupt', cause: err });
   try {
@@ -278,35 +306,40 @@ function parseLoaded(data: Buffer, password: string | undefined, path: string): 
     let pw: Password | undefined;
     if (pfx.children[2]) {
       const mac = readMacData(pfx.children[2]);
-      pw = candidates.find((c) => macMatches(mac, authSafe, c));
+      for (const c of candidates) {
+        if (await macMatches(mac, authSafe, c, budget)) {
+          pw = c;
+          break;
+        }
+      }
       if (!pw) throw new Pkcs12Failure('password', 'MAC mismatch');
     }
-    const tryWith = (p: Password): Pkcs12Contents => {
+    const tryWith = async (p: Password): Promise<Pkcs12Contents> => {
       const out: Pkcs12Contents = { keys: [], certs: [] };
       const infos = expect(parseDer(authSafe, true), TAG.SEQUENCE, 'AuthenticatedSafe');
       for (const info of infos.children) {
         const type = readOid(child(info, 0, 'content type'));
         if (type === OID.data) {
-          walkBags(dataContent(info), p, out);
+          await walkBags(dataContent(info), p, out, budget);
         } else if (type === OID.encryptedData) {
           const encData = expect(expect(info.children[1], 0xa0, 'EncryptedData wrapper').children[0], TAG.SEQUENCE, 'EncryptedData');
           const eci = expect(encData.children[1], TAG.SEQUENCE, 'EncryptedContentInfo');
           const alg = expect(eci.children[1], TAG.SEQUENCE, 'content encryption algorithm');
           const content = eci.children[2];
           if (!content || (content.tag !== 0x80 && content.tag !== 0xa0)) throw new DerError('missing encrypted content');
-          walkBags(decrypt(alg, readOctets(content), p), p, out);
+          await walkBags(await decrypt(alg, readOctets(content), p, budget), p, out, budget);
         } else {
           throw new Pkcs12Failure('unsupported', `content type ${type} (enveloped PKCS#12)`);
         }
       }
       return out;
     };
-    if (pw) return tryWith(pw);
+    if (pw) return await tryWith(pw);
     // No MAC: the password is checked only by decryption.
     let last: unknown;
     for (const c of candidates) {
       try {
-        return tryWith(c);
+        return await tryWith(c);
       } catch (err) {
         last = err;
         if (!(err instanceof Pkcs12Failure && err.kind === 'password')) break;
@@ -322,6 +355,11 @@ function parseLoaded(data: Buffer, password: string | undefined, path: string): 
         }
         throw new UserError(`${path}: wrong password for the PKCS#12 bundle; check the password file or ROLESANYWHERE_KEY_PASSWORD`, {
           reason: 'password_wrong',
+        });
+      }
+      if (err.kind === 'budget') {
+        throw new UserError(`${path}: PKCS#12 bundle asks for ${err.message}, far beyond what ordinary bundles need; re-export it with \`openssl pkcs12 -export\` (OpenSSL 3 defaults)`, {
+          reason: 'pkcs12_too_costly',
         });
       }
       if (err.kind === 'unsupported') {
