@@ -414,10 +414,15 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
 
   // ---- sections' cross-checks (bindings name profiles, addresses not shared, paths resolved) ----
   for (const s of SETTINGS as readonly Setting[]) {
-    if (s.type !== 'section' || !s.finish || !s.key || sections[s.key] === undefined) continue;
-    const v = s.finish(sections[s.key], { path: s.key, problems, resolvePath: (p) => resolvePath(p, baseDir, home), profiles: names, listen });
-    if (v === undefined) delete sections[s.key];
-    else sections[s.key] = v;
+    if (s.type !== 'section' || !s.finish || !s.key) continue;
+    // A dotted key ('health.listen') lives in its section's object.
+    const dot = s.key.indexOf('.');
+    const holder = (dot < 0 ? sections : sections[s.key.slice(0, dot)]) as Record<string, unknown> | undefined;
+    const name = dot < 0 ? s.key : s.key.slice(dot + 1);
+    if (holder?.[name] === undefined) continue;
+    const v = s.finish(holder[name], { path: s.key, problems, resolvePath: (p) => resolvePath(p, baseDir, home), profiles: names, listen });
+    if (v === undefined) delete holder[name];
+    else holder[name] = v;
   }
 
   if (problems.length > 0) throw new ConfigError(origin, problems);

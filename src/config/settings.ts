@@ -53,6 +53,7 @@ import { closest, show, typeName, type Problem } from './problems.js';
 import type { ListenAddress } from './types.js';
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
 import { validateCallers } from '../server/callers.js';
+import { checkHealthListen, finishHealthListen } from '../server/health-config.js';
 
 export type Command = 'serve' | 'credential-process' | 'update' | 'check';
 export type Scope = 'daemon' | 'profile' | 'inherited' | 'command';
@@ -376,6 +377,11 @@ export const SETTINGS = [
   {
     key: 'podIdentity', scope: 'daemon', type: 'section', validate: checkPodIdentity, finish: finishPodIdentity,
     help: 'node-agent mode: pods present their service-account token and get the profile bound to it (README "Node agent")',
+  },
+  {
+    key: 'health.listen', flag: 'health-listen', arg: 'HOST:PORT', scope: 'daemon', type: 'section', multiple: true,
+    validate: checkHealthListen, finish: finishHealthListen,
+    help: 'also serve /healthz, /readyz and /metrics (nothing else) here, repeatable,\ne.g. 0.0.0.0:9912 for kubelet probes and Prometheus; allowed off loopback',
   },
   {
     key: 'profiles', scope: 'daemon', type: 'list',

@@ -10,6 +10,7 @@ import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { buildApp } from './app.js';
 import { CallerLookup, callerStateFor, readAccounts, type CallerState } from './callers.js';
+import { healthHandler } from './health.js';
 import { ImdsTokenStore } from './imds-tokens.js';
 import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
@@ -88,6 +89,9 @@ export class Daemon {
   private bound: BoundServer[] = [];
   /** The pod-identity listeners (podIdentity.listen), bound at start only. */
   private podBound: BoundServer[] = [];
+  /** The health listeners (health.listen), bound at start only. */
+  private healthBound: BoundServer[] = [];
+  private readonly healthListening: DaemonConfig['health']['listen'];
   private pod?: PodIdentityService;
   readonly podMetrics = new PodIdentityMetrics();
   readonly metrics = new RequestMetrics();
@@ -103,6 +107,7 @@ export class Daemon {
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
     this.config = config;
     this.listening = config.listen;
+    this.healthListening = config.health?.listen;
     this.deps = deps;
     this.log = deps.logger ?? silentLogger();
     this.limiter = new CallLimiter(limiterOptions(config.refresh));
@@ -154,9 +159,14 @@ export class Daemon {
           throw err;
         });
       }
+      if (config.health?.listen) {
+        d.healthBound = await listenAll(healthHandler(() => d.state, d.metrics), config.health.listen).catch((err: unknown) => {
+          throw err instanceof UserError ? new UserError(`health.listen: ${err.message.replace(/--listen address/, '--health-listen address')}`, { reason: err.reason }) : err;
+        });
+      }
     } catch (err) {
       d.pod?.sessions.close();
-      await closeAll(d.bound, 0);
+      await closeAll([...d.bound, ...d.podBound], 0);
       await d.stopRuntimes(runtimes.values());
       await app.close().catch(() => undefined);
       throw err;
@@ -166,6 +176,7 @@ export class Daemon {
       { listen: d.bound.map((b) => urlHost(b.host, b.port)), profiles: [...runtimes.keys()], imds: config.imds.enabled ? config.imds.profile ?? null : false },
       'serving credentials',
     );
+    if (d.healthBound.length > 0) d.log.info({ listen: d.healthBound.map((b) => urlHost(b.host, b.port)) }, 'serving /healthz, /readyz and /metrics');
     if (config.podIdentity) {
       d.log.info(
         { listen: d.podBound.map((b) => urlHost(b.host, b.port)), bindings: config.podIdentity.bindings.map((b) => `${b.namespace}/${b.serviceAccount}=${b.profile}`), sessionStart: config.podIdentity.sessionStart },
@@ -178,6 +189,11 @@ export class Daemon {
   /** Bound addresses (actual ports). */
   get addresses(): Array<{ host: string; port: number }> {
     return this.bound.map((b) => ({ host: b.host, port: b.port }));
+  }
+
+  /** Bound health addresses (actual ports). */
+  get healthAddresses(): Array<{ host: string; port: number }> {
+    return this.healthBound.map((b) => ({ host: b.host, port: b.port }));
   }
 
   /** Bound pod-identity addresses (actual ports). */
@@ -285,6 +301,9 @@ export class Daemon {
     if (podChanged && !isDeepStrictEqual(config.podIdentity?.listen, this.config.podIdentity?.listen)) {
       this.log.warn({ listen: config.podIdentity?.listen.map((a) => urlHost(a.host, a.port)) ?? [] }, 'pod-identity listen address changes take effect only after a restart; still listening on the old addresses');
     }
+    if (!isDeepStrictEqual(config.health?.listen, this.healthListening)) {
+      this.log.warn({ listen: config.health?.listen?.map((a) => urlHost(a.host, a.port)) ?? [] }, 'health.listen changes take effect only after a restart; still listening on the old addresses');
+    }
     if (!isDeepStrictEqual(config.listen, this.listening) || config.allowNonLoopback !== this.config.allowNonLoopback) {
       this.log.warn({ listen: config.listen.map((a) => urlHost(a.host, a.port)) }, 'listen address changes take effect only after a restart; still listening on the old addresses');
     }
@@ -296,7 +315,7 @@ export class Daemon {
   async close(graceMs = 5_000): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    const closing = closeAll([...this.bound, ...this.podBound], graceMs);
+    const closing = closeAll([...this.bound, ...this.podBound, ...this.healthBound], graceMs);
     this.pod?.sessions.close();
     await this.stopRuntimes(this.runtimes.values());
     await closing;

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { UserError } from '../errors.js';
 import type { ListenAddress } from '../config/types.js';
-import type { DaemonApp } from './app.js';
+import type { DaemonApp, RequestHandler } from './app.js';
 import type { CredentialSurface } from './credential-routes.js';
 import { clampDelay } from '../timers.js';
 
@@ -25,7 +25,7 @@ export function urlHost(host: string, port: number): string {
 }
 
 /**
- * Binds the app to every address (one node http server each, all sharing the
+ * Binds the app (or a plain request handler) to every address (one node http server each, all sharing the
  * same routing, state and metrics), serving `surface`'s credential routes (default:
  * the app's ordinary ones). On any failure the servers already bound are closed
  * and a UserError names the address.
@@ -34,9 +34,14 @@ export function urlHost(host: string, port: number): string {
  * a warning as long as another address is bound: a config listing both loopbacks
  * then runs on IPv4-only hosts too.
  */
-export async function listenAll(app: DaemonApp, addresses: ListenAddress[], surface?: CredentialSurface, warn?: (message: string) => void): Promise<BoundServer[]> {
-  await app.ready();
-  const handler = app.handler(surface);
+export async function listenAll(app: DaemonApp | RequestHandler, addresses: ListenAddress[], surface?: CredentialSurface, warn?: (message: string) => void): Promise<BoundServer[]> {
+  // A plain handler (the health listener's) is bound as it is.
+  let handler: RequestHandler;
+  if (typeof app === 'function') handler = app;
+  else {
+    await app.ready();
+    handler = app.handler(surface);
+  }
   const bound: BoundServer[] = [];
   const skipped: string[] = [];
   try {

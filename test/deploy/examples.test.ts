@@ -1,18 +1,14 @@
 // Every example under config/ parses and passes the same validation the daemon
 // runs (the files they reference need not exist: identity loading checks those).
 import t from 'tap';
-import { execFile } from 'node:child_process';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
 import { loadDaemonConfig, TOP_KEYS } from '../../src/config/load.js';
 import { PROFILE_KEYS } from '../../src/config/profile.js';
 import { REPO } from '../helpers/cli.js';
 import { tempDir } from '../helpers/pki.js';
-import { statusServer } from '../helpers/status-server.js';
 
-const run = promisify(execFile);
 const CONFIG_DIR = join(REPO, 'config');
 const ENV = { HOME: '/home/tester' };
 
@@ -148,25 +144,30 @@ t.test('kubernetes-pod.yaml: native sidecar shape, and its ConfigMap is a valid 
     t.equal(dirname(p.privateKey!), tlsMount!.mountPath, 'key from the Secret mount');
   }
 
-  // The exec probe commands really work against an HTTP server (200 → 0, 503 → 1, refused → 1).
+  // Probes and metrics: httpGet on the health listener (health.listen), which kubelet and
+  // Prometheus reach on the pod IP; the credential listener stays on loopback.
+  const healthPort = (sc.ports as Json[] | undefined)?.find((p) => p.name === 'health')?.containerPort;
+  t.ok(healthPort, 'the sidecar declares a port named health');
+  t.same(cfg.health.listen, [{ host: '0.0.0.0', port: healthPort }], 'health.listen is that port on every address (the pod IP)');
+  t.ok(cfg.listen.every((l) => l.host === '127.0.0.1'), 'credentials on loopback only');
   for (const [probe, path] of [
+    [sc.startupProbe, '/readyz'],
     [sc.readinessProbe, '/readyz'],
     [sc.livenessProbe, '/healthz'],
   ] as const) {
-    const cmd: string[] = probe.exec.command;
-    for (const [status, want] of [
-      [200, 0],
-      [503, 1],
-    ] as const) {
-      const srv = await statusServer(status);
-      const args = cmd.slice(1).map((a) => a.replace('127.0.0.1:9911', `127.0.0.1:${srv.port}`));
-      const code = await run(process.execPath, args).then(
-        () => 0,
-        (e: { code?: number }) => e.code ?? -1,
-      );
-      await srv.close();
-      t.equal(code, want, `${path} probe with HTTP ${status} exits ${want}`);
-      t.same(srv.paths, [path]);
-    }
+    t.same(probe.httpGet, { path, port: 'health' }, `${path}: httpGet on the health port`);
+    t.notOk(probe.exec, 'no exec probe (each would start a Node process)');
   }
+  const annotations = deploy!.spec.template.metadata.annotations ?? {};
+  t.equal(annotations['prometheus.io/scrape'], 'true');
+  t.equal(annotations['prometheus.io/port'], String(healthPort));
+  t.equal(annotations['prometheus.io/path'], '/metrics');
+  const [podMonitor] = byKind('PodMonitor');
+  t.ok(podMonitor, 'a PodMonitor for the Prometheus Operator');
+  t.same(podMonitor!.spec.selector.matchLabels, deploy!.spec.template.metadata.labels, 'it selects the pods');
+  t.match(podMonitor!.spec.podMetricsEndpoints, [{ port: 'health', path: '/metrics' }]);
+  // Memory: the request covers the measured idle RSS (docs/benchmarks.md) and the limit leaves room.
+  const mi = (q: string) => Number(/^(\d+)Mi$/.exec(q)?.[1] ?? NaN);
+  t.ok(mi(sc.resources.requests.memory) >= 77 && mi(sc.resources.requests.memory) <= 100, 'memory request near the measured idle RSS');
+  t.ok(mi(sc.resources.limits.memory) > mi(sc.resources.requests.memory), 'a limit above the request');
 });
