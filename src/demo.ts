@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './cli/args.js';
 import { describeError } from './errors.js';
 import { parseFaultRules, type FaultRule } from './emulator/faults.js';
 import { exampleArns } from './emulator/examples.js';
@@ -147,7 +147,7 @@ async function waitReady(base: string, child: ChildProcess, tail: Tail): Promise
 async function main(argv: string[]): Promise<number> {
   let values: { wait?: boolean; 'no-wait'?: boolean; 'emulator-fault'?: string; help?: boolean };
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       options: { wait: { type: 'boolean' }, 'no-wait': { type: 'boolean' }, 'emulator-fault': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
       strict: true,

@@ -1,7 +1,7 @@
 // `check`: explains, rule by rule, whether a certificate (and key, chain, CA)
 // will be accepted by IAM Roles Anywhere, without contacting AWS.
 import type { X509Certificate } from 'node:crypto';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './args.js';
 import { formatProblem, type Problem } from '../config/problems.js';
 import { flagOrEnv, passwordInput } from '../config/profile.js';
 import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
@@ -34,7 +34,7 @@ function line(r: RuleResult): string {
 export async function run(argv: string[]): Promise<number> {
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options: optionsFor('check'), strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseFlags({ args: argv, options: optionsFor('check'), strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0]!;
     throw new UserError(`check: ${msg}${flagSuggestion(msg, 'check')}; run \`rolesanywhere-credentiald check --help\``);

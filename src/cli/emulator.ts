@@ -5,7 +5,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isSea } from 'node:sea';
-import { parseArgs } from 'node:util';
+import { parseFlags } from './args.js';
 import { describeError, UserError } from '../errors.js';
 import { exampleArns, shellWord } from '../emulator/examples.js';
 import { parseCaPems, startEmulator } from '../emulator/server.js';
@@ -73,7 +73,7 @@ function positiveInt(flag: string, value: string | undefined, min: number, max: 
 export async function run(argv: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({
+    ({ values } = parseFlags({
       args: argv,
       options: {
         'trust-anchor-ca': { type: 'string', multiple: true },

@@ -1,6 +1,7 @@
 // `pki init` / `pki issue`: a small CA and client certificates for IAM Roles
 // Anywhere, made with node:crypto (no openssl needed).
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ParseArgsConfig } from 'node:util';
+import { parseFlags } from './args.js';
 import { UserError } from '../errors.js';
 import { readPasswordFile } from '../identity/files.js';
 import {
@@ -70,15 +71,9 @@ Options:
 
 function parse<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseFlags({ args: argv, options, allowPositionals: true, strict: true });
   } catch (err) {
     const msg = (err as Error).message.split('\n')[0] ?? '';
-    const ambiguous = /option '(-[\w-]+)' argument is ambiguous/i.exec(msg);
-    if (ambiguous) {
-      throw new UserError(`${ambiguous[1]} is missing its value (for a value starting with "-", write ${ambiguous[1]}=VALUE)`, { reason: 'usage' });
-    }
-    const missing = /option '(-[\w-]+)(?: <value>)?' argument missing/i.exec(msg);
-    if (missing) throw new UserError(`${missing[1]} needs a value; run with --help for usage`, { reason: 'usage' });
     const unknown = /unknown option '([^']+)'/i.exec(msg);
     if (unknown) throw new UserError(`unknown option '${unknown[1]}'; run with --help for usage`, { reason: 'usage' });
     throw new UserError(`${msg.replace(/\.$/, '')}; run with --help for usage`, { reason: 'usage' });

@@ -19,7 +19,7 @@
 import { isPkcs11Uri, redactPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../cli/args.js';
 import { UserError } from '../errors.js';
 import { homeDirectory } from './home.js';
 import { permissionHint } from '../identity/files.js';
@@ -75,7 +75,7 @@ export type ServeValues = ReturnType<typeof parseServeArgs>;
 /** Parses `serve` arguments; unknown options and stray arguments are UserErrors. */
 export function parseServeArgs(argv: string[]) {
   try {
-    return parseArgs({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false }).values;
+    return parseFlags({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     throw new UserError(`${msg.replace(/\. To specify a positional argument.*$/, '')}${flagSuggestion(msg, 'serve')}; run \`rolesanywhere-credentiald serve --help\` for the options`, {

@@ -1,6 +1,6 @@
 // Shared by the `credential-process` and `update` commands: flag parsing into
 // a validated profile, and one identity-load + CreateSession round.
-import { parseArgs } from 'node:util';
+import { parseFlags } from '../cli/args.js';
 import { profileFromFlags } from '../config/profile.js';
 import { flagSuggestion, optionsFor, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
@@ -22,7 +22,7 @@ export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.P
   const options = optionsFor(command);
   let values: Record<string, string | boolean | undefined>;
   try {
-    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseFlags({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     throw new UserError(`${command}: ${msg.replace(/\. To specify .*$/, '')}${flagSuggestion(msg, command)} — run \`${command} --help\` for the options`, { reason: 'invalid_flags' });

@@ -318,7 +318,7 @@ t.test('pki issue: clear errors for a missing or broken CA and bad input', async
     [['pki', 'issue', '--ca-dir', dir, '--name', 'a b'], /is not usable as a file name/],
     [['pki', 'issue', '--ca-dir', dir, '--name', 'somedir'], /somedir\.pem is a directory/],
     [['pki', 'issue', '--ca-dir', dir, '--name', 'x', '--days=-3'], /--days must be a whole number/],
-    [['pki', 'issue', '--ca-dir', dir, '--name', 'x', '--days', '-3'], /--days is missing its value/],
+    [['pki', 'issue', '--ca-dir', dir, '--name', 'x', '--days', '-3'], /--days needs a value, but an argument starting with "-" follows it/],
     [['pki', 'issue', '--ca-dir', dir, '--name', 'x', '--days'], /--days needs a value/],
     [['pki', 'issue', '--ca-dir', dir, '--name', 'x', '--key-type', 'ed25519'], /--key-type must be "rsa", "ec", "ml-dsa-44", "ml-dsa-65" or "ml-dsa-87"/],
     [['pki', 'issue', '--ca-dir', dir, '--name', 'x', '--subject', 'CN'], /not TYPE=value/],
