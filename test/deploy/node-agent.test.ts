@@ -63,8 +63,12 @@ t.test('the node agent DaemonSet, its config, RBAC and the pod snippet fit toget
   t.same(c!.securityContext.capabilities, { drop: ['ALL'], add: ['NET_BIND_SERVICE'] });
   t.equal(c!.securityContext.readOnlyRootFilesystem, true);
   t.equal(c!.securityContext.allowPrivilegeEscalation, false);
-  t.match(JSON.stringify(c!.readinessProbe), '/readyz');
-  t.match(JSON.stringify(c!.livenessProbe), '/healthz');
+  // Probes: httpGet on the health port, which the config's health.listen serves (on every address: host network).
+  const healthPort = (c!.ports as Json[]).find((p) => p.name === 'health')!.containerPort;
+  for (const [probe, path] of [[c!.startupProbe, '/readyz'], [c!.readinessProbe, '/readyz'], [c!.livenessProbe, '/healthz']] as const) {
+    t.same(probe.httpGet, { path, port: 'health' }, `${path} probe on the health port`);
+  }
+  t.equal(ds!.spec.template.metadata.annotations['prometheus.io/port'], String(healthPort), 'Prometheus scrapes the health port');
   const vol = (name: string) => (spec.volumes as Json[]).find((v) => v.name === name);
   const mountOf = (pred: (v: Json) => boolean) => (c!.volumeMounts as Json[]).find((m) => pred(vol(m.name) ?? {}));
 
@@ -76,6 +80,7 @@ t.test('the node agent DaemonSet, its config, RBAC and the pod snippet fit toget
   const file = join(dir, 'config.yaml');
   await writeFile(file, cm!.data[cfgPath.slice(cmMount!.mountPath.length + 1)]);
   const cfg = await loadDaemonConfig({ argv: ['--config', file], env: {} });
+  t.ok(cfg.health?.listen.some((a) => a.port === healthPort && (a.host === '0.0.0.0' || a.host === '::')), 'health.listen serves the probe port on the node IP');
   const pi = cfg.podIdentity!;
   t.ok(pi, 'podIdentity configured');
   t.same(pi.listen, DEFAULT_POD_LISTEN, "EKS Pod Identity's addresses");
