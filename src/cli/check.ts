@@ -11,6 +11,7 @@ import { describeKeyType, keyMatchesCertificate, keyTypeProblem } from '../ident
 import { keyMismatch, readCertificateList, readIdentityMaterial, serialDecimal } from '../identity/load.js';
 import { checkCertificateRules, checkChain, daysLeft, oneLineName, type RuleResult } from '../identity/requirements.js';
 import { parseCertificateFields } from '../identity/x509-fields.js';
+import { exposedSecretFiles, secretFilesOf } from '../identity/files.js';
 
 export const summary = 'Check a certificate, key and chain against the IAM Roles Anywhere rules';
 
@@ -101,6 +102,14 @@ export async function run(argv: string[]): Promise<number> {
     }
   } else {
     results.push({ id: 'keyMatch', ok: false, severity: 'warning', summary: 'no private key given, so it was not checked', fix: 'add --private-key KEY' });
+  }
+
+  // Secret files other local users can read: a FAIL for every user, a WARN for a group (deliberate in the systemd recipe).
+  const secrets = secretFilesOf({ certificate, privateKey, keyPasswordFile: pw.keyPasswordFile?.value });
+  if (secrets.some((f) => f.path !== undefined)) {
+    const exposed = await exposedSecretFiles(secrets);
+    for (const f of exposed) results.push({ id: 'secretFileMode', ok: false, severity: f.everyone ? 'error' : 'warning', summary: f.message });
+    if (exposed.length === 0) results.push({ id: 'secretFileMode', ok: true, severity: 'error', summary: 'key, PKCS#12 and password files are readable by their owner only' });
   }
 
   try {

@@ -209,3 +209,51 @@ export async function identityFingerprint(source: IdentitySource): Promise<strin
   }
   return hash.digest('hex');
 }
+
+/** A secret file (private key, PKCS#12 bundle, password) that other local users may read or change. */
+export interface ExposedSecretFile {
+  path: string;
+  /** Other users (not only a group) may read or write it. */
+  everyone: boolean;
+  /** One line naming the file, its mode and the fix. */
+  message: string;
+}
+
+/**
+ * The files of `files` (role → path; non-file specs such as pkcs11: URIs and
+ * TPM handles are skipped) that the group or other users can access. A group
+ * may be on purpose (the systemd recipe shares keys with the daemon's group);
+ * other users never are.
+ */
+export async function exposedSecretFiles(files: Array<{ path: string | undefined; role: string }>): Promise<ExposedSecretFile[]> {
+  const out: ExposedSecretFile[] = [];
+  for (const { path, role } of files) {
+    if (!path) continue;
+    let st;
+    try {
+      st = await stat(path);
+    } catch {
+      continue;
+    }
+    if (!st.isFile() || (st.mode & 0o077) === 0) continue;
+    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+    const everyone = (st.mode & 0o007) !== 0;
+    out.push({
+      path,
+      everyone,
+      message: everyone
+        ? `${path}: the ${role} file is open to every local user (mode ${mode}); run chmod 600 ${path} (or 640 with a group only the daemon's user is in)`
+        : `${path}: the ${role} file is open to its group (gid ${st.gid}, mode ${mode}); that is fine only if the group holds nobody but the daemon's user, else run chmod 600 ${path}`,
+    });
+  }
+  return out;
+}
+
+/** A profile's files that hold secrets: the key (or PKCS#12 bundle) and the password file. */
+export function secretFilesOf(profile: { certificate: string; privateKey?: string; keyPasswordFile?: string }): Array<{ path: string | undefined; role: string }> {
+  return [
+    { path: profile.privateKey, role: 'private key' },
+    { path: /\.(p12|pfx)$/i.test(profile.certificate) ? profile.certificate : undefined, role: 'PKCS#12' },
+    { path: profile.keyPasswordFile, role: 'password' },
+  ];
+}

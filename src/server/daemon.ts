@@ -20,6 +20,7 @@ import { PodIdentityMetrics } from '../podidentity/metrics.js';
 import { podIdentitySurface, PodIdentityService } from '../podidentity/service.js';
 import { OnDemandSessions } from '../podidentity/sessions.js';
 import type { PodIdentityConfig } from '../podidentity/config.js';
+import { exposedSecretFiles, secretFilesOf } from '../identity/files.js';
 
 export interface DaemonDeps {
   /** Builds the CreateSession call for a profile. */
@@ -403,6 +404,7 @@ export class Daemon {
         : new UserError(`profile "${profile.name}": cannot load the certificate/key: ${describeError(err)}`, { reason: 'identity' });
     }
     for (const w of identity.warnings) log.warn({ serial: identity.serialDecimal }, w);
+    for (const f of await exposedSecretFiles(secretFilesOf(profile))) log.warn({ event: 'secret_file_exposed', file: f.path }, f.message);
     log.info({ event: 'identity_loaded', serial: identity.serialDecimal, keySource: identity.signer.describe() }, 'certificate and key loaded');
     const session = new CredentialSession({
       profile: profile.name,

@@ -49,7 +49,7 @@ t.test('a good certificate, key, chain and CA', async (t) => {
 t.test('PKCS#12 with the password from a file and from the environment', async (t) => {
   const pfx = await makePfx(leaf, [intermediate, root], 'aes256', PASSWORD);
   const pwFile = join(dir, 'pw.txt');
-  await writeFile(pwFile, PASSWORD + '\n');
+  await writeFile(pwFile, PASSWORD + '\n', { mode: 0o600 });
   let r = await check(['--certificate', pfx, '--key-password-file', pwFile, '--ca', root.certPath]);
   t.equal(r.code, 0, 'password file');
   t.match(r.stdout, /^PASS keyMatch: private key matches the certificate$/m);
@@ -166,4 +166,43 @@ t.test('permission denied, as an unprivileged user', async (t) => {
     return;
   }
   assertOneLineError(t, r, /secret\.pem: permission denied reading the certificate file; make it readable by (user \S+ \()?uid 65534/, 'permission denied');
+});
+
+t.test('secret files open to other users: FAIL for everyone, WARN for a group, PASS for the owner only; serve warns', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'modes');
+  await chmod(leaf.keyPath, 0o644);
+  const open = await check(['--certificate', leaf.certPath, '--private-key', leaf.keyPath]);
+  t.equal(open.code, 1, 'exit 1');
+  t.match(open.stdout, new RegExp(`FAIL secretFileMode: .*modes.*key.*: the private key file is open to every local user \\(mode 644\\); run chmod 600`));
+  await chmod(leaf.keyPath, 0o640);
+  const group = await check(['--certificate', leaf.certPath, '--private-key', leaf.keyPath]);
+  t.equal(group.code, 0, 'a group-readable key only warns');
+  t.match(group.stdout, /WARN secretFileMode: .*open to its group \(gid \d+, mode 640\)/);
+  const pass = join(dir, 'pass');
+  await writeFile(pass, 'pw\n', { mode: 0o604 });
+  await chmod(pass, 0o604);
+  await chmod(leaf.keyPath, 0o600);
+  const pwOpen = await check(['--certificate', leaf.certPath, '--private-key', leaf.keyPath, '--key-password-file', pass]);
+  t.match(pwOpen.stdout, /FAIL secretFileMode: .*pass: the password file is open to every local user/);
+  const closed = await check(['--certificate', leaf.certPath, '--private-key', leaf.keyPath]);
+  t.match(closed.stdout, /PASS secretFileMode: key, PKCS#12 and password files are readable by their owner only/);
+
+  // serve logs a warning for the same file.
+  const { Daemon } = await import('../../src/server/daemon.js');
+  const { loadIdentity } = await import('../../src/identity/load.js');
+  const { daemonConfig, profileFor } = await import('../helpers/daemon.js');
+  const { createLogger } = await import('../../src/log.js');
+  const { Writable } = await import('node:stream');
+  await chmod(leaf.keyPath, 0o644);
+  let logged = '';
+  const logger = await createLogger({ level: "info", destination: new Writable({ write: (c, _e, cb) => ((logged += String(c)), cb()) }) });
+  const daemon = await Daemon.start(daemonConfig(dir, [profileFor('main', leaf)]), {
+    fetchFactory: () => async () => ({ accessKeyId: 'A', secretAccessKey: 's', sessionToken: 't', expiration: new Date(Date.now() + 3600_000), roleArn: 'arn:aws:iam::123456789012:role/r' }),
+    loadIdentity: (_p, s) => loadIdentity(s),
+    logger,
+  });
+  await daemon.close();
+  t.match(logged, /secret_file_exposed.*the private key file is open to every local user \(mode 644\)/);
 });
