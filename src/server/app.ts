@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { callerCheck, type CallerLookup } from './callers.js';
 import { BodyCache, credentialRoutes, defaultSurface, errorBody, type CredentialSurface } from './credential-routes.js';
+import { healthRoutes } from './health.js';
 import { ImdsTokenStore } from './imds-tokens.js';
 import { RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
@@ -40,10 +41,12 @@ function sendRaw(res: ServerResponse, status: number, body: string): void {
 }
 
 /**
- * The HTTP application: the container-credentials endpoint and IMDS (credential-routes.ts,
- * before fastify sees the request), then fastify for health, metrics and every other path
- * (fastify-app.ts, loaded on the first request that needs it — an idle or credentials-only
- * daemon never loads it). Build once; bind it to sockets with `listenAll` (src/server/listen.ts).
+ * The HTTP application: the container-credentials endpoint and IMDS (credential-routes.ts)
+ * and /healthz, /readyz, /metrics (health.ts) straight from node:http, then fastify for
+ * every other path (fastify-app.ts: the endpoint's 404s and error answers, and any route
+ * the application adds that is neither hot nor polled). Fastify is loaded on the first
+ * request that needs it, so a daemon that only serves credentials and probes never loads
+ * it. Build once; bind it to sockets with `listenAll` (src/server/listen.ts).
  */
 export function buildApp(options: AppOptions): DaemonApp {
   const metrics = options.metrics ?? new RequestMetrics();
@@ -73,6 +76,7 @@ export function buildApp(options: AppOptions): DaemonApp {
     );
   };
 
+  const health = healthRoutes({ getState: options.getState, metrics, reasons: true, hostGuard: true });
   const surface = defaultSurface(imdsTokens);
   const callers = options.callers;
   if (callers) {
@@ -103,7 +107,7 @@ export function buildApp(options: AppOptions): DaemonApp {
         };
       }
       return (req, res) => {
-        if (!credentials(req, res)) toFastify(req, res);
+        if (!credentials(req, res) && !health(req, res)) toFastify(req, res);
       };
     },
     fastify: load,

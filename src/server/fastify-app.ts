@@ -1,12 +1,11 @@
-// The fastify part of the application: /healthz, /readyz and /metrics on the main
-// listeners, and the endpoint's JSON 404 and error answers for everything the credential
-// routes (credential-routes.ts) do not serve. Loaded on the first such request
-// (src/server/app.ts): the credential routes never need it, and fastify is the largest
-// single cost in the daemon's memory (docs/benchmarks.md).
+// The fastify part of the application: the endpoint's JSON 404 and error answers for
+// everything the credential routes (credential-routes.ts) and the health routes
+// (health.ts) do not serve, and the place for any route that is neither hot nor polled.
+// Loaded on the first such request (src/server/app.ts): fastify is the largest single
+// cost in the daemon's memory and start-up (docs/benchmarks.md).
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from '../log.js';
 import { errorBody, hostRefusal } from './credential-routes.js';
-import { HEALTHZ_BODY, METRICS_CONTENT_TYPE, metricsText, readiness } from './health.js';
 import type { RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
 
@@ -54,15 +53,6 @@ export function buildFastify(getState: () => ServerState, metrics: RequestMetric
     if (status >= 500) log.error({ error: err.message, code: err.code }, 'request handler error');
     return sendError(reply, status, status === 500 ? 'InternalError' : 'BadRequest', status === 500 ? 'internal error' : (err.message ?? 'bad request'));
   });
-
-  app.get('/healthz', (_req, reply) => reply.code(200).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(HEALTHZ_BODY));
-
-  app.get('/readyz', (_req, reply) => {
-    const r = readiness(getState(), true);
-    return reply.code(r.status).header('cache-control', 'no-store').send(r.body);
-  });
-
-  app.get('/metrics', (_req, reply) => reply.code(200).header('content-type', METRICS_CONTENT_TYPE).header('cache-control', 'no-store').send(metricsText(getState(), metrics)));
 
   return app;
 }

@@ -4,7 +4,7 @@
 // paths so that kubelet probes and Prometheus can reach them from outside the pod
 // while the credential routes stay on loopback.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { formatExpiration } from './credential-routes.js';
+import { errorBody, formatExpiration, hostRefusal } from './credential-routes.js';
 import { renderMetrics, type RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
 
@@ -49,38 +49,68 @@ export function metricsText(state: ServerState, metrics: RequestMetrics): string
 
 const HEALTH_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
+export interface HealthRoutesOptions {
+  getState: () => ServerState;
+  metrics: RequestMetrics;
+  /** /readyz says why a profile is not ready (loopback listeners) or only which (the health listener). */
+  reasons: boolean;
+  /** Refuse requests whose Host is not loopback when the state says so (the main listeners). */
+  hostGuard: boolean;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string): void {
+  res.writeHead(status, ['content-type', type, 'cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body))]);
+  res.end(body);
+}
+
+/**
+ * GET (or HEAD) /healthz, /readyz and /metrics as a node:http handler that returns false
+ * for every other request. Served without fastify on every listener: probes poll /readyz
+ * from the first milliseconds, and loading fastify for them would delay readiness and
+ * cost its memory in every pod.
+ */
+export function healthRoutes(options: HealthRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { getState, metrics, reasons, hostGuard } = options;
+  return (req, res) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return false;
+    const url = req.url ?? '';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    if (!HEALTH_ROUTES.has(path)) return false;
+    const state = getState();
+    const denied = hostGuard ? hostRefusal(state, req) : undefined;
+    let status: number;
+    if (denied !== undefined) {
+      status = denied.status;
+      send(res, status, 'application/json; charset=utf-8', errorBody(denied.code, denied.message));
+    } else if (path === '/healthz') {
+      status = 200;
+      send(res, status, 'application/json; charset=utf-8', HEALTHZ_BODY);
+    } else if (path === '/readyz') {
+      const r = readiness(state, reasons);
+      status = r.status;
+      send(res, status, 'application/json; charset=utf-8', JSON.stringify(r.body));
+    } else {
+      status = 200;
+      send(res, status, METRICS_CONTENT_TYPE, metricsText(state, metrics));
+    }
+    metrics.record(path, status);
+    return true;
+  };
+}
+
+const NOT_HERE = errorBody('NotFound', 'this listener answers only GET /healthz, /readyz and /metrics');
+
 /**
  * The health listener: GET (or HEAD) /healthz, /readyz and /metrics, and 404 for
  * everything else — the credential and IMDS routes included. No Host guard (it serves
  * nothing secret, and kubelet sends the pod's IP); /readyz without reasons.
  */
 export function healthHandler(getState: () => ServerState, metrics: RequestMetrics): (req: IncomingMessage, res: ServerResponse) => void {
+  const routes = healthRoutes({ getState, metrics, reasons: false, hostGuard: false });
   return (req, res) => {
-    const url = req.url ?? '';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    const route = HEALTH_ROUTES.has(path) ? path : 'unmatched';
-    let status: number;
-    let type = 'application/json';
-    let body: string;
-    if (route === 'unmatched' || (req.method !== 'GET' && req.method !== 'HEAD')) {
-      status = 404;
-      type = 'application/json; charset=utf-8';
-      body = JSON.stringify({ Code: 'NotFound', Message: 'this listener answers only GET /healthz, /readyz and /metrics' });
-    } else if (path === '/healthz') {
-      status = 200;
-      body = HEALTHZ_BODY;
-    } else if (path === '/readyz') {
-      const r = readiness(getState(), false);
-      status = r.status;
-      body = JSON.stringify(r.body);
-    } else {
-      status = 200;
-      type = METRICS_CONTENT_TYPE;
-      body = metricsText(getState(), metrics);
-    }
-    res.writeHead(status, ['content-type', type, 'cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body))]);
-    res.end(body);
-    metrics.record(route, status);
+    if (routes(req, res)) return;
+    send(res, 404, 'application/json; charset=utf-8', NOT_HERE);
+    metrics.record('unmatched', 404);
   };
 }
