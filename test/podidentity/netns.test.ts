@@ -43,6 +43,11 @@ t.test('SDK and CLI in a network namespace get credentials from 169.254.170.23',
   const { ns } = made;
   await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   await run('ip', ['-n', ns, 'addr', 'add', '169.254.170.23/32', 'dev', 'lo']);
+  // Both of EKS's addresses (the default podIdentity.listen), where IPv6 is available.
+  const v6 = await run('ip', ['-n', ns, '-6', 'addr', 'add', 'fd00:ec2::23/128', 'dev', 'lo', 'nodad']).then(
+    () => true,
+    () => false,
+  );
 
   const dir = await tempDir('ra-netns-');
   const ca = await makeCA(dir, 'Netns Test CA');
@@ -56,7 +61,7 @@ t.test('SDK and CLI in a network namespace get credentials from 169.254.170.23',
     tokenFile: join(dir, 'endpoint-token'),
     imds: { enabled: false },
     podIdentity: {
-      listen: ['169.254.170.23:80'],
+      ...(v6 ? {} : { listen: ['169.254.170.23:80'] }),
       issuer: ISSUER,
       audiences: [AUDIENCE],
       jwks: { file: cluster.jwksFile },
@@ -86,20 +91,27 @@ t.test('SDK and CLI in a network namespace get credentials from 169.254.170.23',
     EMU_URL: emuUrl,
   });
 
-  const sdk = await runProcess(
-    'ip',
-    [
-      'netns', 'exec', ns, process.execPath, '--input-type=module', '-e',
-      `import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
-       import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-       const c = new STSClient({ region: 'us-east-1', endpoint: process.env.EMU_URL, credentials: fromNodeProviderChain(), maxAttempts: 1 });
-       const out = await c.send(new GetCallerIdentityCommand({}));
-       console.log(JSON.stringify({ Arn: out.Arn }));`,
-    ],
-    { env, cleanEnv: true, cwd: REPO, timeoutMs: 60_000 },
-  );
+  const sdkCall = (extra: NodeJS.ProcessEnv) =>
+    runProcess(
+      'ip',
+      [
+        'netns', 'exec', ns, process.execPath, '--input-type=module', '-e',
+        `import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
+         import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
+         const c = new STSClient({ region: 'us-east-1', endpoint: process.env.EMU_URL, credentials: fromNodeProviderChain(), maxAttempts: 1 });
+         const out = await c.send(new GetCallerIdentityCommand({}));
+         console.log(JSON.stringify({ Arn: out.Arn }));`,
+      ],
+      { env: { ...env, ...extra }, cleanEnv: true, cwd: REPO, timeoutMs: 60_000 },
+    );
+  const sdk = await sdkCall({});
   t.equal(sdk.code, 0, sdk.code === 0 ? 'SDK exit 0' : `SDK failed: ${sdk.stderr.slice(0, 800)}`);
   if (sdk.code === 0) t.match(JSON.parse(sdk.stdout).Arn, /:assumed-role\/checkout\//, 'the bound role, verified by the emulator');
+  if (v6) {
+    const sdk6 = await sdkCall({ AWS_CONTAINER_CREDENTIALS_FULL_URI: 'http://[fd00:ec2::23]/v1/credentials' });
+    t.equal(sdk6.code, 0, sdk6.code === 0 ? 'SDK via [fd00:ec2::23] exit 0' : `SDK via IPv6 failed: ${sdk6.stderr.slice(0, 800)}`);
+    if (sdk6.code === 0) t.match(JSON.parse(sdk6.stdout).Arn, /:assumed-role\/checkout\//);
+  }
 
   const cli = await runProcess('ip', ['netns', 'exec', ns, 'aws', 'sts', 'get-caller-identity', '--endpoint-url', emuUrl, '--output', 'json'], { env, cleanEnv: true, timeoutMs: 60_000 });
   t.equal(cli.code, 0, cli.code === 0 ? 'aws CLI exit 0' : `aws CLI failed: ${cli.stderr.slice(0, 800)}`);
