@@ -54,7 +54,12 @@ export interface SessionStatus {
   certificateNotAfter: Date;
   /** Next scheduled refresh, if any. */
   nextRefreshAt?: Date;
+  /** The service's clock minus ours, from the last CreateSession answer (0 within its precision). */
+  clockOffsetMs: number;
 }
+
+/** A skew this large is logged as a warning (the service refuses signatures beyond 5 minutes). */
+export const CLOCK_SKEW_WARNING_MS = 5_000;
 
 /** Never serve credentials within this margin of their expiration (scaled down for short lifetimes). */
 export const MAX_EXPIRY_MARGIN_MS = 60_000;
@@ -98,6 +103,8 @@ export class CredentialSession {
   private readonly random: () => number;
 
   private creds?: AwsCredentials;
+  /** The service's clock minus ours (CreateSession's Date header). */
+  private clockOffsetMs = 0;
   private credsIssuedAt = 0;
   private inflight?: Promise<void>;
   private controller?: AbortController;
@@ -265,7 +272,8 @@ export class CredentialSession {
    */
   adoptCredentials(from: CredentialSession): void {
     const c = from.creds;
-    if (c === undefined || !from.isUsable(c, this.now())) return;
+    if (c === undefined || !from.isUsable(c, from.serviceNow())) return;
+    this.clockOffsetMs = from.clockOffsetMs;
     this.creds = c;
     this.credsIssuedAt = from.credsIssuedAt;
     this.lastRefreshAt = from.lastRefreshAt;
@@ -285,7 +293,7 @@ export class CredentialSession {
   /** Credentials to serve now, or why there are none. No I/O. */
   lookup(): CredentialLookup {
     if (this.stopped) return { ok: false, message: `profile "${this.profile}" is stopped (being removed or replaced)` };
-    const now = this.now();
+    const now = this.serviceNow();
     const c = this.creds;
     if (c && this.isUsable(c, now)) {
       return { ok: true, credentials: c, lastUpdated: new Date(this.credsIssuedAt) };
@@ -305,7 +313,7 @@ export class CredentialSession {
   }
 
   status(): SessionStatus {
-    const now = this.now();
+    const now = this.serviceNow();
     const failures: Record<string, number> = {};
     for (const [k, v] of this.failuresByReason) failures[k] = v;
     const c = this.creds;
@@ -326,6 +334,7 @@ export class CredentialSession {
       certificateSerial: this.identityValue.serialDecimal,
       certificateNotAfter: new Date(this.identityValue.certificate.validTo),
       nextRefreshAt: this.nextRefreshAt === undefined ? undefined : new Date(this.nextRefreshAt),
+      clockOffsetMs: this.clockOffsetMs,
     };
   }
 
@@ -361,8 +370,30 @@ export class CredentialSession {
     return now < c.expiration.getTime() - expiryMarginMs(lifetime);
   }
 
+  /**
+   * Our clock as the service sees it: expiry margins and refresh times are
+   * computed on the service's clock, so a host clock that runs behind does not
+   * serve credentials the service already considers expired.
+   */
+  private serviceNow(): number {
+    return this.now() + this.clockOffsetMs;
+  }
+
+  private noteClockOffset(offsetMs: number): void {
+    const changed = Math.abs(offsetMs - this.clockOffsetMs) >= 1000;
+    this.clockOffsetMs = offsetMs;
+    if (changed && Math.abs(offsetMs) >= CLOCK_SKEW_WARNING_MS) {
+      this.log.warn(
+        { event: 'clock_skew', offsetSeconds: Math.round(offsetMs / 1000) },
+        `this host's clock is ${Math.round(Math.abs(offsetMs) / 1000)} s ${offsetMs > 0 ? 'behind' : 'ahead of'} the Roles Anywhere service (from its Date header); expiry is computed on the service's clock — fix the host clock (enable NTP): beyond 5 minutes the service refuses every request`,
+      );
+    }
+  }
+
   private onSuccess(result: AwsCredentials, started: number, identity: Identity): void {
-    const now = this.now();
+    if (result.clockOffsetMs !== undefined) this.noteClockOffset(result.clockOffsetMs);
+    started += this.clockOffsetMs;
+    const now = this.serviceNow();
     const exp = result.expiration instanceof Date ? result.expiration.getTime() : NaN;
     if (!Number.isFinite(exp)) {
       this.onFailure(Object.assign(new Error('the service returned credentials without a valid expiration'), { reason: 'invalid_response' }));
@@ -382,7 +413,7 @@ export class CredentialSession {
     const creds: AwsCredentials = { ...result, accountId: result.accountId ?? accountFromArn(result.roleArn) };
     this.creds = creds;
     this.credsIssuedAt = started;
-    this.lastRefreshAt = now;
+    this.lastRefreshAt = this.now();
     this.lastRefreshOutcome = 'success';
     this.lastFailure = undefined;
     this.refreshSuccesses++;
@@ -417,7 +448,7 @@ export class CredentialSession {
     const delay = Math.max(1, Math.min(this.backoffMaxMs, base * (0.75 + this.random() * 0.5)));
     this.schedule(delay);
     const c = this.creds;
-    const serving = c !== undefined && this.isUsable(c, now);
+    const serving = c !== undefined && this.isUsable(c, this.serviceNow());
     this.log.warn(
       {
         event: 'refresh',

@@ -101,6 +101,22 @@ export async function loadCaBundle(path: string): Promise<string[]> {
 }
 
 /** Turns a 2xx CreateSession body into credentials, or throws a malformed_response error. */
+/**
+ * The service's clock minus ours from a response's Date header (whole seconds),
+ * the request sent at `sentAt` and answered at `receivedAt` (our clock). 0 when
+ * the difference is within what the header and the round trip can tell;
+ * undefined without a usable header.
+ */
+export function clockOffsetFromDate(date: string | undefined, sentAt: number, receivedAt: number): number | undefined {
+  if (!date) return undefined;
+  const service = Date.parse(date);
+  if (!Number.isFinite(service)) return undefined;
+  // The header is truncated to the second: the service's time was in [service, service + 1 s).
+  const offset = service + 500 - (sentAt + receivedAt) / 2;
+  const precision = 500 + (receivedAt - sentAt) / 2 + 1000;
+  return Math.abs(offset) <= precision ? 0 : Math.round(offset);
+}
+
 export function parseCreateSessionResponse(body: string, params: SessionParameters, now: Date = new Date()): AwsCredentials {
   const bad = (why: string, retryable = true) =>
     new RolesAnywhereError(`Roles Anywhere returned an unusable CreateSession answer (${why}): this is a service fault — retry later`, {
@@ -255,6 +271,7 @@ export class RolesAnywhereClient {
           const headers = await signX509Request({ identity, region, host: url.host, path: url.pathname, body, date: now() });
           headers['User-Agent'] = o.userAgent ?? `rolesanywhere-credentiald/${VERSION}`;
           headers.Accept = 'application/json';
+          const sentAt = now().getTime();
           const res = await httpRequest(url, {
             method: 'POST',
             headers,
@@ -265,7 +282,13 @@ export class RolesAnywhereClient {
             timeoutMs: o.timeoutMs ?? 15000,
             signal,
           });
-          if (res.status >= 200 && res.status < 300) return parseCreateSessionResponse(res.body, params, now());
+          if (res.status >= 200 && res.status < 300) {
+            const received = now();
+            const creds = parseCreateSessionResponse(res.body, params, received);
+            const offset = clockOffsetFromDate(firstHeader(res.headers.date), sentAt, received.getTime());
+            if (offset !== undefined) creds.clockOffsetMs = offset;
+            return creds;
+          }
           const { type, message } = parseErrorResponse(res);
           error = serviceError(res.status, type, message, ctx);
           if (error.reason === 'throttled') minDelay = Math.min(retryAfterMs(res) ?? 0, maxDelayMs);

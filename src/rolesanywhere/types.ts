@@ -11,6 +11,8 @@ export interface AwsCredentials {
   accountId?: string;
   /** The assumed-role ARN, when the service returned it. */
   assumedRoleArn?: string;
+  /** The service's clock minus ours, from the answer's Date header (0 when within its precision; absent without one). */
+  clockOffsetMs?: number;
 }
 
 /** Everything that selects which session to create (not how to connect). */

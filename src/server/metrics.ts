@@ -86,6 +86,12 @@ export function renderMetrics(statuses: SessionStatus[], requests: RequestMetric
     'Whether the last CreateSession attempt succeeded (1) or failed (0).',
     statuses.filter((s) => s.lastRefreshOutcome).map((s) => [p(s), s.lastRefreshOutcome === 'success' ? 1 : 0]),
   );
+  w.family(
+    'rolesanywhere_clock_skew_seconds',
+    'gauge',
+    "The Roles Anywhere service's clock minus this host's, from the last CreateSession answer (0 within its precision); expiry is computed on the service's clock.",
+    statuses.map((s) => [p(s), Math.round(s.clockOffsetMs / 1000)]),
+  );
   w.family('rolesanywhere_refresh_attempts_total', 'counter', 'CreateSession attempts.', statuses.map((s) => [p(s), s.refreshAttempts]));
   w.family('rolesanywhere_refresh_successes_total', 'counter', 'Successful CreateSession calls.', statuses.map((s) => [p(s), s.refreshSuccesses]));
   const failures: Array<[Record<string, string>, number]> = [];
