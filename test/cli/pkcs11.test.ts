@@ -8,12 +8,15 @@
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromHttp } from '@aws-sdk/credential-providers';
 import { X509Certificate } from 'node:crypto';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { runCli, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, startEmulatedDaemon, waitUntil } from '../helpers/daemon.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
+import { setPkcs11Deadlines } from '../../src/identity/signers/pkcs11.js';
 import { createToken, softhsmMissing } from '../helpers/softhsm.js';
 
 declare namespace Tap {
@@ -220,5 +223,61 @@ async function main(): Promise<void> {
     const after = JSON.parse((await get()).body) as { AccessKeyId: string };
     t.equal(after.AccessKeyId, d.emu.emulator.issued.at(-1)?.accessKeyId, 'serving the new credentials');
     t.notMatch(d.logs(), tok.pin, 'the PIN is in no log line');
+  });
+
+  t.test('a module that hangs (network HSM stops answering) does not stall the daemon; it recovers when it answers again', async (t) => {
+    // p11-kit's remote client in front of a p11-kit server exporting the SoftHSM token: stopping the
+    // server's connection process makes every module call block, as an unreachable network HSM does.
+    const client = '/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so';
+    const sock = join(tok.dir, 'p11-kit.sock');
+    const server = spawn('p11-kit', ['server', '-f', '--provider', tok.module, '-n', sock, `pkcs11:token=${tok.label}`], {
+      env: { PATH: process.env.PATH, SOFTHSM2_CONF: tok.conf },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stopped: number[] = [];
+    t.teardown(() => {
+      for (const pid of stopped) process.kill(pid, 'SIGCONT');
+      server.kill('SIGTERM');
+    });
+    await waitUntil('the p11-kit server socket', () => existsSync(sock));
+    process.env.P11_KIT_SERVER_ADDRESS = `unix:path=${sock}`; // read by the client module in the worker thread
+    process.env.SOFTHSM2_CONF = tok.conf;
+    setPkcs11Deadlines(2000);
+    t.teardown(() => setPkcs11Deadlines(30_000));
+    const d = await startEmulatedDaemon(t, {
+      prepare: async (e) => {
+        const cert = await tok.issue(e.ca, keys.rsa.id, 'remote-rsa', { store: false });
+        return { certificate: cert.certPath, privateKey: uri('rsa'), pkcs11Lib: client, pkcs11PinFile: pinFile };
+      },
+    });
+    const session = d.daemon.session('main')!;
+    await session.waitFor((s) => s.status().ready, 20_000);
+    const get = async () => httpRequest(d.port, 'GET', '/v1/credentials', { authorization: d.token });
+    const first = (JSON.parse((await get()).body) as { AccessKeyId: string }).AccessKeyId;
+
+    // Freeze the server's per-connection process(es).
+    const kids = execFileSync('pgrep', ['-P', String(server.pid)]).toString().trim().split(/\s+/).map(Number);
+    for (const pid of kids) {
+      process.kill(pid, 'SIGSTOP');
+      stopped.push(pid);
+    }
+    const refreshing = session.refresh();
+    const during = await get();
+    t.equal(during.status, 200, 'the routes answer while the module hangs');
+    t.equal((JSON.parse(during.body) as { AccessKeyId: string }).AccessKeyId, first, 'with the cached credentials');
+    await refreshing;
+    t.match(session.status().lastFailure?.message ?? '', /the PKCS#11 module did not answer within 2 s \(token or HSM unreachable\?\); will retry at the next refresh/, 'the refresh fails with a deadline');
+    await session.refresh();
+    t.match(session.status().lastFailure?.message ?? '', /PKCS#11 module still not answering \(a call for .* has been stuck since/, 'further refreshes fail at once, without piling up threads');
+    t.equal((await get()).status, 200, 'still serving');
+
+    for (const pid of stopped.splice(0)) process.kill(pid, 'SIGCONT');
+    await waitUntil('a refresh succeeds after the module answers again', async () => {
+      await session.refresh();
+      return session.status().lastRefreshOutcome === 'success';
+    });
+    const after = (JSON.parse((await get()).body) as { AccessKeyId: string }).AccessKeyId;
+    t.not(after, first, 'new credentials signed through the module again');
+    t.equal(after, d.emu.emulator.issued.at(-1)?.accessKeyId);
   });
 }

@@ -8,8 +8,9 @@
 // the daemon's lifetime, so a refresh costs one C_Sign instead of a process
 // start and a fresh login (which a subprocess such as pkcs11-tool would need,
 // with the PIN on its command line), and it reports the token's CKR_* codes so
-// every failure gets a precise message. C_Sign runs off the event loop
-// (C_SignAsync): a slow token never stalls the routes.
+// every failure gets a precise message. Every token call runs in a worker
+// thread with a deadline (see WorkerHost at the end): most PKCS#11 calls are
+// synchronous, and a module that hangs must not stall the routes.
 //
 // Signatures: RSA with CKM_SHA256_RSA_PKCS (or CKM_RSA_PKCS over a DigestInfo
 // when the token only has that); EC with CKM_ECDSA over the SHA-256 digest
@@ -22,11 +23,12 @@
 // scratch once; if that fails too the refresh fails like any other and the
 // session keeps serving its cached credentials. A refused PIN is never tried
 // again by this process, so a retry loop cannot lock the token.
-import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { UserError } from '../../errors.js';
 import { integer, nullValue, octetString, oid, sequence } from '../../pki/der.js';
 import { decodeOid, parseDer, TAG } from '../der.js';
@@ -916,8 +918,8 @@ async function onModule<T>(spec: string, options: Pkcs11Options, what: 'key' | '
   }
 }
 
-/** Opens the private key a pkcs11: URI names and returns a signer that keeps its session. */
-export function open(spec: string, options: Pkcs11Options = {}): Promise<Signer> {
+/** Opens the private key a pkcs11: URI names and returns a signer that keeps its session (in this thread). */
+function openHere(spec: string, options: Pkcs11Options = {}): Promise<Signer> {
   return onModule(spec, options, 'key', true, async ({ query, pin, module }) => {
     const located = locate(module, query, pin, options.certificate);
     let publicKey = located.key.publicKey;
@@ -939,8 +941,8 @@ export function open(spec: string, options: Pkcs11Options = {}): Promise<Signer>
   });
 }
 
-/** Reads the X.509 certificate a `--certificate pkcs11:…` URI names. */
-export function readCertificate(spec: string, options: Pkcs11Options = {}): Promise<SourceCertificate> {
+/** Reads the X.509 certificate a `--certificate pkcs11:…` URI names (in this thread). */
+function readCertificateHere(spec: string, options: Pkcs11Options = {}): Promise<SourceCertificate> {
   return onModule(spec, options, 'certificate', false, async ({ uri, query, pin, module }) => {
     const api = module.api;
     const found = findToken(api, uri, spec, module.path);
@@ -998,4 +1000,258 @@ export function readCertificate(spec: string, options: Pkcs11Options = {}): Prom
       closeQuietly(api, session);
     }
   });
+}
+
+// ---------------------------------------------------------------------------
+// The token is driven from a worker thread. Most PKCS#11 calls are
+// synchronous; a module that hangs instead of failing (a network HSM that
+// stops answering) must not stall the daemon's routes. Every call has a
+// deadline: past it the call fails like a failed refresh, the worker is
+// abandoned, and no new one starts until the stuck call returns (so an outage
+// does not pile up threads); then the next call opens the token afresh in a
+// new worker.
+
+const WORKER_FLAG = 'rolesanywhere-pkcs11-worker';
+let callTimeoutMs = { open: 60_000, sign: 30_000, close: 10_000 };
+
+/** Shorter deadlines for tests that make a module hang (not a user setting). */
+export function setPkcs11Deadlines(ms: number): void {
+  callTimeoutMs = { open: ms, sign: ms, close: ms };
+}
+
+/** KeySourceOptions as they cross to the worker (a certificate as DER). */
+type WireOptions = Omit<Pkcs11Options, 'certificate'> & { certificateDer?: Buffer };
+type Call =
+  | { op: 'open'; spec: string; options: WireOptions }
+  | { op: 'readCertificate'; spec: string; options: WireOptions }
+  | { op: 'sign'; signer: number; data: Uint8Array }
+  | { op: 'close'; signer: number };
+type Request = Call & { id: number };
+interface OpenedKey {
+  signer: number;
+  spki: Uint8Array;
+  keyAlgorithm: 'RSA' | 'EC';
+  description: string;
+}
+interface Reply {
+  id: number;
+  value?: unknown;
+  error?: { message: string; reason?: string; user: boolean };
+}
+
+function toWire(options: Pkcs11Options): WireOptions {
+  const { certificate, ...rest } = options;
+  return certificate ? { ...rest, certificateDer: certificate.raw } : rest;
+}
+
+function fromWire(options: WireOptions): Pkcs11Options {
+  const { certificateDer, ...rest } = options;
+  return certificateDer ? { ...rest, certificate: new X509Certificate(Buffer.from(certificateDer)) } : rest;
+}
+
+function serveWorker(): void {
+  const port = parentPort!;
+  const signers = new Map<number, Signer>();
+  let next = 1;
+  port.on('message', (req: Request) => {
+    void (async (): Promise<unknown> => {
+      switch (req.op) {
+        case 'open': {
+          const signer = await openHere(req.spec, fromWire(req.options));
+          const id = next++;
+          signers.set(id, signer);
+          const opened: OpenedKey = { signer: id, spki: spkiOf(signer.publicKey), keyAlgorithm: signer.keyAlgorithm as 'RSA' | 'EC', description: signer.describe() };
+          return opened;
+        }
+        case 'readCertificate': {
+          const c = await readCertificateHere(req.spec, fromWire(req.options));
+          return { ...c, keyOptions: toWire(c.keyOptions) };
+        }
+        case 'sign': {
+          const signer = signers.get(req.signer);
+          if (!signer) throw new Error('PKCS#11 signer is closed');
+          return signer.sign(Buffer.from(req.data));
+        }
+        case 'close': {
+          const signer = signers.get(req.signer);
+          signers.delete(req.signer);
+          await signer?.close?.();
+          return undefined;
+        }
+      }
+    })().then(
+      (value) => port.postMessage({ id: req.id, value } satisfies Reply),
+      (err: unknown) =>
+        port.postMessage({
+          id: req.id,
+          error: { message: err instanceof Error ? err.message : String(err), reason: (err as UserError).reason, user: err instanceof UserError },
+        } satisfies Reply),
+    );
+  });
+}
+
+if (!isMainThread && (workerData as Record<string, unknown> | undefined)?.[WORKER_FLAG]) {
+  serveWorker();
+  parentPort!.postMessage({ id: 0 } satisfies Reply); // ready: deadlines start now, not during the thread's start-up
+}
+
+class WorkerHost {
+  private worker: Worker | undefined;
+  /** A worker given up on after a deadline, until its stuck call returns. */
+  private stuck: { since: Date; what: string } | undefined;
+  /** Bumped when a worker is given up on: signers opened in an older one reopen. */
+  generation = 0;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; timer: NodeJS.Timeout }>();
+  private next = 1;
+
+  /** Resolves when the current worker has loaded this module and listens. */
+  private ready: Promise<void> = Promise.resolve();
+  private markReady: () => void = () => undefined;
+
+  private get(): Worker {
+    if (this.stuck) {
+      throw new UserError(
+        `PKCS#11 module still not answering (a call for ${this.stuck.what} has been stuck since ${this.stuck.since.toISOString()}); ` +
+          'the token or HSM is unreachable — will retry at the next refresh',
+        { reason: 'pkcs11_timeout' },
+      );
+    }
+    if (this.worker) return this.worker;
+    const w = new Worker(new URL(import.meta.url), { workerData: { [WORKER_FLAG]: true } });
+    this.ready = new Promise<void>((resolve) => (this.markReady = resolve));
+    w.on('message', (r: Reply) => this.settle(r));
+    w.on('error', (err) => this.giveUp(w, new UserError(`PKCS#11 worker failed: ${err.message}`, { reason: 'pkcs11_module', cause: err })));
+    w.on('exit', () => {
+      if (this.stuckWorker === w) this.stuck = undefined;
+      this.giveUp(w, new UserError('PKCS#11 worker exited', { reason: 'pkcs11_module' }));
+    });
+    w.unref(); // after the listeners, which would ref it: a pending call's deadline keeps the process alive, not the idle worker
+    this.worker = w;
+    return w;
+  }
+
+  private stuckWorker: Worker | undefined;
+
+  async call<T>(request: Call, what: string, timeoutMs: number): Promise<T> {
+    const w = this.get();
+    await this.ready;
+    if (this.worker !== w) throw new UserError(`${what}: the PKCS#11 worker thread failed to start`, { reason: 'pkcs11_module' });
+    const id = this.next++;
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        const err = new UserError(`${what}: the PKCS#11 module did not answer within ${timeoutMs / 1000} s (token or HSM unreachable?); will retry at the next refresh`, {
+          reason: 'pkcs11_timeout',
+        });
+        reject(err);
+        this.stuck = { since: new Date(), what };
+        this.stuckWorker = w;
+        this.giveUp(w, err);
+        // The thread cannot be stopped inside the module; it ends when the call returns.
+        void w.terminate().catch(() => undefined);
+      }, timeoutMs);
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
+      w.postMessage({ ...request, id });
+    });
+  }
+
+  private settle(r: Reply): void {
+    if (r.id === 0) return this.markReady();
+    const p = this.pending.get(r.id);
+    if (!p) return;
+    clearTimeout(p.timer);
+    this.pending.delete(r.id);
+    if (!r.error) p.resolve(r.value);
+    else p.reject(r.error.user ? new UserError(r.error.message, r.error.reason ? { reason: r.error.reason } : {}) : new Error(r.error.message));
+  }
+
+  private giveUp(w: Worker, err: unknown): void {
+    if (this.worker !== w) return;
+    this.worker = undefined;
+    this.markReady();
+    this.generation++;
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+    this.pending.clear();
+  }
+}
+
+let host: WorkerHost | undefined;
+
+function workerHost(): WorkerHost {
+  if (isSea()) loadBinding(); // says plainly that the single-file executable cannot do PKCS#11
+  return (host ??= new WorkerHost());
+}
+
+/** The main thread's view of a key in the worker: the public key here, signing there. */
+class RemoteSigner implements Signer {
+  readonly kind = 'pkcs11';
+  readonly keyAlgorithm: 'RSA' | 'EC';
+  readonly algorithm: Signer['algorithm'];
+  readonly publicKey: KeyObject;
+  private readonly description: string;
+  private closed = false;
+
+  constructor(
+    private readonly spec: string,
+    private readonly options: Pkcs11Options,
+    private opened: OpenedKey,
+    private generation: number,
+  ) {
+    this.publicKey = createPublicKey({ key: Buffer.from(opened.spki), format: 'der', type: 'spki' });
+    this.keyAlgorithm = opened.keyAlgorithm;
+    this.algorithm = SIGNING_ALGORITHMS[this.keyAlgorithm];
+    this.description = opened.description;
+  }
+
+  describe(): string {
+    return this.description;
+  }
+
+  async sign(data: Buffer): Promise<Buffer> {
+    if (this.closed) throw new Error('PKCS#11 signer used after close');
+    const h = workerHost();
+    if (this.generation !== h.generation) {
+      // The worker holding the session was given up on: open the key again in a new one.
+      const generation = h.generation;
+      const opened = await h.call<OpenedKey>({ op: 'open', spec: this.spec, options: toWire(this.options) }, this.description, callTimeoutMs.open);
+      if (!Buffer.from(opened.spki).equals(spkiOf(this.publicKey))) {
+        throw new UserError(`${this.description}: the key on the token is no longer the one loaded at start; reload the daemon after replacing a key`, {
+          reason: 'pkcs11_key_changed',
+        });
+      }
+      this.opened = opened;
+      this.generation = generation;
+    }
+    const signature = await h.call<Uint8Array>({ op: 'sign', signer: this.opened.signer, data }, this.description, callTimeoutMs.sign);
+    return Buffer.from(signature);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const h = workerHost();
+    if (this.generation !== h.generation) return;
+    await h.call({ op: 'close', signer: this.opened.signer }, this.description, callTimeoutMs.close).catch(() => undefined);
+  }
+}
+
+/** Opens the private key a pkcs11: URI names; the token session lives in the PKCS#11 worker thread. */
+export async function open(spec: string, options: Pkcs11Options = {}): Promise<Signer> {
+  const h = workerHost();
+  const generation = h.generation;
+  const opened = await h.call<OpenedKey>({ op: 'open', spec, options: toWire(options) }, redactPkcs11Uri(spec), callTimeoutMs.open);
+  return new RemoteSigner(spec, options, opened, generation);
+}
+
+/** Reads the X.509 certificate a `--certificate pkcs11:…` URI names. */
+export async function readCertificate(spec: string, options: Pkcs11Options = {}): Promise<SourceCertificate> {
+  const c = await workerHost().call<Omit<SourceCertificate, 'keyOptions'> & { keyOptions: WireOptions }>(
+    { op: 'readCertificate', spec, options: toWire(options) },
+    redactPkcs11Uri(spec),
+    callTimeoutMs.open,
+  );
+  return { ...c, der: Buffer.from(c.der), keyOptions: fromWire(c.keyOptions) };
 }
