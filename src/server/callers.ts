@@ -13,7 +13,7 @@ import { endianness } from 'node:os';
 import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
 import { UserError } from '../errors.js';
 import { isLoopbackHostname } from '../net/loopback.js';
-import type { Check, CheckContext, Refusal } from './credential-routes.js';
+import { isThenable, perConnection, type Check, type CheckContext, type Refusal } from './credential-routes.js';
 
 /** The two ends of an accepted connection, as the server sees them. */
 export interface ConnectionEnds {
@@ -129,9 +129,6 @@ export type Caller =
  * there at all (another OS, or /proc not mounted).
  */
 export class CallerLookup {
-  private readonly cache = new WeakMap<Socket, Promise<Caller>>();
-  private readonly resolved = new WeakMap<Socket, Caller>();
-
   // /proc/self/net, not /proc/net: the latter is hidden by systemd's ProcSubset=pid.
   constructor(private readonly procNet = '/proc/self/net') {}
 
@@ -145,27 +142,20 @@ export class CallerLookup {
     }
   }
 
-  /** The caller of the connection `socket` (cached per socket). */
-  callerOf(socket: Socket): Promise<Caller> {
-    let found = this.cache.get(socket);
-    if (found === undefined) {
-      found = this.lookup({
-        localAddress: socket.localAddress ?? '',
-        localPort: socket.localPort ?? 0,
-        remoteAddress: socket.remoteAddress ?? '',
-        remotePort: socket.remotePort ?? 0,
-      }).then((caller) => {
-        this.resolved.set(socket, caller);
-        return caller;
-      });
-      this.cache.set(socket, found);
-    }
-    return found;
-  }
+  /** The caller of the connection `socket`: looked up once per connection, then answered synchronously. */
+  readonly callerOf: (socket: Socket) => Caller | Promise<Caller> = perConnection((socket) =>
+    this.lookup({
+      localAddress: socket.localAddress ?? '',
+      localPort: socket.localPort ?? 0,
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+    }),
+  );
 
-  /** The caller of `socket` if already looked up (synchronous), else undefined. */
+  /** The caller of `socket` if already looked up, else undefined. */
   known(socket: Socket): Caller | undefined {
-    return this.resolved.get(socket);
+    const c = this.callerOf(socket);
+    return isThenable(c) ? undefined : c;
   }
 
   async lookup(conn: ConnectionEnds): Promise<Caller> {
@@ -384,8 +374,7 @@ export function callerCheck(lookup: CallerLookup, onRefused: (caller: Caller) =>
   };
   return (req, ctx) => {
     if (ctx.state.callers === undefined) return undefined;
-    const known = lookup.known(req.socket);
-    if (known !== undefined) return decide(known, ctx);
-    return lookup.callerOf(req.socket).then((caller) => decide(caller, ctx));
+    const caller = lookup.callerOf(req.socket);
+    return isThenable<Caller>(caller) ? caller.then((c) => decide(c, ctx)) : decide(caller, ctx);
   };
 }

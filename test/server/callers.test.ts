@@ -64,9 +64,9 @@ for (const host of ['127.0.0.1', '::1']) {
     const sock = await accepted;
     const lookup = new CallerLookup();
     t.ok(await lookup.available(), '/proc/net/tcp is readable');
-    const first = lookup.callerOf(sock);
-    t.same(await first, { kind: 'local', uid: selfUid });
-    t.equal(lookup.callerOf(sock), first, 'cached on the socket');
+    t.equal(lookup.known(sock), undefined, 'not looked up yet');
+    t.same(await lookup.callerOf(sock), { kind: 'local', uid: selfUid });
+    t.same(lookup.callerOf(sock), { kind: 'local', uid: selfUid }, 'then answered synchronously from the per-connection memo');
   });
 }
 
