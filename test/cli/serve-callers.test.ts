@@ -8,28 +8,15 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { fakeCredentials, PROFILE_ARN, ROLE_ARN, startFakeServer, TA_ARN } from '../helpers/fake-rolesanywhere.js';
-import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
+import { fakeCredentials, startFakeServer } from '../helpers/fake-rolesanywhere.js';
+import { httpRequest, serveYaml, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
 const run = promisify(execFile);
 
-/** A serve config for one profile `main`, with extra top-level and profile lines. */
+/** A serve config for one profile `main`, with IMDS on and extra top-level and profile lines. */
 function configYaml(dir: string, leaf: { certPath: string; keyPath: string }, endpoint: string, top: string, profile = ''): string {
-  return `listen: ["127.0.0.1:0"]
-tokenFile: ${join(dir, 'token')}
-imds: { enabled: true }
-${top}
-profiles:
-  main:
-    certificate: ${leaf.certPath}
-    privateKey: ${leaf.keyPath}
-    trustAnchorArn: ${TA_ARN}
-    profileArn: ${PROFILE_ARN}
-    roleArn: ${ROLE_ARN}
-    endpoint: ${endpoint}
-${profile}
-`;
+  return serveYaml({ tokenFile: join(dir, 'token'), leaf, endpoint, top: `imds: { enabled: true }\n${top}`, profile });
 }
 const isRoot = process.getuid?.() === 0;
 
@@ -50,7 +37,7 @@ async function asNobody(port: number, token: string, imdsToken = 'none'): Promis
     (async () => {
       const c = await ask('GET', '/v1/credentials', { authorization: process.env.TOKEN });
       const tk = await ask('PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': '60' });
-      const role = 'ra-role';
+      const role = 'test-role';
       const i = await ask('GET', '/latest/meta-data/iam/security-credentials/' + role, { 'x-aws-ec2-metadata-token': tk.status === 200 ? tk.body : process.env.IMDS_TOKEN });
       process.stdout.write(JSON.stringify({ container: c.status, imdsToken: tk.status, imds: i.status, bodies: [c.body, tk.status === 200 ? '(token)' : tk.body, i.status === 200 ? '(credentials)' : i.body] }));
     })();
@@ -80,7 +67,7 @@ t.test('another local user is refused by both routes by default, and served once
   t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'same user: container endpoint 200');
   const own = await httpRequest(port, 'PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': '60' });
   t.equal(own.status, 200, 'same user: IMDS token 200');
-  t.equal((await httpRequest(port, 'GET', '/latest/meta-data/iam/security-credentials/ra-role', { 'x-aws-ec2-metadata-token': own.body })).status, 200, 'same user: IMDS credentials 200');
+  t.equal((await httpRequest(port, 'GET', '/latest/meta-data/iam/security-credentials/test-role', { 'x-aws-ec2-metadata-token': own.body })).status, 200, 'same user: IMDS credentials 200');
 
   const nobodyUid = Number((await run('id', ['-u', 'nobody'])).stdout.trim());
   const refused = await asNobody(port, token, own.body);

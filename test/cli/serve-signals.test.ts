@@ -5,8 +5,8 @@ import { execFileSync } from 'node:child_process';
 import { open, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { fakeCredentials, PROFILE_ARN, ROLE_ARN, startFakeServer, TA_ARN } from '../helpers/fake-rolesanywhere.js';
-import { httpRequest, spawnServe } from '../helpers/daemon.js';
+import { fakeCredentials, startFakeServer } from '../helpers/fake-rolesanywhere.js';
+import { httpRequest, serveYaml, spawnServe } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
 /** Writes `text` into the FIFO once the daemon opens it for reading (blocks until then). */
@@ -34,17 +34,8 @@ t.test('SIGHUP during start-up is applied after start, not fatal; SIGTERM then e
   const cfg = join(dir, 'daemon.yaml');
   await writeFile(
     cfg,
-    `listen: ["127.0.0.1:0"]
-tokenFile: ${tokenFile}
-profiles:
-  main:
-    certificate: ${leaf.certPath}
-    privateKey: ${leaf.keyPath}
-    trustAnchorArn: ${TA_ARN}
-    profileArn: ${PROFILE_ARN}
-    roleArn: ${ROLE_ARN}
-    endpoint: ${fake.url}
-`,
+    serveYaml({ tokenFile, leaf, endpoint: fake.url }),
+
   );
   const d = spawnServe(t, ['--config', cfg]);
 
@@ -78,17 +69,7 @@ t.test('SIGHUP while the config is still being read (before anything slow) is he
     res.writeHead(201, { 'content-type': 'application/json' });
     res.end(JSON.stringify(fakeCredentials()));
   }]);
-  const config = `listen: ["127.0.0.1:0"]
-tokenFile: ${join(dir, 'token')}
-profiles:
-  main:
-    certificate: ${leaf.certPath}
-    privateKey: ${leaf.keyPath}
-    trustAnchorArn: ${TA_ARN}
-    profileArn: ${PROFILE_ARN}
-    roleArn: ${ROLE_ARN}
-    endpoint: ${fake.url}
-`;
+  const config = serveYaml({ tokenFile: join(dir, 'token'), leaf, endpoint: fake.url });
   // The config file is a FIFO: serve blocks reading it, before its own reload handler exists.
   const cfg = join(dir, 'daemon.yaml');
   execFileSync('mkfifo', ['-m', '600', cfg]);

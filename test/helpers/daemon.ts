@@ -40,6 +40,23 @@ export function daemonConfig(dir: string, profiles: ProfileConfig[], extra: Part
   };
 }
 
+/** A `serve` YAML config: loopback port 0, the token file, one profile `main`, plus extra top-level and profile lines. */
+export function serveYaml(o: { tokenFile: string; leaf: Pick<CertFiles, 'certPath' | 'keyPath'>; endpoint: string; top?: string; profile?: string }): string {
+  return `listen: ["127.0.0.1:0"]
+tokenFile: ${o.tokenFile}
+${o.top ?? ''}
+profiles:
+  main:
+    certificate: ${o.leaf.certPath}
+    privateKey: ${o.leaf.keyPath}
+    trustAnchorArn: ${TA_ARN}
+    profileArn: ${PROFILE_ARN}
+    roleArn: ${ROLE_ARN}
+    endpoint: ${o.endpoint}
+${o.profile ?? ''}
+`;
+}
+
 export interface RawResponse {
   status: number;
   headers: Record<string, string | string[] | undefined>;
