@@ -1,6 +1,10 @@
 #!/usr/bin/env node
+import { enableCompileCache } from './cli/compile-cache.js';
 import { holdSighup } from './cli/early-sighup.js';
 import { describeError, UserError } from './errors.js';
+
+// Before any command module loads: see compile-cache.ts.
+enableCompileCache();
 
 /**
  * Each command is a module under src/cli/ exporting

@@ -1,0 +1,34 @@
+// The CLI keeps Node's compile cache in a directory of the user's own (0700), never in
+// a shared one, and not at all when there is none or it is switched off.
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { compileCacheDir } from '../../src/cli/compile-cache.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/pki.js';
+
+t.test('where the cache goes', async (t) => {
+  t.equal(compileCacheDir({ HOME: '/home/u' }), '/home/u/.cache/rolesanywhere-credentiald/compile-cache');
+  t.equal(compileCacheDir({ HOME: '/home/u', XDG_CACHE_HOME: '/x/cache' }), '/x/cache/rolesanywhere-credentiald/compile-cache');
+  t.equal(compileCacheDir({ HOME: '/home/u', CACHE_DIRECTORY: '/var/cache/rolesanywhere-credentiald:/var/cache/other' }), '/var/cache/rolesanywhere-credentiald/compile-cache', "systemd's CacheDirectory=");
+  t.equal(compileCacheDir({}), undefined, 'no home: no cache (never /tmp)');
+  t.equal(compileCacheDir({ HOME: '/' }), undefined);
+  t.equal(compileCacheDir({ HOME: 'relative' }), undefined);
+  t.equal(compileCacheDir({ HOME: '/home/u', NODE_DISABLE_COMPILE_CACHE: '1' }), undefined, 'switched off');
+  t.equal(compileCacheDir({ HOME: '/home/u', NODE_COMPILE_CACHE: '/elsewhere' }), undefined, "Node's own switch wins");
+});
+
+t.test('a command fills the cache in a private directory', async (t) => {
+  const home = await tempDir('ra-cc-');
+  const r = await runCli(['--help'], { cleanEnv: true, env: { HOME: home } });
+  t.equal(r.code, 0, '--help ran');
+  const dir = join(home, '.cache', 'rolesanywhere-credentiald', 'compile-cache');
+  for (const d of [join(home, '.cache'), join(home, '.cache', 'rolesanywhere-credentiald'), dir]) t.equal((await stat(d)).mode & 0o777, 0o700, `${d.slice(home.length)} is 0700`);
+  const versions = await readdir(dir);
+  t.equal(versions.length, 1, 'one cache per Node version');
+  t.ok((await readdir(join(dir, versions[0]!))).length > 3, 'code caches written');
+
+  const off = await tempDir('ra-cc-off-');
+  await runCli(['--help'], { cleanEnv: true, env: { HOME: off, NODE_DISABLE_COMPILE_CACHE: '1' } });
+  t.same(await readdir(off), [], 'nothing written when switched off');
+});
