@@ -15,6 +15,8 @@ import { promisify } from 'node:util';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The CLI under test; BENCH_CLI=/path/to/dist/cli.js compares another build with the same harness. */
 export const CLI = process.env.BENCH_CLI || join(ROOT, 'dist', 'cli.js');
+/** The V8 settings every home starts the daemon with (package.json "nodeFlags"); the bench does too. */
+export const NODE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).nodeFlags ?? [];
 
 export const ARNS = {
   trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
@@ -261,7 +263,7 @@ export async function writeDaemonConfig(dir, { port, profiles, endpoint, tokenFi
  * prefix that runs the CLI (default: this Node with dist/cli.js; or a single-file executable);
  * `{ cpu, nice }`: see scheduled().
  */
-export function spawnDaemon(configPath, extraArgs = [], [cmd, ...pre] = [process.execPath, CLI], { cpu, nice } = {}) {
+export function spawnDaemon(configPath, extraArgs = [], [cmd, ...pre] = [process.execPath, ...NODE_FLAGS, CLI], { cpu, nice } = {}) {
   const proc = spawnTracked(cmd, [...pre, 'serve', '--config', configPath, ...extraArgs], {
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
     cpu,

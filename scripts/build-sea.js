@@ -63,7 +63,8 @@ if (result.errors.length) process.exit(1);
 
 const seaConfig = join(work, 'sea-config.json');
 const blob = join(work, 'sea.blob');
-writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true }));
+// The V8 settings every home runs with (package.json "nodeFlags", docs/benchmarks.md).
+writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: true, execArgv: pkg.nodeFlags }));
 execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: ['ignore', 'ignore', 'inherit'] });
 
 const exe = join(out, name);

@@ -55,7 +55,8 @@ t.test('stages, base image, user, ports, entrypoint', async (t) => {
   const user = users[0]!.args.split(':')[0]!;
   t.notOk(['root', '0', ''].includes(user), `non-root user (${user})`);
   t.same(runtime.filter((i) => i.op === 'EXPOSE').map((i) => i.args), ['9911']);
-  t.same(execForm(runtime.find((i) => i.op === 'ENTRYPOINT')!.args), ['node', '/app/dist/cli.js']);
+  const nodeFlags: string[] = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).nodeFlags;
+  t.same(execForm(runtime.find((i) => i.op === 'ENTRYPOINT')!.args), ['node', ...nodeFlags, '/app/dist/cli.js'], 'node with the V8 settings of package.json nodeFlags');
   t.same(execForm(runtime.find((i) => i.op === 'CMD')!.args), ['serve']);
   const installs = runtime.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
   t.equal(installs.length, 1);

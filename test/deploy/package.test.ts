@@ -19,6 +19,7 @@ const pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as {
   name: string;
   version: string;
   bin: Record<string, string>;
+  main: string;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
@@ -104,5 +105,5 @@ t.test('the unpacked tarball with npm ci --omit=dev (the systemd recipe)', async
   await run('npm', ['ci', '--omit=dev', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { ...NPM, cwd: opt, env: npmEnv() });
   await noDevDependencies(t, join(opt, 'node_modules'));
   // As the systemd unit starts it: node /opt/rolesanywhere-credentiald/dist/cli.js
-  await exercise(t, ['node', join(opt, pkg.bin[pkg.name]!)], opt);
+  await exercise(t, ['node', join(opt, pkg.main)], opt);
 });
