@@ -36,7 +36,7 @@ const work = await tempDir('ra-pack-');
 t.teardown(() => rm(work, { recursive: true, force: true }));
 const checkout = join(work, 'checkout');
 await mkdir(checkout);
-for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'src', 'config', 'systemd', 'scripts']) {
+for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'bin', 'src', 'config', 'systemd', 'scripts']) {
   await cp(join(REPO, f), join(checkout, f), { recursive: true });
 }
 await symlink(join(REPO, 'node_modules'), join(checkout, 'node_modules'));
@@ -48,6 +48,7 @@ t.test('the tarball holds the built dist/, the shrinkwrap and the production dep
   const files = stdout.split('\n').filter(Boolean);
   t.ok(files.includes('package/dist/cli.js'), 'dist/cli.js built by prepack');
   t.ok(files.includes('package/dist/cli/serve.js'));
+  t.ok(files.includes('package/bin/rolesanywhere-credentiald'), 'the command (node with the V8 settings)');
   t.ok(files.includes('package/npm-shrinkwrap.json'), 'exact dependency versions');
   t.notOk(files.some((f) => f.startsWith('package/src/')), 'no TypeScript sources');
   t.notOk(files.some((f) => f.startsWith('package/dist/') && f.endsWith('.map')), 'no source maps (their sources are not shipped)');
