@@ -104,6 +104,14 @@ t.test('credential-process with a TPM key: the lone file drives the system opens
   t.equal((JSON.parse(r.stdout || '{}') as Record<string, string>).AccessKeyId, emu.emulator.issued.at(-1)!.accessKeyId);
 });
 
+t.test('PKCS#11 keys: the executable says it cannot load the native module', async (t) => {
+  const r = await sea(['credential-process', '--certificate', emu.leaf.certPath, '--private-key', 'pkcs11:token=any;object=key', ...arnFlags]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /PKCS#11 keys are not available in the single-file executable: it cannot load the native module pkcs11js/);
+  t.match(r.stderr, /install the npm package instead/);
+  t.equal(r.stdout, '');
+});
+
 async function writeConfig(dir: string): Promise<{ config: string; tokenFile: string }> {
   await mkdir(dir, { recursive: true });
   const tokenFile = join(dir, 'token');
