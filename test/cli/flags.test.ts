@@ -18,6 +18,8 @@ const cases: [string[], string, string][] = [
   [['pki', 'issue'], '--ca-dir', '--force'],
 ];
 
+t.jobs = 4; // independent processes: run the commands side by side
+
 for (const [command, flag, next] of cases) {
   const name = command.join(' ');
   t.test(`${name} ${flag}`, async (t) => {

@@ -9,7 +9,8 @@ import { startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
 
 t.test('no secret ever appears in logs or metrics', async (t) => {
-  const emu = await startTestEmulator(t, { lifetime: 20 });
+  // 10 s credentials: a background refresh at about 5 s, so the outage and recovery come soon.
+  const emu = await startTestEmulator(t, { lifetime: 10 });
   const dir = await tempDir('ra-leak-');
   const tokenFile = join(dir, 'token');
   const cfg = join(dir, 'daemon.yaml');

@@ -6,6 +6,9 @@ import { expiryMarginMs } from '../../src/credentials/session.js';
 import { httpRequest, startEmulatedDaemon, waitUntil } from '../helpers/daemon.js';
 
 const LIFETIME_S = 20;
+// The two cases have their own emulator and daemon: run them side by side (each waits on
+// real credential lifetimes, so together they take as long as the longer one).
+t.jobs = 2;
 
 t.test('background refresh with short lifetimes', async (t) => {
   const d = await startEmulatedDaemon(t, { emulator: { lifetime: LIFETIME_S } });
