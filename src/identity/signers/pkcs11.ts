@@ -37,6 +37,7 @@ import { describeKeyType, spkiOf } from '../keys.js';
 import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from '../pkcs11-uri.js';
 import type { KeySourceOptions, SourceCertificate } from '../key-sources.js';
 import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
+import { clampDelay } from '../../timers.js';
 
 export const name = 'pkcs11';
 /** `pkcs11:` specs name objects on a token, not files (key-sources.ts isKeyFile). */
@@ -1149,7 +1150,7 @@ class WorkerHost {
         this.giveUp(w, err);
         // The thread cannot be stopped inside the module; it ends when the call returns.
         void w.terminate().catch(() => undefined);
-      }, timeoutMs);
+      }, clampDelay(timeoutMs));
       this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, timer });
       w.postMessage({ ...request, id });
     });
