@@ -58,6 +58,7 @@ async function main(): Promise<void> {
     t.equal(r.code, 0, `${name}: exit 0 (stderr: ${r.stderr.trim()})`);
     t.equal(emu.emulator.issued.length, before + 1, `${name}: the emulator issued one session (it verified the signature)`);
     const out = JSON.parse(r.stdout || '{}') as { AccessKeyId?: string };
+    t.match(out.AccessKeyId, /^ASIA/, `${name}: credentials on stdout`);
     t.equal(out.AccessKeyId, emu.emulator.issued.at(-1)?.accessKeyId, `${name}: the credentials the emulator issued`);
     t.notMatch(r.stderr + r.stdout, tok.pin, `${name}: the PIN is printed nowhere`);
   };

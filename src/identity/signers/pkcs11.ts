@@ -1126,17 +1126,30 @@ class WorkerHost {
       if (this.stuckWorker === w) this.stuck = undefined;
       this.giveUp(w, new UserError('PKCS#11 worker exited', { reason: 'pkcs11_module' }));
     });
-    w.unref(); // after the listeners, which would ref it: a pending call's deadline keeps the process alive, not the idle worker
+    w.unref(); // after the listeners, which would ref it: only calls in progress keep the process alive, not the idle worker
     this.worker = w;
     return w;
   }
 
   private stuckWorker: Worker | undefined;
 
+  /** Calls in progress: while there are any, the worker keeps the process alive. */
+  private inFlight = 0;
+
   async call<T>(request: Call, what: string, timeoutMs: number): Promise<T> {
     const w = this.get();
-    await this.ready;
-    if (this.worker !== w) throw new UserError(`${what}: the PKCS#11 worker thread failed to start`, { reason: 'pkcs11_module' });
+    this.inFlight++;
+    w.ref();
+    try {
+      await this.ready;
+      if (this.worker !== w) throw new UserError(`${what}: the PKCS#11 worker thread failed to start`, { reason: 'pkcs11_module' });
+      return await this.send<T>(w, request, what, timeoutMs);
+    } finally {
+      if (--this.inFlight === 0) w.unref();
+    }
+  }
+
+  private send<T>(w: Worker, request: Call, what: string, timeoutMs: number): Promise<T> {
     const id = this.next++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
