@@ -43,6 +43,11 @@ export function runProcess(cmd: string, args: string[], opts: CliOptions = {}): 
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A child that exits without reading its stdin (openssl, a refused
+    // command) closes the pipe first: EPIPE here is not the test's failure.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
