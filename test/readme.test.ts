@@ -69,7 +69,7 @@ t.test('every documented flag and environment variable is real', async (t) => {
   check(tableAfter('Profile options (all three commands):'), profileHelp, 'profile option');
   check(tableAfter('`serve` options:'), serveHelp, 'serve option');
 
-  const sources = ['src/config/settings.ts', 'src/config/profile.ts', 'src/config/load.ts', 'src/cli/pki.ts', 'src/rolesanywhere/profile.ts', 'src/identity/files.ts', 'src/cli/check.ts']
+  const sources = ['src/config/settings.ts', 'src/config/profile.ts', 'src/config/load.ts', 'src/cli/pki.ts', 'src/runtime/profile.ts', 'src/identity/files.ts', 'src/cli/check.ts']
     .map((f) => readFileSync(join(REPO, f), 'utf8'))
     .join('\n');
   // A variable is real when the code names it, or when it is the ROLESANYWHERE_* twin of a real flag.

@@ -2,8 +2,9 @@
 // credential_process format. Flag-compatible with
 // `aws_signing_helper credential-process`.
 import { usageFor } from '../config/settings.js';
-import { formatExpiration, obtainCredentials, parseProfileArgs } from '../rolesanywhere/command.js';
-import { NO_VERIFY_SSL_WARNING } from '../rolesanywhere/profile.js';
+import { formatExpiration, parseProfileArgs } from '../runtime/command.js';
+import { obtainCredentials } from '../runtime/pipeline.js';
+import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 
 export const summary = 'print temporary credentials once, for credential_process in ~/.aws/config';
 

@@ -1,12 +1,10 @@
 import { loadDaemonConfig, SERVE_USAGE } from '../config/load.js';
 import type { DaemonConfig, ProfileConfig } from '../config/types.js';
-import type { FetchCredentials } from '../credentials/session.js';
 import { describeError, UserError } from '../errors.js';
-import { loadIdentity } from '../identity/load.js';
 import { createLogger, type Logger } from '../log.js';
-import { createSession } from '../rolesanywhere/client.js';
-import { clientOptionsFromProfile, NO_VERIFY_SSL_WARNING, sessionParametersFromProfile } from '../rolesanywhere/profile.js';
-import { identitySourceFromProfile } from '../runtime/identity-source.js';
+import { loadProfileIdentity } from '../runtime/identity-source.js';
+import { sessionFetcher } from '../runtime/pipeline.js';
+import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
 import { holdSighup, releaseSighup } from './early-sighup.js';
 
@@ -15,27 +13,12 @@ export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh an
 /** How long SIGTERM/SIGINT waits for in-flight requests before dropping connections. */
 const SHUTDOWN_GRACE_MS = 3_000;
 
+/** The daemon's pipeline parts: the shared identity loader and CreateSession call (src/runtime/). */
 export function daemonDeps(logger: Logger): DaemonDeps {
   return {
     logger,
-    loadIdentity: async (profile: ProfileConfig) =>
-      loadIdentity(await identitySourceFromProfile(profile), { expiryWarningDays: profile.expiryWarningDays }),
-    fetchFactory: (profile: ProfileConfig): FetchCredentials => {
-      const params = sessionParametersFromProfile(profile);
-      const log = logger.child({ profile: profile.name });
-      const options = clientOptionsFromProfile(profile, {
-        // The session retries with its own backoff while serving cached credentials,
-        // and the daemon's shared limiter paces session attempts (not HTTP calls):
-        // one quick in-call retry absorbs a dropped connection without waiting a
-        // backoff step, and bounds an attempt to 2 HTTP calls (so during an outage
-        // at most 2 × refresh.maxCallsPerSecond calls/s). More would multiply
-        // calls exactly when the service is failing or throttling.
-        maxAttempts: 2,
-        timeoutMs: 10_000,
-        onRetry: (info) => log.debug({ attempt: info.attempt, delayMs: info.delayMs, reason: info.error.reason, error: info.error.message }, 'CreateSession attempt failed; retrying'),
-      });
-      return (identity, signal) => createSession(identity, params, options, signal);
-    },
+    loadIdentity: (profile: ProfileConfig, files) => loadProfileIdentity(profile, files),
+    fetchFactory: (profile: ProfileConfig) => sessionFetcher(profile, logger),
   };
 }
 

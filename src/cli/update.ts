@@ -1,14 +1,14 @@
 // `update`: keeps a profile of the AWS shared credentials file filled with
 // fresh Roles Anywhere credentials (like `aws_signing_helper update`).
-import { setTimeout as sleep } from 'node:timers/promises';
-import { usageFor } from '../config/settings.js';
+import { defaultOf, usageFor } from '../config/settings.js';
 import { writeCredentialsProfile, credentialsFilePath } from '../credentials-file/write.js';
 import { validateProfileName } from '../credentials-file/ini.js';
 import { describeError, UserError } from '../errors.js';
-import { formatExpiration, obtainCredentials, parseProfileArgs } from '../rolesanywhere/command.js';
 import { RolesAnywhereError } from '../rolesanywhere/errors.js';
-import { NO_VERIFY_SSL_WARNING } from '../rolesanywhere/profile.js';
-import { clampDelay } from '../timers.js';
+import type { AwsCredentials } from '../rolesanywhere/types.js';
+import { formatExpiration, parseProfileArgs } from '../runtime/command.js';
+import { obtainCredentials, openPipeline, type PipelineTiming } from '../runtime/pipeline.js';
+import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 
 export const summary = 'write temporary credentials into ~/.aws/credentials and keep them fresh';
 
@@ -17,15 +17,12 @@ const USAGE = `Usage: rolesanywhere-credentiald update [options]
 Writes aws_access_key_id, aws_secret_access_key and aws_session_token into a
 profile of the AWS shared credentials file (AWS_SHARED_CREDENTIALS_FILE, else
 ~/.aws/credentials), leaving every other line of the file untouched. Without
---once it keeps running and refreshes them at about half their lifetime until
-SIGINT/SIGTERM (exit 0).
+--once it keeps running and refreshes them like serve does (at half their
+lifetime, ± 10%; retries with backoff; a rotated certificate is picked up)
+until SIGINT/SIGTERM (exit 0).
 
 ${usageFor('update')}
 `;
-
-const BACKOFF_INITIAL_MS = 1000;
-const BACKOFF_MAX_MS = 60_000;
-const MIN_REFRESH_DELAY_MS = 1000;
 
 function log(line: string): void {
   process.stderr.write(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} update: ${line}\n`);
@@ -38,10 +35,15 @@ function humanDelay(ms: number): string {
   return m < 60 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${Math.floor(m / 60)}h${String(m % 60).padStart(2, '0')}m`;
 }
 
-/** When to refresh credentials that expire at `expiration`: at 40–50% of the remaining lifetime. */
-export function refreshDelayMs(expiration: Date, now = Date.now(), random = Math.random): number {
-  const remaining = expiration.getTime() - now;
-  return Math.max(MIN_REFRESH_DELAY_MS, Math.floor(remaining * (0.5 - 0.1 * random())));
+/** The same refresh policy as `serve` with its default settings (the settings table's refresh.* and watch.* defaults). */
+export const UPDATE_TIMING: PipelineTiming = {
+  refresh: { backoffInitialMs: defaultOf('refresh.backoffInitialMs'), backoffMaxMs: defaultOf('refresh.backoffMaxMs') },
+  watch: { debounceMs: defaultOf('watch.debounceMs'), recheckIntervalMs: defaultOf('watch.recheckIntervalMs') },
+};
+
+/** A failure worth retrying (the service or network), as opposed to one a person must fix. */
+function retryable(err: unknown): boolean {
+  return err instanceof RolesAnywhereError ? err.retryable : !(err instanceof UserError);
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -57,57 +59,64 @@ export async function run(argv: string[]): Promise<number> {
   const path = credentialsFilePath();
   if (profile.noVerifySsl) process.stderr.write(`${NO_VERIFY_SSL_WARNING}\n`);
 
-  const refreshOnce = async (signal?: AbortSignal): Promise<Date> => {
-    const creds = await obtainCredentials(profile, { signal, warn: (l) => log(l) });
-    if (signal?.aborted) throw signal.reason;
+  const write = async (creds: AwsCredentials): Promise<void> => {
     const res = await writeCredentialsProfile(path, target, creds);
     log(`wrote profile [${target}] to ${res.path}${res.created ? ' (created)' : ''}; credentials expire at ${formatExpiration(creds.expiration)}`);
-    return creds.expiration;
   };
 
   if (once) {
-    await refreshOnce();
+    await write(await obtainCredentials(profile, { warn: (l) => log(l) }));
     return 0;
   }
 
-  const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (!controller.signal.aborted) log(`${sig} received, exiting`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const { signal } = controller;
-  try {
-    let failures = 0;
+  // One pipeline, refreshed on serve's schedule; this subscriber writes the file on every refresh.
+  const pipeline = await openPipeline(profile, {
+    ...UPDATE_TIMING,
+    onIdentity: (id) => {
+      for (const w of id.warnings) log(`warning: ${w}`);
+    },
+    onIdentityError: (err) => log(`new certificate or key refused (${describeError(err)}); keeping the current one`),
+  });
+  return new Promise<number>((resolve, reject) => {
     let everSucceeded = false;
-    while (!signal.aborted) {
-      let delay: number;
-      try {
-        const expiration = await refreshOnce(signal);
-        everSucceeded = true;
-        failures = 0;
-        delay = refreshDelayMs(expiration);
-        log(`next refresh in ${humanDelay(delay)}`);
-      } catch (err) {
-        if (signal.aborted) break;
-        const retryable = err instanceof RolesAnywhereError ? err.retryable : !(err instanceof UserError);
-        // A first failure a person must fix (bad certificate, access denied, bad file) ends the command.
-        if (!everSucceeded && !retryable) throw err;
-        failures++;
-        const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** (failures - 1));
-        delay = Math.max(200, Math.floor(cap * (0.5 + 0.5 * Math.random())));
-        log(`refresh failed (${describeError(err)}); retrying in ${humanDelay(delay)}`);
+    let done = false;
+    // The session's timers do not hold the process; this does, until a signal or a fatal error.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const finish = (err?: unknown) => {
+      if (done) return;
+      done = true;
+      clearInterval(keepAlive);
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      unsubscribe();
+      void pipeline.stop().then(() => (err === undefined ? resolve(0) : reject(err)));
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+      if (!done) log(`${sig} received, exiting`);
+      finish();
+    };
+    let writing = Promise.resolve();
+    const unsubscribe = pipeline.session.subscribe((outcome) => {
+      if (outcome.ok) {
+        writing = writing.then(async () => {
+          try {
+            await write(outcome.credentials);
+            everSucceeded = true;
+            log(`next refresh in ${humanDelay(outcome.nextRefreshInMs)}`);
+          } catch (err) {
+            // A file that cannot be written is for a person to fix: fatal at first, logged later.
+            if (!everSucceeded) finish(err);
+            else log(`could not write the credentials file (${describeError(err)}); trying again at the next refresh`);
+          }
+        });
+        return;
       }
-      try {
-        await sleep(clampDelay(delay), undefined, { signal });
-      } catch {
-        break;
-      }
-    }
-    return 0;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+      // A first failure a person must fix (bad certificate, access denied, bad file) ends the command.
+      if (!everSucceeded && !retryable(outcome.error)) return finish(outcome.error);
+      log(`refresh failed (${describeError(outcome.error)}); retrying in ${humanDelay(outcome.retryInMs)}`);
+    });
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    pipeline.start();
+  });
 }

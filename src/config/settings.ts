@@ -431,6 +431,13 @@ export function setting(key: string): Setting {
   return s;
 }
 
+/** The built-in default of a numeric setting (refresh.*, watch.*, …). */
+export function defaultOf(key: string): number {
+  const s = setting(key);
+  if (s.type !== 'int' || s.default === undefined) throw new Error(`${key} has no numeric default`);
+  return s.default;
+}
+
 /** The setting with this flag (or off-switch flag). */
 export function settingOfFlag(flag: string): Setting | undefined {
   return ROWS.find((r) => r.flag === flag || r.negFlag === flag);

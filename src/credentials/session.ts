@@ -23,6 +23,11 @@ export interface SessionOptions {
   random?: () => number;
 }
 
+/** What subscribers hear after each refresh attempt. */
+export type RefreshOutcome =
+  | { ok: true; credentials: AwsCredentials; nextRefreshInMs: number }
+  | { ok: false; error: unknown; retryInMs: number };
+
 export interface FailureInfo {
   message: string;
   reason: string;
@@ -127,6 +132,7 @@ export class CredentialSession {
   private identityReloadFailures = 0;
   private lastIdentityError?: FailureInfo;
   private readonly waiters = new Set<() => void>();
+  private readonly subscribers = new Set<(outcome: RefreshOutcome) => void>();
 
   constructor(options: SessionOptions) {
     this.profile = options.profile;
@@ -361,6 +367,26 @@ export class CredentialSession {
     });
   }
 
+  /**
+   * Calls `listener` after every refresh attempt: with the new credentials and
+   * when the next refresh is due, or with the error and when it is retried.
+   * Returns the unsubscribe function. (update writes the credentials file from here.)
+   */
+  subscribe(listener: (outcome: RefreshOutcome) => void): () => void {
+    this.subscribers.add(listener);
+    return () => this.subscribers.delete(listener);
+  }
+
+  private emit(outcome: RefreshOutcome): void {
+    for (const l of [...this.subscribers]) {
+      try {
+        l(outcome);
+      } catch (err) {
+        this.log.error({ error: describeError(err) }, 'a refresh subscriber failed');
+      }
+    }
+  }
+
   private notify(): void {
     for (const w of [...this.waiters]) w();
   }
@@ -422,6 +448,7 @@ export class CredentialSession {
     const jitter = (this.random() * 2 - 1) * 0.1 * lifetime;
     const delay = Math.max(1000, Math.min(lifetime / 2 + jitter, exp - now - expiryMarginMs(lifetime) - 1000));
     this.schedule(delay);
+    this.emit({ ok: true, credentials: creds, nextRefreshInMs: delay });
     this.log.info(
       {
         event: 'refresh',
@@ -447,6 +474,7 @@ export class CredentialSession {
     // Jitter: 75%..125% of the step, still capped.
     const delay = Math.max(1, Math.min(this.backoffMaxMs, base * (0.75 + this.random() * 0.5)));
     this.schedule(delay);
+    this.emit({ ok: false, error: err, retryInMs: delay });
     const c = this.creds;
     const serving = c !== undefined && this.isUsable(c, this.serviceNow());
     this.log.warn(

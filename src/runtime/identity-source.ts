@@ -5,8 +5,9 @@
 import { PKCS11_PIN_ENV } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
 import { readPasswordFile } from '../identity/files.js';
+import { loadIdentity } from '../identity/load.js';
 import { isPkcs11Uri } from '../identity/pkcs11-uri.js';
-import type { IdentitySource } from '../identity/types.js';
+import type { Identity, IdentitySource } from '../identity/types.js';
 
 /** The identity part of a profile (what `check` has without ARNs). */
 export type IdentitySettings = Pick<ProfileConfig, 'certificate' | 'privateKey' | 'intermediates' | 'keyPasswordFile' | 'keyPassword' | 'noTpmKeyPassword'> &
@@ -31,23 +32,51 @@ export async function keyPassword(settings: IdentitySettings): Promise<string | 
   return settings.keyPassword;
 }
 
-/** The identity files and password of a profile (reads the password file, if any). */
-export async function identitySourceFromProfile(settings: IdentitySettings): Promise<IdentitySource> {
+/** The secrets of a profile's identity, read now: the key password and, for a token key, the PIN. */
+async function addSecrets(source: IdentitySource, settings: IdentitySettings): Promise<IdentitySource> {
+  const out: IdentitySource = { ...source };
+  delete out.password;
+  delete out.pkcs11Pin;
+  delete out.pkcs11PinOrigin;
+  const password = await keyPassword(settings);
+  if (password !== undefined) out.password = password;
+  // Read only for a profile that uses a token, so a stray PIN setting never touches a file-key profile.
+  if ([out.certificate, out.privateKey].some((s) => s !== undefined && isPkcs11Uri(s))) {
+    const pin = await pkcs11Pin(settings);
+    if (pin) {
+      out.pkcs11Pin = pin.pin;
+      out.pkcs11PinOrigin = pin.origin;
+    }
+  }
+  return out;
+}
+
+/** The identity files, password and PIN of a profile (reads the password and PIN files, if any). */
+export function identitySourceFromProfile(settings: IdentitySettings): Promise<IdentitySource> {
+  return addSecrets(identityFiles(settings), settings);
+}
+
+/** The identity files (and key-source settings) of a profile, without secrets (what the certificate watcher watches). */
+export function identityFiles(settings: IdentitySettings): IdentitySource {
   const source: IdentitySource = { certificate: settings.certificate };
   if (settings.privateKey !== undefined) source.privateKey = settings.privateKey;
   if (settings.intermediates !== undefined) source.intermediates = settings.intermediates;
-  const password = await keyPassword(settings);
-  if (password !== undefined) source.password = password;
   if (settings.noTpmKeyPassword) source.noTpmKeyPassword = true;
   if (settings.pkcs11Lib !== undefined) source.pkcs11Lib = settings.pkcs11Lib;
   if (settings.reusePin) source.reusePin = true;
-  // Read only for a profile that uses a token, so a stray PIN setting never touches a file-key profile.
-  if ([settings.certificate, settings.privateKey].some((s) => s !== undefined && isPkcs11Uri(s))) {
-    const pin = await pkcs11Pin(settings);
-    if (pin) {
-      source.pkcs11Pin = pin.pin;
-      source.pkcs11PinOrigin = pin.origin;
-    }
-  }
   return source;
+}
+
+/** Files whose change means the identity must be reloaded, besides the certificate, key and chain. */
+export function secretFiles(settings: IdentitySettings): string[] {
+  return [settings.keyPasswordFile, settings.pkcs11PinFile].filter((f): f is string => f !== undefined);
+}
+
+/**
+ * Loads a profile's identity from `files` (default: the profile's own; the
+ * watcher passes what it watches), with the password and PIN read now, so a
+ * changed password or PIN file takes effect with the rotated key.
+ */
+export async function loadProfileIdentity(profile: IdentitySettings & { expiryWarningDays: number }, files: IdentitySource = identityFiles(profile)): Promise<Identity> {
+  return loadIdentity(await addSecrets(files, profile), { expiryWarningDays: profile.expiryWarningDays });
 }

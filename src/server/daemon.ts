@@ -1,10 +1,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import type { DaemonConfig, ProfileConfig } from '../config/types.js';
 import { CallLimiter } from '../credentials/limiter.js';
-import { CredentialSession, type FetchCredentials } from '../credentials/session.js';
-import { describeError, UserError } from '../errors.js';
+import type { CredentialSession, FetchCredentials } from '../credentials/session.js';
+import { UserError } from '../errors.js';
 import type { Identity, IdentitySource } from '../identity/types.js';
-import { IdentityWatcher, WatcherRegistry } from '../identity/watch.js';
+import { WatcherRegistry, type IdentityWatcher } from '../identity/watch.js';
+import { openPipeline } from '../runtime/pipeline.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
@@ -20,31 +21,16 @@ import { PodIdentityMetrics } from '../podidentity/metrics.js';
 import { podIdentitySurface, PodIdentityService } from '../podidentity/service.js';
 import { OnDemandSessions } from '../podidentity/sessions.js';
 import type { PodIdentityConfig } from '../podidentity/config.js';
-import { exposedSecretFiles, secretFilesOf } from '../identity/files.js';
 
 export interface DaemonDeps {
   /** Builds the CreateSession call for a profile. */
   fetchFactory: (profile: ProfileConfig) => FetchCredentials;
-  /** Loads a profile's identity (validated). */
+  /** Loads a profile's identity (validated) from the files the watcher passes. */
   loadIdentity: (profile: ProfileConfig, source: IdentitySource) => Promise<Identity>;
   logger?: Logger;
 }
 
-interface ProfileRuntime {
-  config: ProfileConfig;
-  session: CredentialSession;
-  watcher: IdentityWatcher;
-}
-
-/** The identity files of a profile. Passwords come from the profile config, never logged. */
-export function identitySourceOf(profile: ProfileConfig): IdentitySource {
-  const source: IdentitySource = { certificate: profile.certificate };
-  if (profile.privateKey) source.privateKey = profile.privateKey;
-  if (profile.intermediates) source.intermediates = profile.intermediates;
-  if (profile.keyPassword !== undefined) source.password = profile.keyPassword;
-  if (profile.noTpmKeyPassword) source.noTpmKeyPassword = true;
-  return source;
-}
+type ProfileRuntime = Awaited<ReturnType<typeof openPipeline>>;
 
 function limiterOptions(refresh: DaemonConfig['refresh']): { maxConcurrent?: number; maxCallsPerSecond?: number } {
   return { maxConcurrent: refresh.maxConcurrent, maxCallsPerSecond: refresh.maxCallsPerSecond };
@@ -383,52 +369,22 @@ export class Daemon {
     return out;
   }
 
-  private async buildRuntime(config: DaemonConfig, profile: ProfileConfig): Promise<ProfileRuntime> {
-    const source = identitySourceOf(profile);
-    const log = this.log.child({ profile: profile.name });
-    const watcher = new IdentityWatcher({
-      source,
-      load: (s) => this.deps.loadIdentity(profile, s),
-      extraFiles: [profile.keyPasswordFile, profile.pkcs11PinFile].filter((f): f is string => f !== undefined),
-      debounceMs: config.watch.debounceMs,
-      recheckIntervalMs: config.watch.recheckIntervalMs,
-      logger: log,
+  private buildRuntime(config: DaemonConfig, profile: ProfileConfig): Promise<ProfileRuntime> {
+    return openPipeline(profile, {
+      refresh: sessionRefreshSettings(config.refresh),
+      watch: config.watch,
+      logger: this.log,
+      fetch: this.deps.fetchFactory(profile),
+      wrapFetch: (f) => this.limiter.wrap(f),
+      loadIdentity: this.deps.loadIdentity,
       registry: this.watchers,
     });
-    let identity: Identity;
-    try {
-      identity = await watcher.loadInitial();
-    } catch (err) {
-      throw err instanceof UserError
-        ? new UserError(`profile "${profile.name}": ${err.message}`, { reason: err.reason, exitCode: err.exitCode })
-        : new UserError(`profile "${profile.name}": cannot load the certificate/key: ${describeError(err)}`, { reason: 'identity' });
-    }
-    for (const w of identity.warnings) log.warn({ serial: identity.serialDecimal }, w);
-    for (const f of await exposedSecretFiles(secretFilesOf(profile))) log.warn({ event: 'secret_file_exposed', file: f.path }, f.message);
-    log.info({ event: 'identity_loaded', serial: identity.serialDecimal, keySource: identity.signer.describe() }, 'certificate and key loaded');
-    const session = new CredentialSession({
-      profile: profile.name,
-      identity,
-      fetchCredentials: this.limiter.wrap(this.deps.fetchFactory(profile)),
-      backoffInitialMs: config.refresh.backoffInitialMs,
-      backoffMaxMs: config.refresh.backoffMaxMs,
-      logger: this.log,
-    });
-    watcher.onIdentity = (id) => {
-      for (const w of id.warnings) log.warn({ serial: id.serialDecimal }, w);
-      const previous = session.identity;
-      session.setIdentity(id);
-      // A token key holds a session on the token: let it go (a signature in progress finishes first).
-      if (previous.signer !== id.signer) previous.signer.close?.().catch(() => undefined);
-    };
-    watcher.onError = (err) => session.recordIdentityError(err);
-    return { config: profile, session, watcher };
   }
 
   private activate(rt: ProfileRuntime, config: DaemonConfig): void {
     // Profiles only pod-identity bindings use start on their first request (podIdentity.sessionStart: onDemand).
-    if (!(this.pod?.sessions.managed.has(rt.config.name) && config.podIdentity?.sessionStart === 'onDemand')) rt.session.start();
-    rt.watcher.watch().catch((err) => this.log.error({ profile: rt.config.name, error: describeError(err) }, 'cannot watch the certificate files; relying on the periodic re-check'));
+    const onDemand = this.pod?.sessions.managed.has(rt.config.name) === true && config.podIdentity?.sessionStart === 'onDemand';
+    rt.start({ session: !onDemand });
   }
 
   /**
@@ -469,8 +425,6 @@ export class Daemon {
 
   private async stopRuntimes(runtimes: Iterable<ProfileRuntime>): Promise<void> {
     const list = [...runtimes];
-    for (const rt of list) rt.session.stop();
-    await Promise.all(list.map((rt) => rt.watcher.close().catch(() => undefined)));
-    await Promise.all(list.map((rt) => rt.session.identity.signer.close?.().catch(() => undefined)));
+    await Promise.all(list.map((rt) => rt.stop()));
   }
 }

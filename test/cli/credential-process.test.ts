@@ -3,7 +3,7 @@
 import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI, runCli, runProcess } from '../helpers/cli.js';
+import { CLI, runCli, runProcess, cleanEnv } from '../helpers/cli.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { convertKey, makeCA, makeLeaf, makePfx, type CertFiles } from '../helpers/pki.js';
 import { sha } from '../helpers/assert.js';
@@ -12,13 +12,6 @@ const EXPIRATION_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/;
 
 function arnFlags(env: TestEmulator): string[] {
   return ['--trust-anchor-arn', env.arns.trustAnchorArn, '--profile-arn', env.arns.profileArn, '--role-arn', env.arns.roleArn, '--endpoint', env.url];
-}
-
-/** Environment with no AWS_* or ROLESANYWHERE_* variables from the outer shell. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(AWS_|ROLESANYWHERE_)/.test(k) && !/_proxy$/i.test(k)) env[k] = v;
-  return { ...env, ...extra };
 }
 
 /** Runs credential-process and checks its output is exactly what the emulator issued last. */

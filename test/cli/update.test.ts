@@ -4,15 +4,9 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI, runCli, runProcess } from '../helpers/cli.js';
+import { CLI, runCli, runProcess, cleanEnv, waitFor } from '../helpers/cli.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
-
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(AWS_|ROLESANYWHERE_)/.test(k) && !/_proxy$/i.test(k)) env[k] = v;
-  return { ...env, ...extra };
-}
 
 function flags(env: TestEmulator): string[] {
   return [
@@ -23,14 +17,6 @@ function flags(env: TestEmulator): string[] {
     '--role-arn', env.arns.roleArn,
     '--endpoint', env.url,
   ];
-}
-
-async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const env = await startTestEmulator(t);

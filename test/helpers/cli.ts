@@ -51,3 +51,19 @@ export function runProcess(cmd: string, args: string[], opts: CliOptions = {}): 
     child.stdin.end(opts.input ?? '');
   });
 }
+
+/** Environment without the outer shell's AWS_*, ROLESANYWHERE_* and proxy variables, plus `extra`. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!/^(AWS_|ROLESANYWHERE_)/.test(k) && !/_proxy$/i.test(k)) env[k] = v;
+  return { ...env, ...extra };
+}
+
+/** Polls `cond` every 100 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!(await cond())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

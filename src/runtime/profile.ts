@@ -1,8 +1,8 @@
-// Glue from a validated ProfileConfig to what the identity loader and the
-// Roles Anywhere client take. Shared by credential-process, update and serve.
+// Glue from a validated ProfileConfig to what the Roles Anywhere client takes
+// (the client itself knows nothing of config/). Shared by every command.
 import type { ProfileConfig } from '../config/types.js';
-import type { ClientOptions } from './client.js';
-import type { SessionParameters } from './types.js';
+import type { ClientOptions } from '../rolesanywhere/client.js';
+import type { SessionParameters } from '../rolesanywhere/types.js';
 
 export function sessionParametersFromProfile(profile: ProfileConfig): SessionParameters {
   const params: SessionParameters = {

@@ -1,15 +1,10 @@
 // Shared by the `credential-process` and `update` commands: flag parsing into
-// a validated profile, and one identity-load + CreateSession round.
+// a validated profile (the settings table's options for the command).
 import { parseFlags } from '../cli/args.js';
 import { profileFromFlags } from '../config/profile.js';
 import { flagSuggestion, optionsFor, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
-import { loadIdentity } from '../identity/load.js';
-import { type ClientOptions, createSession } from './client.js';
-import { clientOptionsFromProfile, sessionParametersFromProfile } from './profile.js';
-import { identitySourceFromProfile } from '../runtime/identity-source.js';
-import type { AwsCredentials } from './types.js';
 
 export interface ParsedCommand<V> {
   values: V;
@@ -44,21 +39,6 @@ export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.P
     throw err;
   }
   return { values, profile, help: false as const };
-}
-
-export interface ObtainOptions {
-  /** Where to report certificate warnings (expiring soon…); default stderr. */
-  warn?: (line: string) => void;
-  client?: Partial<ClientOptions>;
-  signal?: AbortSignal;
-}
-
-/** Loads the profile's identity (fresh, so rotated certificates are used) and creates a session. */
-export async function obtainCredentials(profile: ProfileConfig, opts: ObtainOptions = {}): Promise<AwsCredentials> {
-  const source = await identitySourceFromProfile(profile);
-  const identity = await loadIdentity(source, { expiryWarningDays: profile.expiryWarningDays });
-  for (const w of identity.warnings) (opts.warn ?? ((l) => process.stderr.write(`${l}\n`)))(`warning: ${w}`);
-  return createSession(identity, sessionParametersFromProfile(profile), clientOptionsFromProfile(profile, opts.client), opts.signal);
 }
 
 /** `YYYY-MM-DDTHH:MM:SSZ`: what botocore and the JS SDK parse strictly. */
