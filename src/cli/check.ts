@@ -2,7 +2,7 @@
 // will be accepted by IAM Roles Anywhere, without contacting AWS.
 import type { X509Certificate } from 'node:crypto';
 import { parseFlags } from './args.js';
-import { formatProblem, type Problem } from '../config/problems.js';
+import { formatProblem, type Problem } from '../problems.js';
 import { flagOrEnv, passwordInput } from '../config/profile.js';
 import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
 import { identitySourceFromProfile, type IdentitySettings } from '../runtime/identity-source.js';

@@ -26,7 +26,7 @@ import { permissionHint } from '../identity/files.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { parseListenAddress } from '../net/listen-address.js';
-import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
+import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
 import { checkProfile, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
 import {
   DEFAULT_PORT,

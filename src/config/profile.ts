@@ -11,7 +11,7 @@ import type { ProfileConfig } from './types.js';
 import { isKeyFile } from '../identity/key-sources.js';
 import { isPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { checkRoleArn, checkRolesAnywhereArn, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
-import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from './problems.js';
+import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
 import {
   checkEndpoint,
   DEFAULT_EXPIRY_WARNING_DAYS,

@@ -49,8 +49,7 @@ import { isPkcs11Uri, parsePkcs11Uri } from '../identity/pkcs11-uri.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanywhere/arn.js';
 import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
-import { closest, show, typeName, type Problem } from './problems.js';
-import type { ListenAddress } from './types.js';
+import { closest, show, typeName, type Problem, type SectionContext } from '../problems.js';
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
 import { validateCallers } from '../server/callers.js';
 import { checkHealthListen, finishHealthListen } from '../server/health-config.js';
@@ -105,17 +104,7 @@ export interface EnumSetting extends Common {
 export interface ListSetting extends Common {
   type: 'list';
 }
-/** What a section's `finish` gets: the rest of the validated config. */
-export interface SectionContext {
-  path: string;
-  problems: Problem[];
-  /** Resolves a path given in the config file (relative to its directory, ~ expanded). */
-  resolvePath: (p: string) => string;
-  /** Names of the configured profiles. */
-  profiles: readonly string[];
-  /** The ordinary listen addresses. */
-  listen: readonly ListenAddress[];
-}
+export type { SectionContext };
 
 /** A daemon-level YAML section (mapping or list) with its own validator. */
 export interface SectionSetting<T = unknown> extends Common {

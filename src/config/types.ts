@@ -19,12 +19,8 @@ export type ProfileConfig = ProfileValues & {
   keyPassword?: string;
 };
 
-export interface ListenAddress {
-  /** IPv4 address, host name, or IPv6 address WITHOUT brackets (`::1`), as net.Server#listen wants it. */
-  host: string;
-  /** 0..65535; 0 = the OS picks a free port (tests). */
-  port: number;
-}
+export type { ListenAddress } from '../net/listen-address.js';
+import type { ListenAddress } from '../net/listen-address.js';
 
 /**
  * The daemon's settings. Sections made of rows of the settings table

@@ -2,7 +2,7 @@
 // traditional PEM and DER, with a precise message for every way it can fail.
 import { createPrivateKey, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { UserError } from '../errors.js';
-import { DerError, parseDer, TAG, type Asn1 } from './der.js';
+import { DerError, parseDer, TAG, type Asn1 } from '../asn1/reader.js';
 import { keyAlgorithmOfKey, mlDsaUnsupported } from './signer.js';
 import { isMlDsaOid, keyAlgorithmOid } from './x509-fields.js';
 import { KEY_LABELS, looksLikePem, parsePem, PemError, type PemBlock } from './pem.js';

@@ -20,7 +20,7 @@ import { createHash, X509Certificate, type KeyObject } from 'node:crypto';
 import { extname } from 'node:path';
 import { serialDecimal } from './serial.js';
 import { UserError } from '../errors.js';
-import { parseDer } from './der.js';
+import { parseDer } from '../asn1/reader.js';
 import { readInputFile } from './files.js';
 import { certificateSourceFor, keySourceOptions, openSigner } from './key-sources.js';
 import { classifyDer, describeKeyType, keyMatchesCertificate, keyTypeProblem, parsePrivateKey } from './keys.js';

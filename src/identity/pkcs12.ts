@@ -7,7 +7,7 @@
 import { createDecipheriv, createHash, createHmac, createPrivateKey, pbkdf2, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type NodeForge from 'node-forge';
 import { UserError } from '../errors.js';
-import { child, DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from './der.js';
+import { child, DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from '../asn1/reader.js';
 import { HASH_OIDS } from './x509-fields.js';
 import { PASSWORD_HINT } from './keys.js';
 import { bmpPassword, pkcs12KdfAsync } from './pkcs12-kdf.js';

@@ -1,6 +1,6 @@
 // Reads the TBSCertificate fields that Node's X509Certificate does not expose
 // (version, signature algorithm, basicConstraints, keyUsage bits) from DER.
-import { child, DerError, expect, parseDer, readBitString, readInteger, readOctets, readOid, readTime, TAG, type Asn1 } from './der.js';
+import { child, DerError, expect, parseDer, readBitString, readInteger, readOctets, readOid, readTime, TAG, type Asn1 } from '../asn1/reader.js';
 
 export const KEY_USAGE_BITS = [
   'digitalSignature',

@@ -1,8 +1,14 @@
 import { isIP } from 'node:net';
-import type { ListenAddress } from '../config/types.js';
-import { show } from '../config/problems.js';
+import { show } from '../problems.js';
 
 /** Parses `host:port` / `[v6]:port`; host is returned without brackets. */
+export interface ListenAddress {
+  /** IPv4 address, host name, or IPv6 address WITHOUT brackets (`::1`), as net.Server#listen wants it. */
+  host: string;
+  /** 0..65535; 0 = the OS picks a free port (tests). */
+  port: number;
+}
+
 export function parseListenAddress(text: string): { address?: ListenAddress; error?: string } {
   const s = text.trim();
   const example = 'expected "host:port", e.g. 127.0.0.1:9911 or [::1]:9911';

@@ -17,8 +17,8 @@ import {
   sequence,
   time,
   TAG,
-} from './der.js';
-import { decodeOid, readChildren, readElement } from '../identity/der.js';
+} from '../asn1/encoder.js';
+import { decodeOid, readChildren, readElement } from '../asn1/reader.js';
 import { KEY_USAGE_BITS, type KeyUsageName } from '../identity/x509-fields.js';
 import { encodeName, parseSubject, type NameAttribute } from './name.js';
 

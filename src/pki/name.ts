@@ -4,7 +4,7 @@
  * written (the order `openssl x509 -subject` and Node print them in).
  */
 import { UserError } from '../errors.js';
-import { ia5String, isPrintable, oid, printableString, sequence, set, utf8String } from './der.js';
+import { ia5String, isPrintable, oid, printableString, sequence, set, utf8String } from '../asn1/encoder.js';
 
 export interface NameAttribute {
   /** Short name as written (CN, O, …), upper-cased. */

@@ -7,7 +7,7 @@
  */
 import { createCipheriv, createHash, createHmac, pbkdf2Sync, randomBytes, type KeyObject, type X509Certificate } from 'node:crypto';
 import { pkcs12Kdf } from '../identity/pkcs12-kdf.js';
-import { algorithm, bmpString, explicit, implicit, integer, nullValue, octetString, oid, sequence, set } from './der.js';
+import { algorithm, bmpString, explicit, implicit, integer, nullValue, octetString, oid, sequence, set } from '../asn1/encoder.js';
 
 const OID = {
   data: '1.2.840.113549.1.7.1',

@@ -1,10 +1,8 @@
 // The `podIdentity` section of the daemon config: its type, defaults and
 // validator (field-path problems like the rest of the config).
 // Imports nothing from config/ but problems.ts: the settings table imports this module.
-import type { ListenAddress } from '../config/types.js';
-import type { SectionContext } from '../config/settings.js';
-import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
-import { parseListenAddress } from '../net/listen-address.js';
+import { isPlainObject, show, typeName, unknownKeyMessage, type Problem, type SectionContext } from '../problems.js';
+import { parseListenAddress, type ListenAddress } from '../net/listen-address.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { shadowedBy, type Binding } from './bindings.js';
 import type { JwksConfig } from './jwks.js';

@@ -17,8 +17,8 @@ import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
 import { ensureEndpointToken, TokenVerifier } from './token.js';
-import { PodIdentityMetrics } from '../podidentity/metrics.js';
-import { podIdentitySurface, PodIdentityService } from '../podidentity/service.js';
+import { PodIdentityMetrics } from './pod-metrics.js';
+import { podIdentitySurface, PodIdentityService } from './pod-identity.js';
 import { OnDemandSessions } from '../podidentity/sessions.js';
 import type { PodIdentityConfig } from '../podidentity/config.js';
 

@@ -2,7 +2,7 @@ import t from 'tap';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { defaultTokenFile, explainConfig, loadDaemonConfig, parseListenAddress, parseServeArgs } from '../../src/config/load.js';
-import { ConfigError } from '../../src/config/problems.js';
+import { ConfigError } from '../../src/problems.js';
 import { UserError } from '../../src/errors.js';
 import { tempDir } from '../helpers/pki.js';
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { parseArgs } from 'node:util';
-import { ConfigError } from '../../src/config/problems.js';
+import { ConfigError } from '../../src/problems.js';
 import { PROFILE_OPTIONS, profileFromFlags, validateProfile, envName } from '../../src/config/profile.js';
 import { UserError } from '../../src/errors.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import forge from 'node-forge';
 import t from 'tap';
 import { UserError } from '../../src/errors.js';
-import { parseDer, type Asn1 } from '../../src/identity/der.js';
+import { parseDer, type Asn1 } from '../../src/asn1/reader.js';
 import { fileError } from '../../src/identity/files.js';
 import { loadIdentity } from '../../src/identity/load.js';
 import type { IdentitySource } from '../../src/identity/types.js';

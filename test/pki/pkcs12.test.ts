@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { createCertificate } from '../../src/pki/certificate.js';
-import { readChildren, readElement } from '../../src/identity/der.js';
+import { readChildren, readElement } from '../../src/asn1/reader.js';
 import { createPkcs12 } from '../../src/pki/pkcs12.js';
 import { pkcs12Kdf } from '../../src/identity/pkcs12-kdf.js';
 import { execFile } from 'node:child_process';

@@ -3,7 +3,7 @@ import t from 'tap';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDaemonConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/config/problems.js';
+import { ConfigError } from '../../src/problems.js';
 import { tempDir } from '../helpers/pki.js';
 
 const profile = {

@@ -14,7 +14,7 @@ import { startEmulator } from '../../src/emulator/server.js';
 import { loadIdentity } from '../../src/identity/load.js';
 import type { Identity } from '../../src/identity/types.js';
 import { createCertificate, type BuiltCertificate } from '../../src/pki/certificate.js';
-import { algorithm, integer, octetString, sequence } from '../../src/pki/der.js';
+import { algorithm, integer, octetString, sequence } from '../../src/asn1/encoder.js';
 import { canonicalParts, stringToSign } from '../../src/signing/canonical.js';
 import { signX509Request } from '../../src/signing/sigv4-x509.js';
 import { callCreateSession, DEFAULT_ARNS } from '../helpers/emulator.js';

@@ -3,7 +3,7 @@
  * X.509 certificates and PKCS#12 bundles; every encoder returns the complete
  * TLV (tag, length, value) as a Buffer. Reading is src/identity/der.ts.
  */
-import { TAG } from '../identity/der.js';
+import { TAG } from './reader.js';
 
 export { TAG };
 

@@ -9,11 +9,11 @@
 // synchronous: one hash, two map lookups.
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { refusal, type CredentialSurface, type Refusal } from '../server/credential-routes.js';
-import { bindingName, matchBinding, type Binding } from './bindings.js';
-import type { PodIdentityMetrics } from './metrics.js';
-import type { OnDemandSessions } from './sessions.js';
-import type { PodIdentity, PodTokenVerifier } from './verify.js';
+import { refusal, type CredentialSurface, type Refusal } from './credential-routes.js';
+import { bindingName, matchBinding, type Binding } from '../podidentity/bindings.js';
+import type { PodIdentityMetrics } from './pod-metrics.js';
+import type { OnDemandSessions } from '../podidentity/sessions.js';
+import type { PodIdentity, PodTokenVerifier } from '../podidentity/verify.js';
 
 /** The profile to serve, or the answer that refuses the request. */
 export type PodAuthentication = { profile: string } | Refusal;

@@ -1,4 +1,4 @@
-import { MetricsWriter } from '../server/metrics.js';
+import { MetricsWriter } from './metrics.js';
 
 /** Distinct pods remembered per binding; past this the count stops growing (and says so). */
 export const MAX_PODS_PER_BINDING = 4096;

@@ -19,8 +19,8 @@ import {
   time,
   utcTime,
   utf8String,
-} from '../../src/pki/der.js';
-import { decodeOid, readChildren, readElement } from '../../src/identity/der.js';
+} from '../../src/asn1/encoder.js';
+import { decodeOid, readChildren, readElement } from '../../src/asn1/reader.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
 

@@ -1,6 +1,18 @@
 // Collecting configuration problems so a user sees ALL of them at once, each
 // naming the exact field (YAML path, flag or environment variable) and the fix.
-import { UserError } from '../errors.js';
+import { UserError } from './errors.js';
+
+/** What a settings-table section's `finish` step gets: the rest of the validated config (src/config/settings.ts). */
+export interface SectionContext {
+  path: string;
+  problems: Problem[];
+  /** Resolves a path given in the config file (relative to its directory, ~ expanded). */
+  resolvePath: (p: string) => string;
+  /** Names of the configured profiles. */
+  profiles: readonly string[];
+  /** The ordinary listen addresses (ListenAddress of src/net/listen-address.ts). */
+  listen: readonly { host: string; port: number }[];
+}
 
 export interface Problem {
   /** `profiles.app.roleArn`, `listen[1]`, `--role-arn`, `ROLESANYWHERE_REGION`, or '' for the whole input. */
