@@ -100,7 +100,7 @@ t.test('every documented flag and environment variable is real', async (t) => {
 });
 
 t.test('every documented metric is exported and every linked file exists', async (t) => {
-  const metricsSource = ['src/server/metrics.ts', 'src/podidentity/metrics.ts'].map((f) => readFileSync(join(REPO, f), 'utf8')).join('\n');
+  const metricsSource = ['src/server/metrics.ts', 'src/server/pod-metrics.ts'].map((f) => readFileSync(join(REPO, f), 'utf8')).join('\n');
   const names = new Set([...readme.matchAll(/`(rolesanywhere_[a-z_]+)/g)].map((m) => m[1]!));
   t.ok(names.size >= 10, 'the README lists the metrics');
   for (const name of names) t.ok(metricsSource.includes(`'${name}'`), `${name} is exported`);

@@ -1,7 +1,7 @@
 /**
  * A small DER (ASN.1 Distinguished Encoding Rules) encoder. Just enough for
  * X.509 certificates and PKCS#12 bundles; every encoder returns the complete
- * TLV (tag, length, value) as a Buffer. Reading is src/identity/der.ts.
+ * TLV (tag, length, value) as a Buffer. Reading is src/asn1/reader.ts.
  */
 import { TAG } from './reader.js';
 

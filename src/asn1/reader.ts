@@ -2,7 +2,7 @@
 // PKCS#12 writers use) to read certificate fields, key structures and PKCS#12
 // bundles. Node's X509Certificate hides the version, key usage bits and
 // signature algorithm, so we read them ourselves. The matching encoder is
-// src/pki/der.ts.
+// src/asn1/encoder.ts.
 
 export class DerError extends Error {
   override name = 'DerError';

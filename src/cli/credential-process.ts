@@ -2,7 +2,7 @@
 // credential_process format. Flag-compatible with
 // `aws_signing_helper credential-process`.
 import { usageFor } from '../config/settings.js';
-import { formatExpiration, parseProfileArgs } from '../runtime/command.js';
+import { formatExpiration, parseProfileArgs } from './profile-args.js';
 import { obtainCredentials } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 

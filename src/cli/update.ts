@@ -6,7 +6,7 @@ import { validateProfileName } from '../credentials-file/ini.js';
 import { describeError, UserError } from '../errors.js';
 import { RolesAnywhereError } from '../rolesanywhere/errors.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
-import { formatExpiration, parseProfileArgs } from '../runtime/command.js';
+import { formatExpiration, parseProfileArgs } from './profile-args.js';
 import { obtainCredentials, openPipeline, type PipelineTiming } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 

@@ -51,8 +51,8 @@ import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanyw
 import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
 import { closest, show, typeName, type Problem, type SectionContext } from '../problems.js';
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
-import { validateCallers } from '../server/callers.js';
-import { checkHealthListen, finishHealthListen } from '../server/health-config.js';
+import { validateCallers } from './callers.js';
+import { checkHealthListen, finishHealthListen } from './health.js';
 
 export type Command = 'serve' | 'credential-process' | 'update' | 'check';
 export type Scope = 'daemon' | 'profile' | 'inherited' | 'command';

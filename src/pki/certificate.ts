@@ -1,6 +1,6 @@
 /**
  * Builds X.509 v3 certificates (RFC 5280) with node:crypto: Node signs,
- * src/pki/der.ts encodes. RSA (sha256WithRSAEncryption), EC P-256/P-384/P-521
+ * src/asn1/encoder.ts encodes. RSA (sha256WithRSAEncryption), EC P-256/P-384/P-521
  * (ecdsa-with-SHA256/384/512) and ML-DSA-44/65/87 (FIPS 204, pure) signing keys.
  */
 import { createHash, createPublicKey, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';

@@ -8,7 +8,7 @@
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { UserError } from '../errors.js';
-import { child, expect, parseDer, readBitString, readInteger, TAG, type Asn1 } from '../identity/der.js';
+import { child, expect, parseDer, readBitString, readInteger, TAG, type Asn1 } from '../asn1/reader.js';
 import { readInputFile } from '../identity/files.js';
 import { describeKeyType, keyTypeProblem } from '../identity/keys.js';
 import { looksLikePem, parsePem, PemError } from '../identity/pem.js';

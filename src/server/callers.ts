@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { isIP, type Socket } from 'node:net';
 import { endianness } from 'node:os';
-import { isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../config/problems.js';
+import type { CallersSpec } from '../config/callers.js';
 import { UserError } from '../errors.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { isThenable, perConnection, type Check, type CheckContext, type Refusal } from './credential-routes.js';
@@ -177,11 +177,6 @@ export class CallerLookup {
 
 // ---- who may call ---------------------------------------------------------------------------
 
-/** `callers:` as configured: user and group names or numeric ids. */
-export interface CallersSpec {
-  users?: Array<string | number>;
-  groups?: Array<string | number>;
-}
 
 /** The accounts of /etc/passwd and /etc/group that matter here. */
 export interface Accounts {
@@ -304,37 +299,6 @@ export function refusalMessage(caller: Caller, policy: CallerPolicy, accounts: A
   return `the calling process runs as ${who}, which is not allowed to get these credentials; add it to ${policy.setting}.users (or one of its groups to ${policy.setting}.groups) in the daemon's configuration`;
 }
 
-/**
- * Validates a `callers:` mapping from the config file (settings table row):
- * `users` and `groups`, each a list of names or numeric ids. Names are
- * resolved when the daemon starts or reloads (resolveCallers).
- */
-export function validateCallers(raw: unknown, path: string, problems: Problem[]): CallersSpec | undefined {
-  if (!isPlainObject(raw)) {
-    problems.push({ path, message: `expected a mapping with users: [...] and/or groups: [...], got ${typeName(raw)}` });
-    return undefined;
-  }
-  const before = problems.length;
-  const out: CallersSpec = {};
-  for (const key of Object.keys(raw)) {
-    if (key !== 'users' && key !== 'groups') problems.push({ path: `${path}.${key}`, message: unknownKeyMessage(key, ['users', 'groups']) });
-  }
-  for (const key of ['users', 'groups'] as const) {
-    const list = raw[key];
-    if (list === undefined || list === null) continue;
-    if (!Array.isArray(list)) {
-      problems.push({ path: `${path}.${key}`, message: `expected a list of ${key === 'users' ? 'user names or uids' : 'group names or gids'}, got ${typeName(list)}` });
-      continue;
-    }
-    const items: Array<string | number> = [];
-    list.forEach((item: unknown, i) => {
-      if ((typeof item === 'number' && Number.isInteger(item) && item >= 0 && item < 2 ** 32) || (typeof item === 'string' && /^[^\s:,]+$/.test(item))) items.push(item);
-      else problems.push({ path: `${path}.${key}[${i}]`, message: `expected a ${key === 'users' ? 'user name or numeric uid' : 'group name or numeric gid'}, got ${show(item)}` });
-    });
-    out[key] = items;
-  }
-  return problems.length > before ? undefined : out;
-}
 
 /** Which uids may have each profile's credentials; absent when callers cannot be identified here (no /proc). */
 export interface CallerState {

@@ -8,10 +8,10 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { startEmulator } from '../../src/emulator/server.js';
-import { algorithm, bitString, integer, sequence } from '../../src/pki/der.js';
+import { algorithm, bitString, integer, sequence } from '../../src/asn1/encoder.js';
 import { encodeName, parseSubject } from '../../src/pki/name.js';
 import { runCli } from '../helpers/cli.js';
-import { parseDer } from '../../src/identity/der.js';
+import { parseDer } from '../../src/asn1/reader.js';
 import { DEFAULT_ARNS } from '../helpers/emulator.js';
 import { makeKey, openssl, tempDir, type KeyType } from '../helpers/pki.js';
 

@@ -2,7 +2,7 @@
 // decode (BigInt arcs, superlinear); now anything beyond what certificates hold
 // is refused at once with a DerError (the loaders turn it into "corrupt").
 import t from 'tap';
-import { decodeOid, DerError, MAX_INTEGER_BYTES, MAX_OID_BYTES, parseDer, readInteger, readOid } from '../../src/identity/der.js';
+import { decodeOid, DerError, MAX_INTEGER_BYTES, MAX_OID_BYTES, parseDer, readInteger, readOid } from '../../src/asn1/reader.js';
 
 function tlv(tag: number, content: Buffer): Buffer {
   const len = content.length;

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { MAX_PKCS12_WORK, parsePkcs12 } from '../../src/identity/pkcs12.js';
-import { algorithm, explicit, integer, octetString, oid, sequence } from '../../src/pki/der.js';
+import { algorithm, explicit, integer, octetString, oid, sequence } from '../../src/asn1/encoder.js';
 import { makeCA, makeLeaf, openssl, tempDir } from '../helpers/pki.js';
 
 /** A ContentInfo of type data holding `content`. */

@@ -5,7 +5,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { loadDaemonConfig } from '../../src/config/load.js';
-import { ConfigError } from '../../src/config/problems.js';
+import { ConfigError } from '../../src/problems.js';
 import type { FetchCredentials } from '../../src/credentials/session.js';
 import { loadIdentity } from '../../src/identity/load.js';
 import { Daemon } from '../../src/server/daemon.js';

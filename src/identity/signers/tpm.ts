@@ -32,7 +32,7 @@ import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } f
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
-import { DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from '../der.js';
+import { DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG, type Asn1 } from '../../asn1/reader.js';
 import { readInputFile } from '../files.js';
 import { describeKeyType, keyTypeProblem, PASSWORD_HINT } from '../keys.js';
 import { parsePem, PemError } from '../pem.js';

@@ -1,10 +1,8 @@
 // The `health.listen` setting: addresses of the health listener (src/server/health.ts),
 // which answers only /healthz, /readyz and /metrics. It may be a non-loopback address
 // without allowNonLoopback: it never serves credentials.
-import { show, typeName, type Problem } from '../config/problems.js';
-import type { SectionContext } from '../config/settings.js';
-import type { ListenAddress } from '../config/types.js';
-import { parseListenAddress } from '../net/listen-address.js';
+import { show, typeName, type Problem, type SectionContext } from '../problems.js';
+import { parseListenAddress, type ListenAddress } from '../net/listen-address.js';
 
 /** `"0.0.0.0:9912"`, `["0.0.0.0:9912", "[::]:9912"]` (YAML), repeated --health-listen, or a comma-separated environment value. */
 export function checkHealthListen(raw: unknown, path: string, problems: Problem[]): ListenAddress[] | undefined {
