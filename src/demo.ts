@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseFlags } from './cli/args.js';
+import { parseFlags } from './config/args.js';
 import { describeError } from './errors.js';
 import { parseFaultRules, type FaultRule } from './emulator/faults.js';
 import { exampleArns } from './emulator/examples.js';

@@ -1,7 +1,7 @@
 // `check`: explains, rule by rule, whether a certificate (and key, chain, CA)
 // will be accepted by IAM Roles Anywhere, without contacting AWS.
 import type { X509Certificate } from 'node:crypto';
-import { parseFlags } from './args.js';
+import { parseFlags } from '../config/args.js';
 import { formatProblem, type Problem } from '../problems.js';
 import { flagOrEnv, passwordInput } from '../config/profile.js';
 import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';

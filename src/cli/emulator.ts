@@ -5,7 +5,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { isSea } from 'node:sea';
-import { parseFlags } from './args.js';
+import { parseFlags } from '../config/args.js';
 import { describeError, UserError } from '../errors.js';
 import { exampleArns, shellWord } from '../emulator/examples.js';
 import { parseCaPems, startEmulator } from '../emulator/server.js';

@@ -1,7 +1,7 @@
 // `pki init` / `pki issue`: a small CA and client certificates for IAM Roles
 // Anywhere, made with node:crypto (no openssl needed).
 import type { ParseArgsConfig } from 'node:util';
-import { parseFlags } from './args.js';
+import { parseFlags } from '../config/args.js';
 import { UserError } from '../errors.js';
 import { readPasswordFile } from '../identity/files.js';
 import {

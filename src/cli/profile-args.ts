@@ -1,6 +1,6 @@
 // Shared by the `credential-process` and `update` commands: flag parsing into
 // a validated profile (the settings table's options for the command).
-import { parseFlags } from './args.js';
+import { parseFlags } from '../config/args.js';
 import { profileFromFlags } from '../config/profile.js';
 import { flagSuggestion, optionsFor, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';

@@ -19,7 +19,7 @@
 import { isPkcs11Uri, redactPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { parseFlags } from '../cli/args.js';
+import { parseFlags } from './args.js';
 import { UserError } from '../errors.js';
 import { homeDirectory } from './home.js';
 import { permissionHint } from '../identity/files.js';
