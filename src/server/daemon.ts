@@ -28,6 +28,8 @@ export interface DaemonDeps {
   /** Loads a profile's identity (validated) from the files the watcher passes. */
   loadIdentity: (profile: ProfileConfig, source: IdentitySource) => Promise<Identity>;
   logger?: Logger;
+  /** Where the kernel's TCP socket tables are (default /proc/self/net); tests point it elsewhere to act as a system without /proc. */
+  procNet?: string;
 }
 
 type ProfileRuntime = Awaited<ReturnType<typeof openPipeline>>;
@@ -88,7 +90,7 @@ export class Daemon {
   /** Shares certificate file watchers between profiles. */
   readonly watchers = new WatcherRegistry();
   /** Finds the local user behind loopback connections; undefined where /proc is not available. */
-  private callerLookup: CallerLookup | undefined = new CallerLookup();
+  private callerLookup: CallerLookup | undefined;
   private closed = false;
 
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
@@ -97,6 +99,7 @@ export class Daemon {
     this.healthListening = config.health?.listen;
     this.deps = deps;
     this.log = deps.logger ?? silentLogger();
+    this.callerLookup = new CallerLookup(deps.procNet);
     this.limiter = new CallLimiter(limiterOptions(config.refresh));
   }
 

@@ -109,3 +109,30 @@ t.test('callers: users and groups by name or id; default is the daemon user', as
   t.match(refusalMessage({ kind: 'local', uid: 1001 }, policy, accounts), /uid 1001 \(bob\).*profiles\.main\.callers\.users/);
   t.match(refusalMessage({ kind: 'unknown' }, policy, accounts), /cannot tell which local user/);
 });
+
+t.test('without /proc the daemon says so at start-up and serves as before (callers not enforced)', async (t) => {
+  const { readFile } = await import('node:fs/promises');
+  const { Writable } = await import('node:stream');
+  const { loadIdentity } = await import('../../src/identity/load.js');
+  const { createLogger } = await import('../../src/log.js');
+  const { Daemon } = await import('../../src/server/daemon.js');
+  const { daemonConfig, httpRequest, profileFor, ROLE_ARN } = await import('../helpers/daemon.js');
+  const { makeCA, makeLeaf, tempDir } = await import('../helpers/pki.js');
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'no-proc');
+  let logged = '';
+  const logger = await createLogger({ level: 'info', destination: new Writable({ write: (c, _e, cb) => ((logged += String(c)), cb()) }) });
+  const config = daemonConfig(dir, [profileFor('main', leaf, { callers: { users: [selfUid + 4242] } })]);
+  const daemon = await Daemon.start(config, {
+    fetchFactory: () => async () => ({ accessKeyId: 'ASIANOPROC', secretAccessKey: 's', sessionToken: 't', expiration: new Date(Date.now() + 3600_000), roleArn: ROLE_ARN }),
+    loadIdentity: (_p, s) => loadIdentity(s),
+    logger,
+    procNet: '/nonexistent/net',
+  });
+  t.teardown(() => daemon.close());
+  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  t.match(logged, /cannot identify local callers \(\/proc\/net\/tcp is not readable on this system\): the callers setting is not enforced/);
+  const token = await readFile(config.tokenFile, 'utf8');
+  t.equal((await httpRequest(daemon.addresses[0]!.port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'served as before');
+});
