@@ -6,7 +6,7 @@
 // unpacked and installed with `npm ci --omit=dev` (the systemd recipe) works too.
 import t from 'tap';
 import { execFile } from 'node:child_process';
-import { access, cp, mkdir, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { access, cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO, runProcess } from '../helpers/cli.js';
@@ -31,7 +31,8 @@ const npmEnv = () => ({ ...process.env, PATH: pathWith(), npm_config_update_noti
 t.setTimeout(600_000);
 
 // A checkout as git would give it: sources and lockfile, no dist/. node_modules
-// (the dev dependencies the build needs) is linked, not copied.
+// (the dev dependencies the build needs) is hard-linked, not copied, when it can be
+// (a symlink would make npm pack write bundled paths through ../).
 const work = await tempDir('ra-pack-');
 t.teardown(() => rm(work, { recursive: true, force: true }));
 const checkout = join(work, 'checkout');
@@ -39,13 +40,14 @@ await mkdir(checkout);
 for (const f of ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'bin', 'src', 'config', 'systemd', 'scripts']) {
   await cp(join(REPO, f), join(checkout, f), { recursive: true });
 }
-await symlink(join(REPO, 'node_modules'), join(checkout, 'node_modules'));
+await run('cp', ['-al', join(REPO, 'node_modules'), join(checkout, 'node_modules')]).catch(() => run('cp', ['-a', join(REPO, 'node_modules'), join(checkout, 'node_modules')]));
 await run('npm', ['pack', '--pack-destination', work, '--loglevel=error'], { ...NPM, cwd: checkout, env: npmEnv() });
 const tarball = join(work, `${pkg.name}-${pkg.version}.tgz`);
 
 t.test('the tarball holds the built dist/, the shrinkwrap and the production dependencies only', async (t) => {
   const { stdout } = await run('tar', ['tzf', tarball], NPM);
   const files = stdout.split('\n').filter(Boolean);
+  t.same(files.filter((f) => !f.startsWith('package/') || f.split('/').includes('..')), [], 'every member inside package/');
   t.ok(files.includes('package/dist/cli.js'), 'dist/cli.js built by prepack');
   t.ok(files.includes('package/dist/cli/serve.js'));
   t.ok(files.includes('package/bin/rolesanywhere-credentiald'), 'the command (node with the V8 settings)');
@@ -99,7 +101,7 @@ t.test('npm install -g of the tarball into a temporary prefix: a working command
   await exercise(t, [join(prefix, 'bin', Object.keys(pkg.bin)[0]!)], join(prefix, 'bin'));
 });
 
-t.test('the unpacked tarball with npm ci --omit=dev (the systemd recipe)', async (t) => {
+t.test('the unpacked tarball with npm ci --omit=dev (the systemd recipe) and npm install --omit=dev', async (t) => {
   const opt = join(work, 'opt');
   await mkdir(opt);
   await run('tar', ['xzf', tarball, '-C', opt, '--strip-components=1'], NPM);
@@ -107,4 +109,10 @@ t.test('the unpacked tarball with npm ci --omit=dev (the systemd recipe)', async
   await noDevDependencies(t, join(opt, 'node_modules'));
   // As the systemd unit starts it: node /opt/rolesanywhere-credentiald/dist/cli.js
   await exercise(t, ['node', join(opt, pkg.main)], opt);
+  // npm install --omit=dev works there too (the shrinkwrap pins the same versions).
+  await rm(join(opt, 'node_modules'), { recursive: true, force: true });
+  await run('npm', ['install', '--omit=dev', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { ...NPM, cwd: opt, env: npmEnv() });
+  await noDevDependencies(t, join(opt, 'node_modules'));
+  const v = await runProcess('node', [join(opt, pkg.main), '--version'], { cleanEnv: true, env: { PATH: pathWith(), HOME: work } });
+  t.equal(v.stdout, `${pkg.version}\n`, 'npm install --omit=dev: the command runs');
 });
