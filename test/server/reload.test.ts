@@ -18,16 +18,22 @@ function creds(n: number): AwsCredentials {
   };
 }
 
-t.test('a reload whose listen change is not applied keeps the DNS-rebinding guard of the addresses still bound', async (t) => {
+/** A daemon with one profile `main` (a fresh leaf named `leafName`) on 127.0.0.1, ready; closed at teardown. */
+async function startReady(t: Tap.Test, leafName: string, fetch: FetchCredentials) {
   const dir = await tempDir();
   const ca = await makeCA(dir);
-  const leaf = await makeLeaf(dir, ca, 'guard');
+  const leaf = await makeLeaf(dir, ca, leafName);
   const config = daemonConfig(dir, [profileFor('main', leaf)]);
-  const daemon = await Daemon.start(config, { fetchFactory: () => async () => creds(1), loadIdentity: (_p, s) => loadIdentity(s) });
+  const daemon = await Daemon.start(config, { fetchFactory: () => fetch, loadIdentity: (_p, s) => loadIdentity(s) });
   t.teardown(() => daemon.close());
   const port = daemon.addresses[0]!.port;
   const token = await readFile(config.tokenFile, 'utf8');
   await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  return { leaf, config, daemon, port, token };
+}
+
+t.test('a reload whose listen change is not applied keeps the DNS-rebinding guard of the addresses still bound', async (t) => {
+  const { config, daemon, port, token } = await startReady(t, 'guard', async () => creds(1));
   t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token, host: `rebind.example:${port}` })).status, 403, 'guarded before');
 
   // The new config asks for a non-loopback address; it needs a restart, so the daemon still listens on 127.0.0.1 only.
@@ -39,9 +45,6 @@ t.test('a reload whose listen change is not applied keeps the DNS-rebinding guar
 });
 
 t.test('a reload that changes only refresh/watch settings keeps serving the cached credentials (no new session during an outage)', async (t) => {
-  const dir = await tempDir();
-  const ca = await makeCA(dir);
-  const leaf = await makeLeaf(dir, ca, 'settings');
   let n = 0;
   let calls = 0;
   let outage = false;
@@ -50,12 +53,7 @@ t.test('a reload that changes only refresh/watch settings keeps serving the cach
     if (outage) throw Object.assign(new Error('ServiceUnavailableException: try later'), { reason: 'service_unavailable' });
     return creds(++n);
   };
-  const config = daemonConfig(dir, [profileFor('main', leaf)]);
-  const daemon = await Daemon.start(config, { fetchFactory: () => fetch, loadIdentity: (_p, s) => loadIdentity(s) });
-  t.teardown(() => daemon.close());
-  const port = daemon.addresses[0]!.port;
-  const token = await readFile(config.tokenFile, 'utf8');
-  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  const { config, daemon, port, token } = await startReady(t, 'settings', fetch);
   const before = JSON.parse((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).body);
   t.equal(before.AccessKeyId, 'ASIARELOAD1');
 
@@ -96,21 +94,13 @@ t.test('a reload still running when the daemon closes leaves nothing running', a
 });
 
 t.test('a reload that changes a profile\'s non-identity settings keeps its cached credentials through an outage; a new role drops them', async (t) => {
-  const dir = await tempDir();
-  const ca = await makeCA(dir);
-  const leaf = await makeLeaf(dir, ca, 'profile-settings');
   let n = 0;
   let outage = false;
   const fetch: FetchCredentials = async () => {
     if (outage) throw Object.assign(new Error('ServiceUnavailableException: try later'), { reason: 'service_unavailable' });
     return creds(++n);
   };
-  const config = daemonConfig(dir, [profileFor('main', leaf)]);
-  const daemon = await Daemon.start(config, { fetchFactory: () => fetch, loadIdentity: (_p, s) => loadIdentity(s) });
-  t.teardown(() => daemon.close());
-  const port = daemon.addresses[0]!.port;
-  const token = await readFile(config.tokenFile, 'utf8');
-  await daemon.session('main')!.waitFor((s) => s.status().ready, 10_000);
+  const { leaf, config, daemon, port, token } = await startReady(t, 'profile-settings', fetch);
 
   outage = true;
   const changed = profileFor('main', leaf, { sessionDuration: 7200, roleSessionName: 'renamed', expiryWarningDays: 30, callers: { users: [process.getuid?.() ?? 0] } });
