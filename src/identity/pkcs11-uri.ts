@@ -69,9 +69,30 @@ export function isPkcs11Uri(spec: string): boolean {
   return spec.slice(0, PKCS11_SCHEME.length).toLowerCase() === PKCS11_SCHEME;
 }
 
-/** The URI with any pin-value replaced, safe for messages and logs. */
+/**
+ * The URI with the value of pin-value (or of any other PIN-like attribute, such
+ * as a misspelt `pin=` or `pin%2Dvalue=` the parser is about to refuse) replaced,
+ * safe for messages and logs. Works by attribute — a query attribute runs to the
+ * next `&`, a path attribute to the next `;` — as the parser splits them, so a
+ * PIN holding `?`, `;` or `#` is hidden whole.
+ */
 export function redactPkcs11Uri(spec: string): string {
-  return spec.replace(/(pin-value=)[^&;?#]*/gi, '$1REDACTED');
+  const q = spec.indexOf('?');
+  const path = (q < 0 ? spec : spec.slice(0, q)).split(';').map(redactAttribute).join(';');
+  return q < 0 ? path : `${path}?${spec.slice(q + 1).split('&').map(redactAttribute).join('&')}`;
+}
+
+function redactAttribute(part: string): string {
+  const eq = part.indexOf('=');
+  if (eq < 0) return part;
+  let name = part.slice(0, eq);
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    // a malformed escape: judge the name as written
+  }
+  name = name.toLowerCase();
+  return name.includes('pin') && !name.endsWith('pin-source') ? `${part.slice(0, eq + 1)}REDACTED` : part;
 }
 
 function fail(spec: string, what: string): never {

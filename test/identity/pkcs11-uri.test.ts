@@ -47,7 +47,19 @@ t.test('refuses what it cannot honour, with the reason', async (t) => {
     t.throws(() => parsePkcs11Uri(uri), re, uri);
     t.throws(() => parsePkcs11Uri(uri), /expected an RFC 7512 URI like pkcs11:token=LABEL;object=LABEL;type=private/);
   }
-  for (const secret of ['pkcs11:objekt=a?pin-value=s3cr3t', 'pkcs11:object=a?pin-value=s3cr3t&pin-value=x', 'pkcs11:object=a?pin-value=s3cr3t%zz']) {
+  for (const secret of [
+    'pkcs11:objekt=a?pin-value=s3cr3t',
+    'pkcs11:object=a?pin-value=s3cr3t&pin-value=x',
+    'pkcs11:object=a?pin-value=s3cr3t%zz',
+    // A PIN holding a character the old pattern stopped at: all of it stays hidden.
+    'pkcs11:object=a?pin-value=12?s3cr3t&pin-value=x',
+    'pkcs11:object=a?pin-value=12;s3cr3t&pin-value=x',
+    'pkcs11:object=a?pin-value=12#s3cr3t',
+    // A misspelt PIN attribute is refused without echoing its value.
+    'pkcs11:object=a?pin=s3cr3t',
+    'pkcs11:object=a?pin%2Dvalue=s3cr3t',
+    'pkcs11:object=a?PIN_VALUE=s3cr3t',
+  ]) {
     let message = '';
     try {
       parsePkcs11Uri(secret);
@@ -62,6 +74,9 @@ t.test('refuses what it cannot honour, with the reason', async (t) => {
 t.test('redaction and formatting', async (t) => {
   t.equal(redactPkcs11Uri('pkcs11:token=a?pin-value=1234&module-path=/x'), 'pkcs11:token=a?pin-value=REDACTED&module-path=/x');
   t.equal(redactPkcs11Uri('pkcs11:token=a;PIN-VALUE=1234'), 'pkcs11:token=a;PIN-VALUE=REDACTED');
+  t.equal(redactPkcs11Uri('pkcs11:token=a?pin-value=12?34;56#78&module-path=/x'), 'pkcs11:token=a?pin-value=REDACTED&module-path=/x');
+  t.equal(redactPkcs11Uri('pkcs11:pin-value=1234;token=a'), 'pkcs11:pin-value=REDACTED;token=a');
+  t.equal(redactPkcs11Uri('pkcs11:token=a?pin-source=file:/etc/ra/pin'), 'pkcs11:token=a?pin-source=file:/etc/ra/pin', 'a PIN file path is not secret');
   t.ok(isPkcs11Uri('pkcs11:'));
   t.notOk(isPkcs11Uri('/etc/ra/pkcs11:x'));
   const uri = parsePkcs11Uri('pkcs11:token=My%20Token;object=a%3Bb;id=%01%AB;type=private?pin-value=9');
