@@ -106,13 +106,14 @@ export function checkPodIdentity(raw: unknown, path: string, problems: Problem[]
       try {
         if (text) url = new URL(text);
       } catch {
-        add('.jwks.url', `not a URL: ${show(text)}`);
+        add('.jwks.url', `not a URL: ${show(withoutUserinfo(text!))}`);
       }
       if (url) {
-        if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHostname(url.hostname))) {
+        // Credentials first: the https message quotes the URL, and must not quote a password.
+        if (url.username || url.password) add('.jwks.url', 'must not contain credentials; use jwks.tokenFile for the bearer token');
+        else if (url.protocol !== 'https:' && !(url.protocol === 'http:' && isLoopbackHostname(url.hostname))) {
           add('.jwks.url', `must be https (plain http only to a loopback address), got ${show(text)}`);
-        } else if (url.username || url.password) add('.jwks.url', 'must not contain credentials; use jwks.tokenFile for the bearer token');
-        else {
+        } else {
           const out: PodIdentityConfig['jwks'] = { url: url.toString(), refetchIntervalSeconds: refetch };
           if (j.caFile !== undefined) {
             const ca = path('caFile');
@@ -202,4 +203,9 @@ export function finishPodIdentity(value: PodIdentityConfig, ctx: SectionContext)
     if (jwks.tokenFile) jwks.tokenFile = ctx.resolvePath(jwks.tokenFile);
   }
   return { ...value, jwks };
+}
+
+/** A URL-like text with any `user:password@` cut out, for quoting in messages. */
+function withoutUserinfo(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1…@');
 }

@@ -59,6 +59,7 @@ t.test('mistakes name their field', async (t) => {
     [{ ...base, jwks: undefined }, /^podIdentity\.jwks: required/],
     [{ ...base, jwks: { file: 'a', url: 'https://x' } }, /^podIdentity\.jwks: give either file or url, not both/],
     [{ ...base, jwks: { url: 'http://k8s.example/jwks' } }, /^podIdentity\.jwks\.url: must be https/],
+    [{ ...base, jwks: { url: 'https://admin:s3cr3t@k8s.example/jwks' } }, /^podIdentity\.jwks\.url: must not contain credentials/],
     [{ ...base, jwks: { file: 'a', tokenFile: 't' } }, /^podIdentity\.jwks\.tokenFile: only applies to jwks\.url/],
     [{ ...base, jwks: { file: 'a', refetchIntervalSeconds: 0 } }, /^podIdentity\.jwks\.refetchIntervalSeconds: must be whole seconds from 1/],
     [{ ...base, bindings: [] }, /^podIdentity\.bindings: a non-empty list/],
@@ -79,6 +80,14 @@ t.test('mistakes name their field', async (t) => {
   for (const [input, re] of cases) {
     const got = await problems(input);
     t.ok(got.some((p) => re.test(p)), `${re}: ${got.join(' | ')}`);
+  }
+});
+
+t.test('a password in jwks.url is never quoted back', async (t) => {
+  for (const url of ['http://admin:s3cr3t@k8s.example/jwks', 'https://admin:s3cr3t@k8s example/jwks', 'ftp://admin:s3cr3t@k8s.example/jwks']) {
+    const got = await problems({ ...base, jwks: { url } });
+    t.ok(got.some((p) => p.startsWith('podIdentity.jwks.url: ')), `${url.replace('s3cr3t', '…')} refused: ${got.join(' | ').replaceAll('s3cr3t', '…')}`);
+    t.notOk(got.some((p) => p.includes('s3cr3t')), 'the password is not in the message');
   }
 });
 
