@@ -18,6 +18,7 @@ import { parseFaultRules, type FaultRule } from './emulator/faults.js';
 import { exampleArns } from './emulator/examples.js';
 import { startEmulator, type Emulator } from './emulator/server.js';
 import { describeKey, initPki, serialDecimal } from './pki/ca.js';
+import { isoSeconds } from './timers.js';
 
 const REGION = 'us-east-1';
 const { trustAnchorArn: TRUST_ANCHOR_ARN, profileArn: PROFILE_ARN, roleArn: ROLE_ARN } = exampleArns(REGION);
@@ -56,10 +57,6 @@ class Tail {
 const say = (line = ''): void => {
   process.stdout.write(line + '\n');
 };
-
-function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
 
 function minutesFromNow(d: Date): string {
   const m = Math.round((d.getTime() - Date.now()) / 60_000);

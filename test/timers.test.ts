@@ -96,3 +96,24 @@ t.test('credentials valid for 60 days: one CreateSession call, the next one sche
   const next = s.status().nextRefreshAt!.getTime() - Date.now();
   t.ok(next > 20 * 86_400_000, 'the next refresh is still about half the lifetime away');
 });
+
+t.test('backoffDelay: one formula for the client and the session', async (t) => {
+  const { backoffDelay } = await import('../src/timers.js');
+  const full = { initialMs: 250, maxMs: 5000, jitter: [0, 1] as const };
+  t.equal(backoffDelay(0, full, () => 0), 0, 'full jitter can retry at once');
+  t.equal(backoffDelay(0, full, () => 0.999999), 249, 'below the first step');
+  t.equal(backoffDelay(3, full, () => 0.5), 1000, 'doubles per step');
+  t.equal(backoffDelay(50, full, () => 0.999999), 4999, 'capped at maxMs, even for huge steps');
+  t.equal(backoffDelay(0, { ...full, minMs: 700 }, () => 0), 700, 'minMs (a Retry-After) wins');
+  const session = { initialMs: 1000, maxMs: 30_000, jitter: [0.75, 1.25] as const, minMs: 1 };
+  t.equal(backoffDelay(0, session, () => 0), 750);
+  t.equal(backoffDelay(0, session, () => 0.5), 1000);
+  t.equal(backoffDelay(5, session, () => 0.999999), 30_000, '±25 % never exceeds the cap');
+});
+
+t.test('isoSeconds: whole seconds, rounded down', async (t) => {
+  const { isoSeconds } = await import('../src/timers.js');
+  t.equal(isoSeconds(new Date('2026-01-02T03:04:05.999Z')), '2026-01-02T03:04:05Z');
+  t.equal(isoSeconds('Jan  2 03:04:05 2026 GMT'), '2026-01-02T03:04:05Z', 'an X509Certificate validTo string');
+  t.equal(isoSeconds(0), '1970-01-01T00:00:00Z');
+});

@@ -2,9 +2,10 @@
 // credential_process format. Flag-compatible with
 // `aws_signing_helper credential-process`.
 import { usageFor } from '../config/settings.js';
-import { formatExpiration, parseProfileArgs } from './profile-args.js';
+import { parseProfileArgs } from './profile-args.js';
 import { obtainCredentials } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
+import { isoSeconds } from '../timers.js';
 
 export const summary = 'print temporary credentials once, for credential_process in ~/.aws/config';
 
@@ -36,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
     AccessKeyId: creds.accessKeyId,
     SecretAccessKey: creds.secretAccessKey,
     SessionToken: creds.sessionToken,
-    Expiration: formatExpiration(creds.expiration),
+    Expiration: isoSeconds(creds.expiration),
   };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   return 0;

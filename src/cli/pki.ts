@@ -4,6 +4,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { parseFlags } from '../config/args.js';
 import { UserError } from '../errors.js';
 import { readPasswordFile } from '../identity/files.js';
+import { isoSeconds } from '../timers.js';
 import {
   DEFAULT_CA_DAYS,
   DEFAULT_CA_NAME,
@@ -85,10 +86,6 @@ function sh(value: string): string {
   return /^[A-Za-z0-9_./:=@%+-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;
 }
 
-function day(d: string): string {
-  return new Date(d).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 async function init(argv: string[]): Promise<number> {
   const { values, positionals } = parse(
     argv,
@@ -123,9 +120,9 @@ async function init(argv: string[]): Promise<number> {
   const { paths, ca, client } = result;
   const out = [
     `Created a CA and a client certificate in ${result.dir}:`,
-    `  ${paths.caCert}      CA certificate: ${ca.certificate.subject.replace(/\n/g, ', ')} (${result.caKeyLabel}, ${ca.signatureAlgorithm}, expires ${day(ca.certificate.validTo)})`,
+    `  ${paths.caCert}      CA certificate: ${ca.certificate.subject.replace(/\n/g, ', ')} (${result.caKeyLabel}, ${ca.signatureAlgorithm}, expires ${isoSeconds(ca.certificate.validTo)})`,
     `  ${paths.caKey}      CA private key (mode 0600) — keep it secret; anyone with it can mint trusted certificates`,
-    `  ${paths.clientCert}  client certificate: ${client.certificate.subject.replace(/\n/g, ', ')}, serial ${serialDecimal(client.certificate)} (${result.clientKeyLabel}, expires ${day(client.certificate.validTo)})`,
+    `  ${paths.clientCert}  client certificate: ${client.certificate.subject.replace(/\n/g, ', ')}, serial ${serialDecimal(client.certificate)} (${result.clientKeyLabel}, expires ${isoSeconds(client.certificate.validTo)})`,
     `  ${paths.clientKey}  client private key (mode 0600)`,
     '',
     `Trust anchor certificate (${paths.caCert}) — paste this into the trust anchor's certificate bundle:`,
@@ -223,7 +220,7 @@ async function issue(argv: string[]): Promise<number> {
   const c = result.cert.certificate;
   const out = [
     `Issued ${c.subject.replace(/\n/g, ', ')} by ${result.ca.certificate.subject.replace(/\n/g, ', ')}:`,
-    `  serial ${serialDecimal(c)}, ${result.keyLabel} key, ${result.cert.signatureAlgorithm}, valid until ${day(c.validTo)}`,
+    `  serial ${serialDecimal(c)}, ${result.keyLabel} key, ${result.cert.signatureAlgorithm}, valid until ${isoSeconds(c.validTo)}`,
     ...(result.csr ? [`  for the key in ${values.csr} (${result.csr.keyType}; the request's own signature verified; ${values.subject !== undefined ? 'subject from --subject' : 'its subject'})`] : []),
     `  ${result.certPath}  certificate`,
     ...(result.keyPath ? [`  ${result.keyPath}  private key (mode 0600)`] : []),

@@ -41,7 +41,3 @@ export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.P
   return { values, profile, help: false as const };
 }
 
-/** `YYYY-MM-DDTHH:MM:SSZ`: what botocore and the JS SDK parse strictly. */
-export function formatExpiration(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}

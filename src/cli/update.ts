@@ -6,9 +6,10 @@ import { validateProfileName } from '../credentials-file/ini.js';
 import { describeError, UserError } from '../errors.js';
 import { RolesAnywhereError } from '../rolesanywhere/errors.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
-import { formatExpiration, parseProfileArgs } from './profile-args.js';
+import { parseProfileArgs } from './profile-args.js';
 import { obtainCredentials, openPipeline, type PipelineTiming } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
+import { isoSeconds, MAX_TIMER_DELAY_MS } from '../timers.js';
 
 export const summary = 'write temporary credentials into ~/.aws/credentials and keep them fresh';
 
@@ -25,7 +26,7 @@ ${usageFor('update')}
 `;
 
 function log(line: string): void {
-  process.stderr.write(`${new Date().toISOString().replace(/\.\d{3}Z$/, 'Z')} update: ${line}\n`);
+  process.stderr.write(`${isoSeconds(new Date())} update: ${line}\n`);
 }
 
 function humanDelay(ms: number): string {
@@ -61,7 +62,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const write = async (creds: AwsCredentials): Promise<void> => {
     const res = await writeCredentialsProfile(path, target, creds);
-    log(`wrote profile [${target}] to ${res.path}${res.created ? ' (created)' : ''}; credentials expire at ${formatExpiration(creds.expiration)}`);
+    log(`wrote profile [${target}] to ${res.path}${res.created ? ' (created)' : ''}; credentials expire at ${isoSeconds(creds.expiration)}`);
   };
 
   if (once) {
@@ -81,7 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     let everSucceeded = false;
     let done = false;
     // The session's timers do not hold the process; this does, until a signal or a fatal error.
-    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const keepAlive = setInterval(() => undefined, MAX_TIMER_DELAY_MS);
     const finish = (err?: unknown) => {
       if (done) return;
       done = true;

@@ -3,7 +3,7 @@ import type { Identity } from '../identity/types.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
-import { clampDelay } from '../timers.js';
+import { backoffDelay, clampDelay } from '../timers.js';
 
 /** Gets fresh credentials for an identity (CreateSession). Must honour `signal`. */
 export type FetchCredentials = (identity: Identity, signal: AbortSignal) => Promise<AwsCredentials>;
@@ -469,10 +469,10 @@ export class CredentialSession {
     this.lastRefreshOutcome = 'failure';
     this.lastFailure = { message, reason, at: new Date(now) };
     this.failuresByReason.set(reason, (this.failuresByReason.get(reason) ?? 0) + 1);
-    const base = Math.min(this.backoffMaxMs, this.backoffInitialMs * 2 ** Math.min(this.consecutiveFailures, 30));
+    const step = this.consecutiveFailures;
     this.consecutiveFailures++;
     // Jitter: 75%..125% of the step, still capped.
-    const delay = Math.max(1, Math.min(this.backoffMaxMs, base * (0.75 + this.random() * 0.5)));
+    const delay = backoffDelay(step, { initialMs: this.backoffInitialMs, maxMs: this.backoffMaxMs, jitter: [0.75, 1.25], minMs: 1 }, this.random);
     this.schedule(delay);
     this.emit({ ok: false, error: err, retryInMs: delay });
     const c = this.creds;

@@ -11,6 +11,7 @@
 //   GET    /_emulator/issued    issued credentials without secrets (accessKeyId, expiration, serial, roleArn)
 //   POST   /_emulator/ratelimit {"perSecond": N, "burst": M}: the account's CreateSession quota (429 over it)
 //   DELETE /_emulator/ratelimit no quota
+import { certificateBlocks } from '../identity/pem.js';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
@@ -77,7 +78,6 @@ export interface Emulator {
   close(): Promise<void>;
 }
 
-const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g;
 const MAX_BODY = 64 * 1024;
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 
@@ -89,7 +89,7 @@ const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost)$/;
 export function parseCaPems(pems: string[]): X509Certificate[] {
   const out: X509Certificate[] = [];
   for (const pem of pems) {
-    const blocks = pem.match(PEM_CERT) ?? [];
+    const blocks = certificateBlocks(pem);
     if (blocks.length === 0) throw new UserError('not a PEM certificate (no -----BEGIN CERTIFICATE----- block)');
     for (const b of blocks) {
       let cert: X509Certificate;

@@ -128,11 +128,6 @@ export function requestId(): string {
   return randomUUID();
 }
 
-/** `2026-01-01T00:00:00Z`: whole seconds, as the service sends. */
-export function isoSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 export function recordCall(state: EmulatorState, call: CallRecord): void {
   const op = call.operation === 'CreateSession' ? state.stats.createSession : state.stats.sts;
   op.total += 1;
@@ -141,3 +136,5 @@ export function recordCall(state: EmulatorState, call: CallRecord): void {
   state.stats.calls.push(call);
   if (state.stats.calls.length > MAX_CALL_LOG) state.stats.calls.splice(0, state.stats.calls.length - MAX_CALL_LOG);
 }
+
+export { isoSeconds } from '../timers.js';

@@ -87,3 +87,8 @@ export const KEY_LABELS = new Set([
   'DSA PRIVATE KEY',
   'OPENSSH PRIVATE KEY',
 ]);
+
+/** The PEM text of every CERTIFICATE block in `text`, in order (other blocks and text ignored). */
+export function certificateBlocks(text: string): string[] {
+  return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+}

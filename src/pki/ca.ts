@@ -3,6 +3,7 @@
  * certificates for IAM Roles Anywhere, and write them safely (all targets
  * checked before anything is written; private keys 0600; atomic renames).
  */
+import { certificateBlocks } from '../identity/pem.js';
 import { createPrivateKey, generateKeyPair, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { access, constants, lstat, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
@@ -312,10 +313,10 @@ export async function loadCa(caDir: string, now: Date = new Date()): Promise<Loa
   };
   const certBytes = await read(certPath, 'CA certificate ca.pem');
   const keyBytes = await read(keyPath, 'CA private key ca.key');
-  const block = certBytes.toString('utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/);
+  const block = certificateBlocks(certBytes.toString('utf8'))[0];
   let certificate: X509Certificate;
   try {
-    certificate = new X509Certificate(block ? block[0] : certBytes);
+    certificate = new X509Certificate(block ?? certBytes);
   } catch {
     throw new UserError(`${certPath} is not a PEM or DER certificate; it should hold the CA certificate written by \`pki init\``);
   }

@@ -1,3 +1,4 @@
+import { certificateBlocks } from '../identity/pem.js';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +24,7 @@ import {
 } from './transport.js';
 import type { AwsCredentials, SessionParameters } from './types.js';
 import { clampDelay } from '../timers.js';
+import { backoffDelay } from '../timers.js';
 
 export const DEFAULT_DURATION_SECONDS = 3600;
 
@@ -84,7 +86,7 @@ export async function loadCaBundle(path: string): Promise<string[]> {
       reason: 'invalid_ca_bundle',
     });
   }
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  const blocks = certificateBlocks(text);
   if (blocks.length === 0) {
     throw new UserError(`--ca-bundle ${path} contains no PEM certificate: give a file of -----BEGIN CERTIFICATE----- blocks`, {
       reason: 'invalid_ca_bundle',
@@ -317,8 +319,7 @@ export class RolesAnywhereClient {
           }
           throw error;
         }
-        const cap = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-        const delayMs = Math.max(minDelay, Math.floor(random() * cap));
+        const delayMs = backoffDelay(attempt - 1, { initialMs: baseDelayMs, maxMs: maxDelayMs, jitter: [0, 1], minMs: minDelay }, random);
         o.onRetry?.({ attempt, maxAttempts, delayMs, error });
         if (delayMs > 0) {
           try {

@@ -10,7 +10,7 @@ import { RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
 
 export type { ServedProfile, ServerState } from './state.js';
-export { BodyCache, formatExpiration, roleNameOf } from './credential-routes.js';
+export { BodyCache, roleNameOf } from './credential-routes.js';
 
 export interface AppOptions {
   getState: () => ServerState;

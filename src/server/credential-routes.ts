@@ -34,6 +34,7 @@ import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { parseTtl, type ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
+import { isoSeconds } from '../timers.js';
 
 /** An answer that refuses the request: HTTP status and the endpoint's `{Code, Message}`. */
 export interface Refusal {
@@ -208,11 +209,6 @@ export function defaultSurface(tokens: ImdsTokenStore): CredentialSurface {
 
 // ---- bodies ---------------------------------------------------------------------------------
 
-/** `YYYY-MM-DDTHH:MM:SSZ` (no fractional seconds; rounded down). */
-export function formatExpiration(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /** Last path segment of a role ARN (`arn:aws:iam::1:role/path/Name` → `Name`). */
 export function roleNameOf(roleArn: string): string {
   const resource = roleArn.split(':').slice(5).join(':');
@@ -225,7 +221,7 @@ function containerBody(c: AwsCredentials): string {
     AccessKeyId: c.accessKeyId,
     SecretAccessKey: c.secretAccessKey,
     Token: c.sessionToken,
-    Expiration: formatExpiration(c.expiration),
+    Expiration: isoSeconds(c.expiration),
   };
   if (c.accountId) body.AccountId = c.accountId;
   body.RoleArn = c.roleArn;
@@ -235,12 +231,12 @@ function containerBody(c: AwsCredentials): string {
 function imdsBody(c: AwsCredentials, lastUpdated: Date): string {
   return JSON.stringify({
     Code: 'Success',
-    LastUpdated: formatExpiration(lastUpdated),
+    LastUpdated: isoSeconds(lastUpdated),
     Type: 'AWS-HMAC',
     AccessKeyId: c.accessKeyId,
     SecretAccessKey: c.secretAccessKey,
     Token: c.sessionToken,
-    Expiration: formatExpiration(c.expiration),
+    Expiration: isoSeconds(c.expiration),
   });
 }
 

@@ -4,9 +4,10 @@
 // paths so that kubelet probes and Prometheus can reach them from outside the pod
 // while the credential routes stay on loopback.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { errorBody, formatExpiration, hostRefusal } from './credential-routes.js';
+import { errorBody, hostRefusal } from './credential-routes.js';
 import { renderMetrics, type RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
+import { isoSeconds } from '../timers.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -31,7 +32,7 @@ export function readiness(state: ServerState, reasons: boolean): { status: 200 |
   for (const [name, p] of state.profiles) {
     const found = p.session.lookup();
     if (found.ok) {
-      profiles[name] = { ready: true, expiration: formatExpiration(found.credentials.expiration) };
+      profiles[name] = { ready: true, expiration: isoSeconds(found.credentials.expiration) };
       continue;
     }
     profiles[name] = reasons ? { ready: false, reason: found.message } : { ready: false };
