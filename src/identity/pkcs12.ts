@@ -11,19 +11,7 @@ import { child, DerError, expect, parseDer, readOctets, readOid, readSmallIntege
 import { HASH_OIDS } from './x509-fields.js';
 import { PASSWORD_HINT } from './keys.js';
 import { bmpPassword, pkcs12KdfAsync } from './pkcs12-kdf.js';
-
-const OID = {
-  data: '1.2.840.113549.1.7.1',
-  encryptedData: '1.2.840.113549.1.7.6',
-  keyBag: '1.2.840.113549.1.12.10.1.1',
-  shroudedKeyBag: '1.2.840.113549.1.12.10.1.2',
-  certBag: '1.2.840.113549.1.12.10.1.3',
-  safeContentsBag: '1.2.840.113549.1.12.10.1.6',
-  x509Certificate: '1.2.840.113549.1.9.22.1',
-  pbes2: '1.2.840.113549.1.5.13',
-  pbkdf2: '1.2.840.113549.1.5.12',
-  pbmac1: '1.2.840.113549.1.5.14',
-};
+import { OID } from '../asn1/oids.js';
 
 const PKCS12_PBE: Record<string, { cipher: string; keyLen: number; ivLen: number; rc2Bits?: number }> = {
   '1.2.840.113549.1.12.1.3': { cipher: 'des-ede3-cbc', keyLen: 24, ivLen: 8 },
@@ -242,7 +230,7 @@ async function walkBags(safeContents: Buffer, pw: Password, out: Pkcs12Contents,
       case OID.keyBag:
         out.keys.push(createPrivateKey({ key: value.raw, format: 'der', type: 'pkcs8' }));
         break;
-      case OID.shroudedKeyBag: {
+      case OID.pkcs8ShroudedKeyBag: {
         const alg = expect(value.children[0], TAG.SEQUENCE, 'key encryption algorithm');
         const encrypted = readOctets(expect(value.children[1], TAG.OCTET_STRING, 'encrypted key'));
         const plain = await decrypt(alg, encrypted, pw, budget);

@@ -1,6 +1,7 @@
 // Reads the TBSCertificate fields that Node's X509Certificate does not expose
 // (version, signature algorithm, basicConstraints, keyUsage bits) from DER.
 import { child, DerError, expect, parseDer, readBitString, readInteger, readOctets, readOid, readTime, TAG, type Asn1 } from '../asn1/reader.js';
+import { OID } from '../asn1/oids.js';
 
 export const KEY_USAGE_BITS = [
   'digitalSignature',
@@ -157,7 +158,7 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
         valueNode = ext.children[2];
       }
       const value = readOctets(expect(valueNode, TAG.OCTET_STRING, 'extension value'));
-      if (oid === '2.5.29.19') {
+      if (oid === OID.basicConstraints) {
         const seq = expect(parseDer(value), TAG.SEQUENCE, 'basicConstraints');
         let ca = false;
         let pathLen: number | undefined;
@@ -166,7 +167,7 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
           else if (c.tag === TAG.INTEGER) pathLen = Number(readInteger(c));
         }
         fields.basicConstraints = pathLen === undefined ? { ca, critical } : { ca, pathLen, critical };
-      } else if (oid === '2.5.29.15') {
+      } else if (oid === OID.keyUsage) {
         const { bytes } = readBitString(parseDer(value));
         const usages = new Set<KeyUsageName>();
         KEY_USAGE_BITS.forEach((name, bit) => {
@@ -174,7 +175,7 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
           if (byte !== undefined && byte & (0x80 >> (bit & 7))) usages.add(name);
         });
         fields.keyUsage = { usages, critical };
-      } else if (oid === '2.5.29.37') {
+      } else if (oid === OID.extKeyUsage) {
         const seq = expect(parseDer(value), TAG.SEQUENCE, 'extendedKeyUsage');
         fields.extendedKeyUsage = seq.children.map(readOid);
       }

@@ -21,6 +21,7 @@ import {
 import { decodeOid, readChildren, readElement } from '../asn1/reader.js';
 import { KEY_USAGE_BITS, type KeyUsageName } from '../identity/x509-fields.js';
 import { encodeName, parseSubject, type NameAttribute } from './name.js';
+import { OID } from '../asn1/oids.js';
 
 // keyUsage names and their bits (RFC 5280 §4.2.1.3) are the reader's table, KEY_USAGE_BITS.
 export type { KeyUsageName };
@@ -32,22 +33,6 @@ export const EXTENDED_KEY_USAGES = {
   emailProtection: '1.3.6.1.5.5.7.3.4',
 } as const;
 export type ExtendedKeyUsageName = keyof typeof EXTENDED_KEY_USAGES;
-
-const OID = {
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectKeyIdentifier: '2.5.29.14',
-  authorityKeyIdentifier: '2.5.29.35',
-  sha256WithRSA: '1.2.840.113549.1.1.11',
-  ecdsaWithSha256: '1.2.840.10045.4.3.2',
-  ecdsaWithSha384: '1.2.840.10045.4.3.3',
-  ecdsaWithSha512: '1.2.840.10045.4.3.4',
-  // FIPS 204 / RFC 9881: the key's and the signature's OID; AlgorithmIdentifier without parameters.
-  mlDsa44: '2.16.840.1.101.3.4.3.17',
-  mlDsa65: '2.16.840.1.101.3.4.3.18',
-  mlDsa87: '2.16.840.1.101.3.4.3.19',
-} as const;
 
 export interface SignatureAlgorithm {
   /** Digest for crypto.sign; null for ML-DSA, which signs the message itself. */

@@ -8,21 +8,7 @@
 import { createCipheriv, createHash, createHmac, pbkdf2Sync, randomBytes, type KeyObject, type X509Certificate } from 'node:crypto';
 import { pkcs12Kdf } from '../identity/pkcs12-kdf.js';
 import { algorithm, bmpString, explicit, implicit, integer, nullValue, octetString, oid, sequence, set } from '../asn1/encoder.js';
-
-const OID = {
-  data: '1.2.840.113549.1.7.1',
-  encryptedData: '1.2.840.113549.1.7.6',
-  pkcs8ShroudedKeyBag: '1.2.840.113549.1.12.10.1.2',
-  certBag: '1.2.840.113549.1.12.10.1.3',
-  x509Certificate: '1.2.840.113549.1.9.22.1',
-  friendlyName: '1.2.840.113549.1.9.20',
-  localKeyId: '1.2.840.113549.1.9.21',
-  pbes2: '1.2.840.113549.1.5.13',
-  pbkdf2: '1.2.840.113549.1.5.12',
-  hmacWithSHA256: '1.2.840.113549.2.9',
-  aes256Cbc: '2.16.840.1.101.3.4.1.42',
-  sha256: '2.16.840.1.101.3.4.2.1',
-} as const;
+import { OID } from '../asn1/oids.js';
 
 /** OpenSSL 3's PKCS12_DEFAULT_ITER. */
 export const DEFAULT_ITERATIONS = 2048;
