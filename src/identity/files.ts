@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { userInfo } from 'node:os';
 import { UserError } from '../errors.js';
@@ -122,17 +122,13 @@ export const MAX_FILE_BYTES: Partial<Record<FileRole, number>> = {
  */
 export async function readInputFile(path: string, role: FileRole, opts: { maxBytes?: number } = {}): Promise<Buffer> {
   let data: Buffer;
-  opts = { maxBytes: MAX_FILE_BYTES[role], ...opts };
+  const maxBytes = opts.maxBytes ?? MAX_FILE_BYTES[role];
   try {
-    const tooLarge = (size: number) =>
-      new UserError(`${path}: ${role} file is ${size} bytes, more than the ${opts.maxBytes} a ${role} file can be; check the path`, { reason: 'file_too_large' });
-    if (opts.maxBytes !== undefined) {
-      const size = (await stat(path)).size;
-      if (size > opts.maxBytes) throw tooLarge(size);
-    }
-    data = await readFile(path);
-    // (A file that grew between stat and read, or a pipe, is caught here.)
-    if (opts.maxBytes !== undefined && data.length > opts.maxBytes) throw tooLarge(data.length);
+    const tooLarge = (size: number | undefined) =>
+      new UserError(`${path}: ${role} file is ${size === undefined ? `more than the ${maxBytes} bytes` : `${size} bytes, more than the ${maxBytes}`} a ${role} file can be; check the path`, {
+        reason: 'file_too_large',
+      });
+    data = maxBytes === undefined ? await readFile(path) : await readAtMost(path, maxBytes, tooLarge);
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw fileError(path, role, err);
@@ -141,6 +137,32 @@ export async function readInputFile(path: string, role: FileRole, opts: { maxByt
     throw new UserError(`${path}: ${role} file is empty`, { reason: 'file_empty' });
   }
   return data;
+}
+
+/**
+ * Reads at most `max` + 1 bytes: a file whose size says it is too large is
+ * refused before reading; one that grew since, a pipe, or a device with no
+ * size (/dev/zero) is refused once more than `max` bytes have come, so no
+ * path can make this read more than that into memory.
+ */
+async function readAtMost(path: string, max: number, tooLarge: (size: number | undefined) => Error): Promise<Buffer> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    if (size > max) throw tooLarge(size);
+    const chunks: Buffer[] = [];
+    let got = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(Math.max(size + 1, 16 * 1024), max + 1 - got));
+      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) return Buffer.concat(chunks, got);
+      chunks.push(chunk.subarray(0, bytesRead));
+      got += bytesRead;
+      if (got > max) throw tooLarge(undefined); // grew, or a pipe or device: its real size is unknown
+    }
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 /**

@@ -6,10 +6,9 @@
 // message naming the source.
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { open } from 'node:fs/promises';
 import type { JSONWebKeySet } from 'jose';
 import { UserError } from '../errors.js';
-import { fileError, type FileRole } from '../identity/files.js';
+import { readInputFile } from '../identity/files.js';
 
 /** Largest JWKS document accepted (file or HTTP body). */
 export const MAX_JWKS_BYTES = 256 * 1024;
@@ -21,30 +20,6 @@ const MAX_AUX_FILE_BYTES = 256 * 1024;
 const FETCH_TIMEOUT_MS = 5_000;
 
 export type JwksConfig = { file: string } | { url: string; caFile?: string; tokenFile?: string };
-
-/** Reads a file, refusing one larger than `max` bytes before reading it whole. */
-export async function readCappedFile(path: string, role: FileRole, max: number): Promise<Buffer> {
-  let fh;
-  try {
-    fh = await open(path, 'r');
-  } catch (err) {
-    throw fileError(path, role, err);
-  }
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new UserError(`${path}: expected the ${role} file, found something else (directory or device)`, { reason: 'file_unreadable' });
-    if (st.size > max) throw new UserError(`${path}: ${role} file is ${st.size} bytes, over the ${max}-byte limit; is it the right file?`, { reason: 'file_too_large' });
-    const buf = Buffer.alloc(Math.min(st.size, max) + 1);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
-    if (bytesRead > max) throw new UserError(`${path}: ${role} file grew over the ${max}-byte limit while being read`, { reason: 'file_too_large' });
-    return buf.subarray(0, bytesRead);
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    throw fileError(path, role, err);
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
-}
 
 /** Parses and checks a JWKS document; `where` names its source in messages. */
 export function parseJwks(text: string, where: string): JSONWebKeySet {
@@ -95,7 +70,7 @@ function get(url: URL, headers: Record<string, string>, ca: Buffer | undefined):
 /** Fetches the key set once from its configured source. */
 export async function fetchJwks(config: JwksConfig): Promise<JSONWebKeySet> {
   if ('file' in config) {
-    const data = await readCappedFile(config.file, 'JWKS', MAX_JWKS_BYTES);
+    const data = await readInputFile(config.file, 'JWKS', { maxBytes: MAX_JWKS_BYTES });
     return parseJwks(data.toString('utf8'), config.file);
   }
   const url = new URL(config.url);
@@ -103,11 +78,11 @@ export async function fetchJwks(config: JwksConfig): Promise<JSONWebKeySet> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (config.tokenFile) {
     // The agent's own projected service-account token: re-read each time (kubelet rotates it).
-    const token = (await readCappedFile(config.tokenFile, 'bearer token', MAX_AUX_FILE_BYTES)).toString('utf8').trim();
+    const token = (await readInputFile(config.tokenFile, 'bearer token', { maxBytes: MAX_AUX_FILE_BYTES })).toString('utf8').trim();
     if (!token) throw new UserError(`${config.tokenFile}: bearer token file is empty`, { reason: 'file_empty' });
     headers.authorization = `Bearer ${token}`;
   }
-  const ca = config.caFile ? await readCappedFile(config.caFile, 'CA certificate', MAX_AUX_FILE_BYTES) : undefined;
+  const ca = config.caFile ? await readInputFile(config.caFile, 'CA certificate', { maxBytes: MAX_AUX_FILE_BYTES }) : undefined;
   let res: { status: number; body: string };
   try {
     res = await get(url, headers, ca);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadIdentity, readPasswordFile } from '../../src/identity/load.js';
 import { MAX_FILE_BYTES } from '../../src/identity/files.js';
+import { fetchJwks } from '../../src/podidentity/jwks.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { daemonConfig, httpRequest, profileFor, ROLE_ARN } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
@@ -29,6 +30,20 @@ t.test('each identity file has a cap, checked before reading', async (t) => {
   const empty = join(dir, 'empty-pass');
   await writeFile(empty, '');
   t.equal(await readPasswordFile(empty), '', 'an empty password file is still an empty password');
+});
+
+t.test('a device without a size (/dev/zero) is read only up to the cap, then refused', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'caps-device');
+  await t.rejects(loadIdentity({ certificate: '/dev/zero', privateKey: leaf.keyPath }), {
+    message: /^\/dev\/zero: certificate file is more than the 262144 bytes a certificate file can be; check the path/,
+    reason: 'file_too_large',
+  });
+  await t.rejects(loadIdentity({ certificate: leaf.certPath, privateKey: '/dev/zero' }), { message: /private key file is more than the 65536 bytes/ });
+  await t.rejects(readPasswordFile('/dev/zero', '--key-password-file'), { message: /^--key-password-file \/dev\/zero: password file is more than the 4096 bytes/ });
+  await t.rejects(fetchJwks({ file: '/dev/zero' }), { message: /^\/dev\/zero: JWKS file is more than the 262144 bytes/, reason: 'file_too_large' });
+  await t.rejects(fetchJwks({ file: dir }), { message: /is a directory, expected the JWKS file/ });
 });
 
 t.test('a running daemon refuses an oversized replacement and keeps serving its identity', async (t) => {
