@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, pinningAvailable } from './load.js';
 import {
-  ARNS, CLI, cpuMs, ROLE_NAME, ROOT, fmt, freePort, httpRequest, imdsToken, installCleanup, makeCA, makeLeaf, median, openssl,
+  ARNS, CLI, cpuMs, NODE_FLAGS, ROLE_NAME, ROOT, fmt, freePort, httpRequest, imdsToken, installCleanup, makeCA, makeLeaf, median, openssl,
   readyz, rssKb, rssSlopeLastHalf, sampleRss, sleep, spawnDaemon, spawnEmulator, spawnTracked, spread, stop, table, tempDir,
   waitForOutput, waitUntil, writeDaemonConfig,
 } from './lib.js';
@@ -42,7 +42,7 @@ const { values: args } = parseArgs({
 });
 if (args.help) {
   process.stdout.write(
-    'Usage: npm run bench [-- --quick] [-- --only ready,http,rss,signing,scaling] [-- --out FILE]\n' +
+    'Usage: npm run bench [-- --quick] [-- --only ready,http,rss,modules,signing,scaling] [-- --out FILE]\n' +
       '  ready: [--sea FILE] also time the single-file executable (npm run build:sea)\n' +
       '  [--generator wrk|autocannon] load generator (default wrk, installed if missing; autocannon is the fallback)\n' +
       '  [--pin auto|on|off] pin the servers to CPU 0 and wrk to CPU 1 with taskset (auto: when taskset exists and there are ≥ 2 CPUs)\n' +
@@ -54,7 +54,7 @@ if (args.help) {
   process.exit(0);
 }
 const QUICK = args.quick;
-const PARTS = new Set((args.only ?? 'ready,http,rss,signing,scaling').split(','));
+const PARTS = new Set((args.only ?? 'ready,http,rss,modules,signing,scaling').split(','));
 
 const P = QUICK
   ? { readyRuns: 3, rounds: 2, roundSeconds: 2, warmupSeconds: 1, rssRequests: 60_000, signSeconds: 0.3, dgstRuns: 3, scaleSizes: [1, 50], lifetime: 12, startupObserve: 8, outage: 3, recoveryObserve: 6 }
@@ -334,6 +334,25 @@ async function benchRss() {
   await stop(bare.proc);
 }
 
+// ---- 3b. what each module costs ------------------------------------------------------------------
+
+/** RSS cost of each production dependency alone, and of serve's modules in load order (bench/module-rss.js). */
+async function benchModules() {
+  const { execFile } = await import('node:child_process');
+  const measure = (specs) =>
+    new Promise((resolve, reject) =>
+      execFile(process.execPath, ['--expose-gc', ...NODE_FLAGS, join(ROOT, 'bench', 'module-rss.js'), ...specs], { cwd: ROOT }, (err, stdout) => (err ? reject(err) : resolve(JSON.parse(stdout)))),
+    );
+  const deps = Object.keys(JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')).dependencies);
+  results.modules = { alone: {}, serveOrder: undefined };
+  for (const dep of deps) {
+    log(`modules: ${dep}`);
+    results.modules.alone[dep] = (await measure([dep])).steps[0].kb;
+  }
+  // What `serve` loads, in its order, each step on top of the previous ones.
+  results.modules.serveOrder = await measure(['node:http', 'node:https', 'dist/config/load.js', 'yaml', 'dist/log.js', 'dist/identity/load.js', 'dist/rolesanywhere/client.js', 'dist/server/daemon.js', 'dist/cli/serve.js', 'fastify', 'jose']);
+}
+
 // ---- 4. signing --------------------------------------------------------------------------------
 
 async function benchSigning() {
@@ -483,6 +502,7 @@ const started = Date.now();
 if (PARTS.has('ready')) await benchReady();
 if (PARTS.has('http')) await benchHttp();
 if (PARTS.has('rss')) await benchRss();
+if (PARTS.has('modules')) await benchModules();
 if (PARTS.has('signing')) await benchSigning();
 if (PARTS.has('scaling')) await benchScaling();
 await stop(emu.proc);
@@ -533,6 +553,14 @@ if (results.rss) {
     ['non-2xx + errors', String(r.non2xx + r.errors), '', '', '0'],
   ]));
 }
+if (results.modules) {
+  const mb = (kb) => fmt(kb / 1024, 1);
+  const rows = Object.entries(results.modules.alone).map(([dep, kb]) => [dep, mb(kb.rss), mb(kb.anon), mb(kb.file)]);
+  out.push('', `What each production dependency costs alone (RSS after a full GC, on top of bare Node ${NODE_FLAGS.join(' ')}; MB)`, table(['module', 'RSS', 'anon', 'file (Node binary pages)'], rows));
+  const so = results.modules.serveOrder;
+  out.push('', `serve's modules in load order, each on top of the previous (fastify and jose last: loaded only on first use / with podIdentity); base ${mb(so.base.rss)} MB`,
+    table(['module', 'RSS', 'anon', 'file'], so.steps.map((x) => [x.spec, mb(x.kb.rss), mb(x.kb.anon), mb(x.kb.file)])));
+}
 if (results.signing) {
   const rows = Object.entries(results.signing).map(([k, s]) => [k, fmt(s.nodeSignX509RequestUs), fmt(s.nodeCryptoSignUs), fmt(s.opensslSpeedPerOpUs), fmt(s.opensslDgstPerProcessUs, 0), fmt(s.ratioVsOpensslPerOp, 2), fmt(s.ratioVsOpensslProcess, 4), s.sameSignatureAsOpenssl === 'verified' ? 'openssl verifies ours' : String(s.sameSignatureAsOpenssl)]);
   out.push('', 'Signing one CreateSession (µs per signature)', table(['key', 'signX509Request', 'crypto.sign only', 'openssl speed/op', 'openssl dgst process', 'ratio vs openssl op', 'ratio vs process', 'vs openssl'], rows));
@@ -550,6 +578,11 @@ if (results.scaling) {
   ]);
   out.push('', `Scaling (limiter ${LIMITS.maxConcurrent ?? 'default 4'} in flight, ${LIMITS.maxCallsPerSecond ?? 'default 10'} calls/s; lifetime ${P.lifetime} s, start-up window ${P.startupObserve} s, outage ${P.outage} s of 503s, recovery window ${P.recoveryObserve} s; CreateSession calls max-in-1s / mean-per-s)`,
     table(['profiles', 'ready ms', 'RSS MB ready+1s / end', 'start-up max/mean', 'calls in outage', 'recovery max/mean', 'ready again ms', 'note'], rows));
+  const big = results.scaling.sizes[1000];
+  if (big?.rssKb !== undefined) {
+    const worst = Math.max(big.rssKb, big.rssAfterKb ?? 0) / 1024;
+    out.push(`1000 profiles: RSS ${fmt(big.rssKb / 1024)} MB at ready, ${fmt((big.rssAfterKb ?? NaN) / 1024)} MB at the end (target ≤ ${TARGETS.rss1000Mb} MB: ${target(worst <= TARGETS.rss1000Mb)})`);
+  }
 }
 out.push('', `total ${fmt(results.totalSeconds, 0)} s; JSON written to ${args.out}`);
 await writeFile(args.out, JSON.stringify(results, null, 2) + '\n');
