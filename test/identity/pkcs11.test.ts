@@ -85,6 +85,12 @@ async function main(): Promise<void> {
     const s2 = await open(`${base};object=p384?pin-source=file:${pinFile}`, { pkcs11Lib: tok.module });
     t.ok(verify('sha256', Buffer.from('x'), { key: certs.p384!.publicKey, dsaEncoding: 'der' }, await s2.sign(Buffer.from('x'))));
     await s2.close!();
+    // The pin-source file is read like any password file: capped, and named when missing.
+    await t.rejects(open(`${base};object=p384?pin-source=file:/dev/zero`, { pkcs11Lib: tok.module }), {
+      message: /^pin-source \/dev\/zero: password file is more than the 4096 bytes/,
+      reason: 'file_too_large',
+    });
+    await t.rejects(open(`${base};object=p384?pin-source=${join(dir, 'no-pin')}`, { pkcs11Lib: tok.module }), { message: /^pin-source \/.*no-pin: password file not found/ });
   });
 
   t.test('the certificate comes from the token, the key found by its CKA_ID', async (t) => {

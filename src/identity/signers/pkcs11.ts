@@ -24,7 +24,7 @@
 // session keeps serving its cached credentials. A refused PIN is never tried
 // again by this process, so a retry loop cannot lock the token.
 import { createHash, createPublicKey, randomBytes, verify as cryptoVerify, X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +32,7 @@ import { isMainThread, parentPort, Worker, workerData } from 'node:worker_thread
 import { UserError } from '../../errors.js';
 import { integer, nullValue, octetString, oid, sequence } from '../../asn1/encoder.js';
 import { decodeOid, parseDer, TAG } from '../../asn1/reader.js';
-import { fileError } from '../files.js';
+import { fileError, readPasswordFile } from '../files.js';
 import { describeKeyType, spkiOf } from '../keys.js';
 import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from '../pkcs11-uri.js';
 import type { KeySourceOptions, SourceCertificate } from '../key-sources.js';
@@ -285,7 +285,7 @@ interface Pin {
 }
 
 /** The PIN: the URI's pin-value, else its pin-source file, else the option (--pkcs11-pin-file / ROLESANYWHERE_PKCS11_PIN). */
-function resolvePin(uri: Pkcs11Uri, spec: string, options: Pkcs11Options): Pin | undefined {
+async function resolvePin(uri: Pkcs11Uri, spec: string, options: Pkcs11Options): Promise<Pin | undefined> {
   if (uri.pinValue !== undefined && uri.pinSource !== undefined) {
     throw new UserError(`${redactPkcs11Uri(spec)}: give either pin-value or pin-source, not both`, { reason: 'pkcs11_uri' });
   }
@@ -302,13 +302,7 @@ function resolvePin(uri: Pkcs11Uri, spec: string, options: Pkcs11Options): Pin |
     if (!path.startsWith('/')) {
       throw new UserError(`${redactPkcs11Uri(spec)}: pin-source must be an absolute path or a file: URI, got ${uri.pinSource}`, { reason: 'pkcs11_uri' });
     }
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      throw fileError(`pin-source ${path}`, 'password', err);
-    }
-    return { value: text.replace(/\r?\n$/, ''), origin: `pin-source ${path}` };
+    return { value: await readPasswordFile(path, 'pin-source'), origin: `pin-source ${path}` };
   }
   if (options.pkcs11Pin !== undefined) return { value: options.pkcs11Pin, origin: options.pkcs11PinOrigin ?? 'the configured PIN' };
   return undefined;
@@ -894,7 +888,7 @@ interface Context {
 async function onModule<T>(spec: string, options: Pkcs11Options, what: 'key' | 'certificate', keep: boolean, fn: (c: Context) => Promise<T>): Promise<T> {
   const uri = parsePkcs11Uri(spec);
   const query = keyQuery(uri, spec, what);
-  const pin = resolvePin(uri, spec, options);
+  const pin = await resolvePin(uri, spec, options);
   const { path, origin } = resolveModule(uri, spec, options);
   const module = moduleFor(path, origin);
   module.users++;
