@@ -95,6 +95,12 @@ export interface CertificateFields {
   extendedKeyUsage?: string[];
   /** Extension OIDs, in order. */
   extensions: string[];
+  /** Each extension's criticality and extnValue contents (the DER inside the OCTET STRING), by OID. */
+  extensionValues: Map<string, { critical: boolean; value: Buffer }>;
+  /** The subject Name exactly as encoded (the issuer Name of certificates it signs). */
+  subjectName: Buffer;
+  /** The subjectKeyIdentifier extension's key id, when present. */
+  subjectKeyIdentifier?: Buffer;
   /** Size of the whole certificate in DER bytes. */
   derLength: number;
 }
@@ -134,6 +140,7 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
   }
   const serial = readInteger(child(tbs, i, 'serialNumber'));
   const validity = expect(tbs.children[i + 3], TAG.SEQUENCE, 'validity');
+  const subject = expect(tbs.children[i + 4], TAG.SEQUENCE, 'subject');
   const spki = expect(tbs.children[i + 5], TAG.SEQUENCE, 'subjectPublicKeyInfo');
   const fields: CertificateFields = {
     version,
@@ -143,6 +150,8 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
     notAfter: readTime(child(validity, 1, 'notAfter')),
     spki: spki.raw,
     extensions: [],
+    extensionValues: new Map(),
+    subjectName: subject.raw,
     derLength: cert.raw.length,
   };
   const extsWrapper = tbs.children.slice(i + 6).find((c) => c.tag === 0xa3);
@@ -158,7 +167,11 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
         valueNode = ext.children[2];
       }
       const value = readOctets(expect(valueNode, TAG.OCTET_STRING, 'extension value'));
-      if (oid === OID.basicConstraints) {
+      fields.extensionValues.set(oid, { critical, value });
+      if (oid === OID.subjectKeyIdentifier) {
+        const inner = parseDer(value);
+        if (inner.tag === TAG.OCTET_STRING) fields.subjectKeyIdentifier = Buffer.from(inner.value);
+      } else if (oid === OID.basicConstraints) {
         const seq = expect(parseDer(value), TAG.SEQUENCE, 'basicConstraints');
         let ca = false;
         let pathLen: number | undefined;

@@ -18,7 +18,9 @@ import {
   time,
   TAG,
 } from '../asn1/encoder.js';
-import { decodeOid, readChildren, readElement } from '../asn1/reader.js';
+import { readChildren, readElement } from '../asn1/reader.js';
+import { toPem } from '../identity/pem.js';
+import { parseCertificateFields } from '../identity/x509-fields.js';
 import { KEY_USAGE_BITS, type KeyUsageName } from '../identity/x509-fields.js';
 import { encodeName, parseSubject, type NameAttribute } from './name.js';
 import { OID } from '../asn1/oids.js';
@@ -78,13 +80,8 @@ export function keyIdentifier(key: KeyObject): Buffer {
   return createHash('sha1').update(subjectPublicKey.content.subarray(1)).digest();
 }
 
-export function toPem(der: Buffer, label = 'CERTIFICATE'): string {
-  const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
-  return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
-}
-
 /** Fields read straight from a certificate's DER (what X509Certificate does not expose). */
-export interface CertificateFields {
+export interface IssuerFields {
   /** The subject Name exactly as encoded (used as the issuer of certificates it signs). */
   subjectName: Buffer;
   /** The subjectKeyIdentifier extension's key id, when present. */
@@ -93,33 +90,10 @@ export interface CertificateFields {
   extensions: Map<string, { critical: boolean; value: Buffer }>;
 }
 
-export function readCertificateFields(der: Buffer): CertificateFields {
-  const [tbs] = readChildren(readElement(der).content);
-  if (!tbs || tbs.tag !== TAG.SEQUENCE) throw new RangeError('malformed certificate');
-  const fields = readChildren(tbs.content);
-  let i = fields[0]?.tag === 0xa0 ? 1 : 0; // [0] version
-  i += 3; // serialNumber, signature, issuer
-  i += 1; // validity
-  const subject = fields[i];
-  if (!subject || subject.tag !== TAG.SEQUENCE) throw new RangeError('malformed certificate subject');
-  const extensions = new Map<string, { critical: boolean; value: Buffer }>();
-  const extField = fields.find((f) => f.tag === 0xa3);
-  let subjectKeyIdentifier: Buffer | undefined;
-  if (extField) {
-    const [list] = readChildren(extField.content);
-    for (const ext of readChildren(list?.content ?? Buffer.alloc(0))) {
-      const parts = readChildren(ext.content);
-      const id = decodeOid(parts[0]!.content);
-      const critical = parts.length === 3 && parts[1]!.tag === TAG.BOOLEAN && parts[1]!.content[0] !== 0;
-      const value = parts[parts.length - 1]!.content;
-      extensions.set(id, { critical, value });
-      if (id === OID.subjectKeyIdentifier) {
-        const inner = readElement(value);
-        if (inner.tag === TAG.OCTET_STRING) subjectKeyIdentifier = Buffer.from(inner.content);
-      }
-    }
-  }
-  return { subjectName: Buffer.from(subject.raw), subjectKeyIdentifier, extensions };
+/** The issuer-side view of the one certificate-field reader (identity/x509-fields.ts). */
+export function readCertificateFields(der: Buffer): IssuerFields {
+  const f = parseCertificateFields(der);
+  return { subjectName: Buffer.from(f.subjectName), subjectKeyIdentifier: f.subjectKeyIdentifier, extensions: f.extensionValues };
 }
 
 export interface CertificateSpec {
@@ -220,5 +194,5 @@ export function createCertificate(spec: CertificateSpec): BuiltCertificate {
     // The private key does not belong to the issuer certificate.
     throw new RangeError('the signing key does not match the issuer certificate');
   }
-  return { der, pem: toPem(der), certificate, signatureAlgorithm: sigAlg.name };
+  return { der, pem: toPem('CERTIFICATE', der), certificate, signatureAlgorithm: sigAlg.name };
 }
