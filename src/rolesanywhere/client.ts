@@ -1,6 +1,6 @@
 import { certificateBlocks } from '../identity/pem.js';
+import { readInputFile } from '../identity/files.js';
 import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
 import { UserError } from '../errors.js';
@@ -79,12 +79,10 @@ function oneLineName(name: string): string {
 export async function loadCaBundle(path: string): Promise<string[]> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = (await readInputFile(path, 'CA certificate')).toString('utf8');
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new UserError(`--ca-bundle ${path} cannot be read (${code}): give the path of a PEM file of CA certificates`, {
-      reason: 'invalid_ca_bundle',
-    });
+    if (!(err instanceof UserError)) throw err;
+    throw new UserError(`--ca-bundle ${err.message}; give the path of a PEM file of CA certificates`, { reason: 'invalid_ca_bundle', cause: err });
   }
   const blocks = certificateBlocks(text);
   if (blocks.length === 0) {

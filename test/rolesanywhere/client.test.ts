@@ -238,7 +238,9 @@ t.test('TLS: works with --ca-bundle, fails clearly without, --no-verify-ssl skip
 
   const err3 = await rejection(createSession(identity, params, { ...fast, endpoint: server.url, caBundle: `${dir}/missing.pem` }));
   t.ok(err3 instanceof UserError);
-  t.match(err3.message, /--ca-bundle .*missing\.pem cannot be read \(ENOENT\)/);
+  t.match(err3.message, /^--ca-bundle .*missing\.pem: CA certificate file not found; check the path; give the path of a PEM file of CA certificates$/);
+  const err4 = await rejection(createSession(identity, params, { ...fast, endpoint: server.url, caBundle: '/dev/zero' }));
+  t.match(err4.message, /^--ca-bundle \/dev\/zero: CA certificate file is more than the 4194304 bytes a CA certificate file can be/, 'read only up to the cap');
 });
 
 t.test('proxy: HTTPS_PROXY is used, NO_PROXY and withProxy=false bypass it, refusals are explained', async (t) => {
