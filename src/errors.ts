@@ -24,3 +24,8 @@ export function describeError(err: unknown): string {
   if (err instanceof Error) return err.message.split('\n')[0] ?? String(err);
   return String(err);
 }
+
+/** What an aborted operation rejects with: the signal's reason, else an AbortError. */
+export function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? Object.assign(new Error('the operation was aborted'), { name: 'AbortError' });
+}

@@ -1,4 +1,5 @@
 import type { FetchCredentials } from './session.js';
+import { abortReason } from '../errors.js';
 import { clampDelay } from '../timers.js';
 
 /** Concurrent CreateSession calls across all profiles of a daemon (default). */
@@ -22,10 +23,6 @@ interface Waiter {
   reject: (err: unknown) => void;
   signal?: AbortSignal;
   onAbort?: () => void;
-}
-
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? Object.assign(new Error('the operation was aborted'), { name: 'AbortError' });
 }
 
 /**

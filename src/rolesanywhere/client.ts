@@ -1,9 +1,10 @@
 import { certificateBlocks } from '../identity/pem.js';
 import { readInputFile } from '../identity/files.js';
+import { oneLineName } from '../identity/requirements.js';
 import { X509Certificate } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
-import { UserError } from '../errors.js';
+import { abortReason, UserError } from '../errors.js';
 import type { Identity } from '../identity/types.js';
 import { signX509Request } from '../signing/sigv4-x509.js';
 import { VERSION } from '../version.js';
@@ -69,10 +70,6 @@ export interface RetryInfo {
   maxAttempts: number;
   delayMs: number;
   error: RolesAnywhereError;
-}
-
-function oneLineName(name: string): string {
-  return name.split('\n').filter(Boolean).join(', ');
 }
 
 /** Reads a --ca-bundle and returns Node's default roots plus its certificates. */
@@ -204,10 +201,6 @@ function retryAfterMs(res: HttpResponse): number | undefined {
   if (Number.isFinite(s) && s >= 0) return s * 1000;
   const d = Date.parse(v);
   return Number.isNaN(d) ? undefined : Math.max(0, d - Date.now());
-}
-
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? Object.assign(new Error('the operation was aborted'), { name: 'AbortError' });
 }
 
 /**
