@@ -145,7 +145,7 @@ export async function readInputFile(path: string, role: FileRole, opts: { maxByt
  * size (/dev/zero) is refused once more than `max` bytes have come, so no
  * path can make this read more than that into memory.
  */
-async function readAtMost(path: string, max: number, tooLarge: (size: number | undefined) => Error): Promise<Buffer> {
+export async function readAtMost(path: string, max: number, tooLarge: (size: number | undefined) => Error): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;

@@ -1,8 +1,8 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { UserError } from '../errors.js';
-import { permissionHint, withoutFinalNewline } from '../identity/files.js';
+import { permissionHint, readAtMost, withoutFinalNewline } from '../identity/files.js';
 
 export interface EndpointToken {
   /** The token value. Never log it. */
@@ -23,8 +23,10 @@ export async function ensureEndpointToken(path: string): Promise<EndpointToken> 
   await checkTokenPlace(path);
   let text: string | undefined;
   try {
-    text = await readFile(path, 'utf8');
+    // A token longer than MAX_TOKEN_LENGTH is refused anyway; reading more (a huge file, /dev/zero) would only fill memory.
+    text = (await readAtMost(path, MAX_TOKEN_LENGTH + 2, () => tooLong(path))).toString('utf8');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') throw new UserError(`token file ${path} is a directory; point --token-file at a file`, { reason: 'token_file' });
     if (code === 'EACCES') throw new UserError(`token file ${path}: permission denied; ${permissionHint(path)}`, { reason: 'token_file' });
@@ -75,7 +77,17 @@ export async function ensureEndpointToken(path: string): Promise<EndpointToken> 
   return { value, created: true, warnings: [] };
 }
 
+/** The longest endpoint token: SDKs send it in an Authorization header, and Node's HTTP server takes 16 KiB of headers in all. */
+export const MAX_TOKEN_LENGTH = 4096;
+
+function tooLong(path: string): UserError {
+  return new UserError(`token file ${path} holds more than ${MAX_TOKEN_LENGTH} characters, too long for an HTTP header; use a shorter random token or delete the file to have one generated`, {
+    reason: 'token_file',
+  });
+}
+
 function validateToken(text: string, path: string): void {
+  if (text.length > MAX_TOKEN_LENGTH) throw tooLong(path);
   if (text.length === 0) throw new UserError(`token file ${path} is empty; put a token in it (no trailing newline) or delete it to have one generated`, { reason: 'token_file' });
   if (/[\r\n]/.test(text)) {
     throw new UserError(`token file ${path} contains a line break (SDKs reject such tokens); rewrite it without a newline, e.g. printf '%s' "$TOKEN" > ${path}`, { reason: 'token_file' });

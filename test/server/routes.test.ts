@@ -200,6 +200,12 @@ t.test('token file rules', async (t) => {
   await t.rejects(ensureEndpointToken(`${dir}/inner`), { message: /contains a line break/ });
   await writeFile(`${dir}/empty`, '');
   await t.rejects(ensureEndpointToken(`${dir}/empty`), { message: /is empty/ });
+  await writeFile(`${dir}/long`, 'a'.repeat(4097), { mode: 0o600 });
+  await t.rejects(ensureEndpointToken(`${dir}/long`), { message: /token file .*long holds more than 4096 characters, too long for an HTTP header/ });
+  await writeFile(`${dir}/max`, 'a'.repeat(4096), { mode: 0o600 });
+  t.equal((await ensureEndpointToken(`${dir}/max`)).value.length, 4096, 'a 4096-character token is fine');
+  await writeFile(`${dir}/huge`, 'a'.repeat(1024 * 1024), { mode: 0o600 });
+  await t.rejects(ensureEndpointToken(`${dir}/huge`), { message: /holds more than 4096 characters/, reason: 'token_file' }, 'refused from its size, before reading it');
   await writeFile(`${dir}/open`, 'abcdefghijklmnopqrstuvwxyz');
   await chmod(`${dir}/open`, 0o644);
   t.match((await ensureEndpointToken(`${dir}/open`)).warnings, [/open to every local user \(mode 644\); run chmod o-rwx/]);
