@@ -17,17 +17,16 @@
 // It does not open the certificate, key or password files either; that happens
 // when the identity is loaded.
 import { isPkcs11Uri, redactPkcs11Uri } from '../identity/pkcs11-uri.js';
-import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseFlags } from './args.js';
 import { UserError } from '../errors.js';
 import { homeDirectory } from './home.js';
-import { permissionHint } from '../identity/files.js';
+import { permissionHint, readAtMost } from '../identity/files.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { parseListenAddress } from '../net/listen-address.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
-import { checkProfile, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
+import { checkProfile, envValue, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
 import {
   DEFAULT_PORT,
   envName,
@@ -100,11 +99,6 @@ function splitList(text: string): string[] {
     .filter(Boolean);
 }
 
-function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
-  const v = env[name];
-  return v === undefined || v === '' ? undefined : v;
-}
-
 /** YAML syntax error → `line L, column C: message`. */
 function yamlProblems(errors: { message: string; linePos?: [{ line: number; col: number }, ...unknown[]] | undefined }[]): Problem[] {
   return errors.map((e) => {
@@ -114,11 +108,25 @@ function yamlProblems(errors: { message: string; linePos?: [{ line: number; col:
   });
 }
 
+/**
+ * The largest config file read. A real one is a few KB even with hundreds of
+ * profiles; the cap stops a wrong path (a log, an image, /dev/zero) from being
+ * read whole into memory before YAML parsing.
+ */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
 async function readConfigFile(file: string, label: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    const tooLarge = (size: number | undefined) =>
+      new UserError(
+        `config file ${file} (from ${label}) is ${size === undefined ? 'larger than' : `${size} bytes, more than`} the ${MAX_CONFIG_BYTES} bytes ` +
+          'a config file can be; check that the path names the YAML config file',
+        { reason: 'file_too_large' },
+      );
+    text = (await readAtMost(file, MAX_CONFIG_BYTES, tooLarge)).toString('utf8');
   } catch (err) {
+    if (err instanceof UserError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UserError(`config file not found: ${file} (from ${label}); check the path`, { reason: 'config_missing' });
     if (code === 'EISDIR') throw new UserError(`config file ${file} (from ${label}) is a directory; give the YAML file's path`, { reason: 'config_missing' });

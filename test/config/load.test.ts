@@ -1,7 +1,7 @@
 import t from 'tap';
 import { chmod, mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { defaultTokenFile, explainConfig, loadDaemonConfig, parseListenAddress, parseServeArgs } from '../../src/config/load.js';
+import { MAX_CONFIG_BYTES, defaultTokenFile, explainConfig, loadDaemonConfig, parseListenAddress, parseServeArgs } from '../../src/config/load.js';
 import { ConfigError } from '../../src/problems.js';
 import { UserError } from '../../src/errors.js';
 import { tempDir } from '../helpers/pki.js';
@@ -250,6 +250,24 @@ t.test('YAML syntax errors carry line and column', async (t) => {
   const ps2 = await problems(loadDaemonConfig({ argv: ['--config', dup.file], env: {} }));
   t.equal(ps2[0]!.path, 'line 2, column 1');
   t.match(ps2[0]!.message, /unique/);
+});
+
+t.test('an oversize config file is refused before it is read whole', async (t) => {
+  const good = `profiles:\n  default:${PROFILE_YAML}\n`;
+  const pad = (total: number) => good + '#'.repeat(total - good.length - 1) + '\n';
+  const atCap = await withFile(pad(MAX_CONFIG_BYTES));
+  const cfg = await loadDaemonConfig({ argv: ['--config', atCap.file], env: {} });
+  t.same(Object.keys(cfg.profiles), ['default'], 'a file of exactly the cap loads');
+  const over = await withFile(pad(MAX_CONFIG_BYTES + 1));
+  await t.rejects(loadDaemonConfig({ argv: ['--config', over.file], env: {} }), {
+    message: `config file ${over.file} (from --config) is ${MAX_CONFIG_BYTES + 1} bytes, more than the ${MAX_CONFIG_BYTES} bytes a config file can be; check that the path names the YAML config file`,
+    reason: 'file_too_large',
+  });
+  // A device with no size: refused after the cap, not read forever.
+  await t.rejects(loadDaemonConfig({ argv: [], env: { ROLESANYWHERE_CONFIG: '/dev/zero' } }), {
+    message: `config file /dev/zero (from ROLESANYWHERE_CONFIG) is larger than the ${MAX_CONFIG_BYTES} bytes a config file can be; check that the path names the YAML config file`,
+    reason: 'file_too_large',
+  });
 });
 
 t.test('empty, missing, non-mapping files', async (t) => {
