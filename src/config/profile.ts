@@ -217,7 +217,8 @@ export interface ProfileInput {
 
 type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
-function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+/** An environment variable's value; set-but-empty counts as unset (as for every ROLESANYWHERE_* variable). */
+export function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
   const v = env[name];
   return v === undefined || v === '' ? undefined : v;
 }
