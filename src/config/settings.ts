@@ -46,9 +46,8 @@
 // config/daemon.example.yaml (tests fail until you do).
 import type { ParseArgsConfig } from 'node:util';
 import { isPkcs11Uri, parsePkcs11Uri } from '../identity/pkcs11-uri.js';
-import { isLoopbackHostname } from '../net/loopback.js';
 import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanywhere/arn.js';
-import { isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
+import { checkEndpointUrl, isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
 import { closest, show, typeName, type Problem, type SectionContext } from '../problems.js';
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
 import { validateCallers } from './callers.js';
@@ -129,19 +128,9 @@ export const PKCS11_PIN_ENV = 'ROLESANYWHERE_PKCS11_PIN';
 
 /** Validated endpoint URL without a trailing slash, or a problem message. */
 export function checkEndpoint(value: string): { url?: string; error?: string } {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return { error: `not a URL (expected e.g. https://rolesanywhere.us-east-1.amazonaws.com)` };
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return { error: `unsupported scheme ${url.protocol.replace(/:$/, '')}; use https://` };
-  if (url.protocol === 'http:' && !isLoopbackHostname(url.hostname)) {
-    return { error: `plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost); use https://` };
-  }
-  if (url.username || url.password) return { error: 'must not contain a user name or password' };
-  if (url.search || url.hash) return { error: 'must not contain a query string or fragment' };
-  return { url: `${url.origin}${url.pathname.replace(/\/+$/, '')}` };
+  const r = checkEndpointUrl(value);
+  if ('problem' in r) return { error: r.problem };
+  return { url: `${r.url.origin}${r.url.pathname.replace(/\/+$/, '')}` };
 }
 
 function arnParser(kind: 'trust-anchor' | 'profile') {

@@ -79,33 +79,45 @@ export function endpointFor(region: string, options: { fips?: boolean } = {}): s
 }
 
 /**
- * Validates an endpoint override. `https://` anything; `http://` only for a
- * loopback host, because the request carries a signed proof of the
- * certificate and the response carries secrets.
+ * The endpoint override rules, in one place (the settings check of `endpoint`
+ * uses them too): `https://` anything; `http://` only for a loopback host,
+ * because the request carries a signed proof of the certificate and the
+ * response carries secrets. A problem comes without the flag or key name, for
+ * the caller to put in front.
  */
-export function parseEndpoint(value: string, label = '--endpoint'): URL {
+export function checkEndpointUrl(value: string): { url: URL } | { problem: string; reason: 'invalid_endpoint' | 'insecure_endpoint' } {
   const url = URL.parse(value);
   if (!url) {
-    throw new UserError(`${label} "${value.slice(0, 200)}" is not a URL: give e.g. https://rolesanywhere.us-east-1.amazonaws.com`, {
+    // Whatever comes before an @ may be a user:password part: never echo it.
+    const at = value.lastIndexOf('@');
+    const shown = at < 0 ? value : `…@${value.slice(at + 1)}`;
+    return {
+      problem: `"${shown.slice(0, 200)}" is not a URL: give e.g. https://rolesanywhere.us-east-1.amazonaws.com`,
       reason: 'invalid_endpoint',
-    });
+    };
   }
   if (url.username || url.password) {
-    throw new UserError(`${label} must not contain a user name or password: remove the user:password@ part`, { reason: 'invalid_endpoint' });
+    return { problem: 'must not contain a user name or password: remove the user:password@ part', reason: 'invalid_endpoint' };
   }
   if (url.search || url.hash) {
-    throw new UserError(`${label} must not have a query string or fragment: give only scheme, host, port and optional path`, {
-      reason: 'invalid_endpoint',
-    });
+    return { problem: 'must not contain a query string or fragment: give only scheme, host, port and optional path', reason: 'invalid_endpoint' };
   }
-  if (url.protocol === 'https:') return url;
+  if (url.protocol === 'https:') return { url };
   if (url.protocol === 'http:') {
-    if (isLoopbackHostname(url.hostname)) return url;
-    throw new UserError(
-      `${label} ${url.origin} uses plain http to a host that is not loopback: the response carries AWS secret keys, ` +
-        'so plain http is only allowed to 127.0.0.1, ::1 or localhost — use https://',
-      { reason: 'insecure_endpoint' },
-    );
+    if (isLoopbackHostname(url.hostname)) return { url };
+    return {
+      problem:
+        `plain http is allowed only for loopback hosts (127.0.0.1, [::1], localhost): ${url.origin} is plain http to a host ` +
+        'that is not loopback, and the response carries AWS secret keys — use https://',
+      reason: 'insecure_endpoint',
+    };
   }
-  throw new UserError(`${label} must be an https:// URL (got ${url.protocol}//)`, { reason: 'invalid_endpoint' });
+  return { problem: `unsupported scheme ${url.protocol.replace(/:$/, '')}: the endpoint must be an https:// URL`, reason: 'invalid_endpoint' };
+}
+
+/** Validates an endpoint override (see checkEndpointUrl); throws a UserError led by `label`. */
+export function parseEndpoint(value: string, label = '--endpoint'): URL {
+  const r = checkEndpointUrl(value);
+  if ('problem' in r) throw new UserError(`${label}: ${r.problem}`, { reason: r.reason });
+  return r.url;
 }

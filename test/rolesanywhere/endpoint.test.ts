@@ -53,12 +53,23 @@ t.test('endpoints', async (t) => {
     ['http://10.0.0.1', /plain http to a host that is not loopback/],
     ['http://169.254.169.254', /plain http/],
     ['http://localhost.example.com', /plain http/],
-    ['ftp://x', /must be an https:\/\/ URL/],
+    ['ftp://x', /^--endpoint: unsupported scheme ftp: the endpoint must be an https:\/\/ URL$/],
     ['https://u:p@x', /user name or password/],
     ['https://x/?a=1', /query string/],
     ['not a url', /is not a URL/],
   ] as const) {
     t.throws(() => parseEndpoint(bad), { message: re }, bad);
+  }
+  // A value that is not a URL is echoed, but never a user:password@ part of it.
+  for (const bad of ['https://user:s3cr3t@exa mple.com', 'https://user:s3cr3t@host:99999/x']) {
+    let message = '';
+    try {
+      parseEndpoint(bad, 'endpoint');
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    t.match(message, /^endpoint: "…@host.* is not a URL: give e\.g\. https:|^endpoint: "…@exa mple\.com" is not a URL/, bad);
+    t.notMatch(message, /s3cr3t|user/, `${bad}: no credentials in the message`);
   }
   t.ok(isLoopbackHost('[::ffff:127.0.0.1]'));
   t.notOk(isLoopbackHost('::ffff:10.0.0.1'));
