@@ -2,9 +2,10 @@
 // daemon is still starting must not kill it (systemd's ExecReload is kill -HUP,
 // and a process killed by SIGHUP counts as a clean exit, so it is not restarted).
 import { execFileSync } from 'node:child_process';
-import { open, writeFile } from 'node:fs/promises';
+import { open, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
+import { MAX_CONFIG_BYTES } from '../../src/config/load.js';
 import { fakeCredentials, startFakeServer } from '../helpers/fake-rolesanywhere.js';
 import { httpRequest, serveYaml, spawnServe } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
@@ -86,6 +87,40 @@ t.test('SIGHUP while the config is still being read (before anything slow) is he
   await feedFifo(cfg, config); // the held SIGHUP reloads: it reads the config again
   await d.waitForOutput(/configuration reloaded/);
   t.equal((await httpRequest(port, 'GET', '/healthz')).status, 200, 'serving');
+  d.child.kill('SIGTERM');
+  t.same(await d.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+});
+
+t.test('SIGHUP with an oversize config (or /dev/zero) keeps the running configuration', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'serve-oversize');
+  const fake = await startFakeServer(t, [(_req, res) => {
+    res.writeHead(201, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(fakeCredentials()));
+  }]);
+  const tokenFile = join(dir, 'token');
+  const token = 'serve-oversize-token-0123456789';
+  await writeFile(tokenFile, token, { mode: 0o600 });
+  const cfg = join(dir, 'daemon.yaml');
+  const yaml = serveYaml({ tokenFile, leaf, endpoint: fake.url });
+  await writeFile(cfg, yaml);
+  const d = spawnServe(t, ['--config', cfg]);
+  const port = await d.port();
+
+  // The same config padded past the cap with a comment: valid YAML, refused from its size.
+  await writeFile(cfg, yaml + '\n#' + 'x'.repeat(MAX_CONFIG_BYTES) + '\n');
+  d.child.kill('SIGHUP');
+  await d.waitForOutput(/is \d+ bytes, more than the 1048576 bytes a config file can be/);
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'still serving after the refused reload');
+
+  // The config path now a device with no size: refused once past the cap, not read forever.
+  await rm(cfg);
+  await symlink('/dev/zero', cfg);
+  d.child.kill('SIGHUP');
+  await d.waitForOutput(/larger than the 1048576 bytes a config file can be/);
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'still serving after /dev/zero');
+
   d.child.kill('SIGTERM');
   t.same(await d.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
 });
