@@ -40,7 +40,7 @@ export interface Asn1 {
   children: Asn1[];
 }
 
-function readOne(buf: Buffer, offset: number, depth: number): { node: Asn1; next: number; contentStart: number } {
+function readOne(buf: Buffer, offset: number, depth: number): { node: Asn1; next: number } {
   if (depth > 64) throw new DerError('ASN.1 nesting too deep');
   if (offset >= buf.length) throw new DerError('truncated ASN.1 (no tag)');
   const tag = buf[offset]!;
@@ -99,7 +99,6 @@ function readOne(buf: Buffer, offset: number, depth: number): { node: Asn1; next
       children,
     },
     next,
-    contentStart: pos,
   };
 }
 
@@ -203,37 +202,4 @@ export function readTime(node: Asn1): Date {
     return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6] ?? 0)));
   }
   throw new DerError('expected a time value');
-}
-
-// --- A flat view (tag, offsets, content) for code that walks elements by hand.
-
-export interface Element {
-  tag: number;
-  /** Offset of the tag byte in the buffer. */
-  start: number;
-  /** Offset of the first content byte. */
-  contentStart: number;
-  /** Offset just past the element. */
-  end: number;
-  /** The value bytes. */
-  content: Buffer;
-  /** The whole TLV. */
-  raw: Buffer;
-}
-
-/** Reads one element at `offset`. */
-export function readElement(buf: Buffer, offset = 0): Element {
-  const { node, next, contentStart } = readOne(buf, offset, 0);
-  return { tag: node.tag, start: offset, contentStart, end: next, content: node.value, raw: node.raw };
-}
-
-/** The elements directly inside a constructed element's content. */
-export function readChildren(content: Buffer): Element[] {
-  const out: Element[] = [];
-  for (let pos = 0; pos < content.length; ) {
-    const el = readElement(content, pos);
-    out.push(el);
-    pos = el.end;
-  }
-  return out;
 }

@@ -18,7 +18,7 @@ import {
   time,
   TAG,
 } from '../asn1/encoder.js';
-import { readChildren, readElement } from '../asn1/reader.js';
+import { parseDer } from '../asn1/reader.js';
 import { toPem } from '../identity/pem.js';
 import { parseCertificateFields } from '../identity/x509-fields.js';
 import { KEY_USAGE_BITS, type KeyUsageName } from '../identity/x509-fields.js';
@@ -75,9 +75,9 @@ export function randomSerial(): Buffer {
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's bytes. */
 export function keyIdentifier(key: KeyObject): Buffer {
   const spki = (key.type === 'private' ? createPublicKey(key) : key).export({ type: 'spki', format: 'der' });
-  const [, subjectPublicKey] = readChildren(readElement(spki).content);
+  const [, subjectPublicKey] = parseDer(spki).children;
   if (!subjectPublicKey || subjectPublicKey.tag !== TAG.BIT_STRING) throw new RangeError('malformed SubjectPublicKeyInfo');
-  return createHash('sha1').update(subjectPublicKey.content.subarray(1)).digest();
+  return createHash('sha1').update(subjectPublicKey.value.subarray(1)).digest();
 }
 
 /** Fields read straight from a certificate's DER (what X509Certificate does not expose). */

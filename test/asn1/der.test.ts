@@ -20,7 +20,7 @@ import {
   utcTime,
   utf8String,
 } from '../../src/asn1/encoder.js';
-import { decodeOid, readChildren, readElement } from '../../src/asn1/reader.js';
+import { decodeOid, parseDer } from '../../src/asn1/reader.js';
 
 const hex = (b: Buffer): string => b.toString('hex');
 
@@ -83,7 +83,7 @@ t.test('OBJECT IDENTIFIER', async (t) => {
   t.equal(hex(oid('0.9.2342.19200300.100.1.25')), '060a0992268993f22c640119');
   t.equal(hex(oid('2.999.3')), '0603883703'); // first arc 2 allows second arcs > 39
   for (const dotted of ['1.2.840.113549.1.1.11', '2.5.29.19', '2.999.3', '0.9.2342.19200300.100.1.25']) {
-    t.equal(decodeOid(readElement(oid(dotted)).content), dotted, `round trip ${dotted}`);
+    t.equal(decodeOid(parseDer(oid(dotted)).value), dotted, `round trip ${dotted}`);
   }
   t.throws(() => oid('1.40'));
   t.throws(() => oid('3.1'));
@@ -127,13 +127,13 @@ t.test('SEQUENCE, SET (sorted), context tags', async (t) => {
 
 t.test('reader round-trips what the encoder writes', async (t) => {
   const enc = sequence(integer(5), octetString(Buffer.alloc(300, 1)), sequence(oid('2.5.4.3')));
-  const top = readElement(enc);
+  const top = parseDer(enc);
   t.equal(top.tag, 0x30);
-  t.equal(top.end, enc.length);
-  const kids = readChildren(top.content);
+  t.equal(top.raw.length, enc.length);
+  const kids = top.children;
   t.equal(kids.length, 3);
-  t.equal(hex(kids[0]!.content), '05');
-  t.equal(kids[1]!.content.length, 300);
-  t.equal(decodeOid(readChildren(kids[2]!.content)[0]!.content), '2.5.4.3');
-  t.throws(() => readElement(enc.subarray(0, 10)), /truncated/);
+  t.equal(hex(kids[0]!.value), '05');
+  t.equal(kids[1]!.value.length, 300);
+  t.equal(decodeOid(kids[2]!.children[0]!.value), '2.5.4.3');
+  t.throws(() => parseDer(enc.subarray(0, 10)), /truncated/);
 });

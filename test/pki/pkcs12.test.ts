@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { createCertificate } from '../../src/pki/certificate.js';
-import { readChildren, readElement } from '../../src/asn1/reader.js';
+import { parseDer } from '../../src/asn1/reader.js';
 import { createPkcs12 } from '../../src/pki/pkcs12.js';
 import { pkcs12Kdf } from '../../src/identity/pkcs12-kdf.js';
 import { execFile } from 'node:child_process';
@@ -35,12 +35,12 @@ function identity(kind: 'rsa' | 'ec') {
 
 /** Reads the PFX's MAC parameters and the authSafe bytes the MAC covers. */
 function macParts(pfx: Buffer) {
-  const [, authSafe, macData] = readChildren(readElement(pfx).content);
-  const [, explicitContent] = readChildren(authSafe!.content);
-  const data = readElement(explicitContent!.content).content;
-  const [digestInfo, salt, iterations] = readChildren(macData!.content);
-  const [, digest] = readChildren(digestInfo!.content);
-  return { data, digest: digest!.content, salt: salt!.content, iterations: Number(BigInt('0x' + iterations!.content.toString('hex'))) };
+  const [, authSafe, macData] = parseDer(pfx).children;
+  const [, explicitContent] = authSafe!.children;
+  const data = explicitContent!.children[0]!.value;
+  const [digestInfo, salt, iterations] = macData!.children;
+  const [, digest] = digestInfo!.children;
+  return { data, digest: digest!.value, salt: salt!.value, iterations: Number(BigInt('0x' + iterations!.value.toString('hex'))) };
 }
 
 t.test('PKCS#12 KDF matches OpenSSL: recomputes the MAC of an openssl-made AES/SHA-256 PFX', async (t) => {
