@@ -7,7 +7,7 @@
 // with pretty (TTY) logging, which must not need a worker thread; and a TPM
 // key, signed by the system openssl with its tpm2 provider (swtpm).
 import t from 'tap';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { copyFile, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -149,11 +149,15 @@ t.test('serve with a YAML config; the AWS SDK fetches through the container endp
 
 t.test('serve on a terminal: pretty logs without a worker thread', async (t) => {
   const { config, tokenFile } = await writeConfig(join(home, 'tty'));
-  // script(1) gives the executable a pseudo-terminal as stdout; its own process
-  // group, so the daemon behind it is stopped with it.
+  // script(1) gives the executable a pseudo-terminal as stdout. It runs the
+  // daemon in a session of its own, and the daemon takes the terminal's
+  // hang-up as a reload, so stopping script does not stop the daemon: stop
+  // the daemon itself (found by its unique config path) as well.
   const child = spawn('/usr/bin/script', ['-qfec', `${exe} serve --config ${config}`, '/dev/null'], { env, cwd: home, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   const group = -child.pid!;
+  const stopDaemon = (signal: NodeJS.Signals) => spawnSync('pkill', [`-${signal}`, '-f', `serve --config ${config}`]);
   t.teardown(() => {
+    stopDaemon('SIGKILL');
     try {
       process.kill(group, 'SIGKILL');
     } catch {
@@ -170,6 +174,7 @@ t.test('serve on a terminal: pretty logs without a worker thread', async (t) => 
   await waitUntil('a pretty log line', () => /INFO.*credentials/.test(out));
   t.notMatch(out, /"msg":/, 'human-readable, not JSON');
   t.notMatch(out, /worker|Cannot find module|unable to determine transport/i);
-  process.kill(group, 'SIGTERM');
+  stopDaemon('SIGTERM');
   await new Promise((r) => child.on('exit', r));
+  await waitUntil('the daemon stopped', () => spawnSync('pgrep', ['-f', `serve --config ${config}`]).status === 1);
 });
