@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { fromHttp } from '@aws-sdk/credential-providers';
 import { REPO, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
-import { startTestEmulator } from '../helpers/emulator.js';
+import { emulatorProfileYaml, startTestEmulator } from '../helpers/emulator.js';
 import { makeLeaf, makePfx, tempDir } from '../helpers/pki.js';
 import { startSoftTpm } from '../helpers/swtpm.js';
 import { sha } from '../helpers/assert.js';
@@ -122,13 +122,7 @@ async function writeConfig(dir: string): Promise<{ config: string; tokenFile: st
       'listen: ["127.0.0.1:0"]',
       `tokenFile: ${tokenFile}`,
       'profiles:',
-      '  app:',
-      `    certificate: ${emu.leaf.certPath}`,
-      `    privateKey: ${emu.leaf.keyPath}`,
-      `    trustAnchorArn: ${emu.arns.trustAnchorArn}`,
-      `    profileArn: ${emu.arns.profileArn}`,
-      `    roleArn: ${emu.arns.roleArn}`,
-      `    endpoint: ${emu.url}`,
+      ...emulatorProfileYaml(emu),
       '',
     ].join('\n'),
   );

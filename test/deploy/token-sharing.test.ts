@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { REPO, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
-import { startTestEmulator } from '../helpers/emulator.js';
+import { emulatorProfileYaml, startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
 
 const run = promisify(execFile);
@@ -66,13 +66,7 @@ if (process.getuid?.() !== 0) {
       `tokenFile: ${tokenFile}`,
       `callers: { users: [${APP_UID}] }`,
       'profiles:',
-      '  app:',
-      `    certificate: ${emu.leaf.certPath}`,
-      `    privateKey: ${emu.leaf.keyPath}`,
-      `    trustAnchorArn: ${emu.arns.trustAnchorArn}`,
-      `    profileArn: ${emu.arns.profileArn}`,
-      `    roleArn: ${emu.arns.roleArn}`,
-      `    endpoint: ${emu.url}`,
+      ...emulatorProfileYaml(emu),
       '',
     ].join('\n'),
     { mode: 0o644 },

@@ -76,6 +76,19 @@ export interface TestEmulator {
   loadIdentity(): Promise<Identity>;
 }
 
+/** The YAML lines of a config profile that uses the emulator's leaf, ARNs and URL (indented under `profiles:`). */
+export function emulatorProfileYaml(emu: Pick<TestEmulator, 'leaf' | 'arns' | 'url'>, name = 'app'): string[] {
+  return [
+    `  ${name}:`,
+    `    certificate: ${emu.leaf.certPath}`,
+    `    privateKey: ${emu.leaf.keyPath}`,
+    `    trustAnchorArn: ${emu.arns.trustAnchorArn}`,
+    `    profileArn: ${emu.arns.profileArn}`,
+    `    roleArn: ${emu.arns.roleArn}`,
+    `    endpoint: ${emu.url}`,
+  ];
+}
+
 export async function startTestEmulator(t: Teardownable, opts: TestEmulatorOptions = {}): Promise<TestEmulator> {
   const dir = opts.dir ?? (await tempDir('ra-emu-'));
   const ca = await makeCA(dir, 'Emulator Test Root CA');
