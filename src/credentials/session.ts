@@ -36,7 +36,8 @@ export interface FailureInfo {
 
 /** What a route gets: credentials to serve, or why there are none. */
 export type CredentialLookup =
-  | { ok: true; credentials: AwsCredentials; lastUpdated: Date }
+  /** Shared by every lookup while these credentials are servable: read it, never change it. */
+  | Readonly<{ ok: true; credentials: AwsCredentials; lastUpdated: Date }>
   | { ok: false; message: string; at?: Date };
 
 export interface SessionStatus {
@@ -111,6 +112,8 @@ export class CredentialSession {
   /** The service's clock minus ours (CreateSession's Date header). */
   private clockOffsetMs = 0;
   private credsIssuedAt = 0;
+  /** lookup()'s answer for the current credentials (one object, not one per request) and until when it holds. */
+  private servable: { result: Extract<CredentialLookup, { ok: true }>; issuedAt: number; until: number } | undefined;
   private inflight?: Promise<void>;
   private controller?: AbortController;
   private timer?: NodeJS.Timeout;
@@ -299,10 +302,13 @@ export class CredentialSession {
   /** Credentials to serve now, or why there are none. No I/O. */
   lookup(): CredentialLookup {
     if (this.stopped) return { ok: false, message: `profile "${this.profile}" is stopped (being removed or replaced)` };
-    const now = this.serviceNow();
     const c = this.creds;
-    if (c && this.isUsable(c, now)) {
-      return { ok: true, credentials: c, lastUpdated: new Date(this.credsIssuedAt) };
+    if (c !== undefined) {
+      let s = this.servable;
+      if (s === undefined || s.result.credentials !== c || s.issuedAt !== this.credsIssuedAt) {
+        s = this.servable = { result: { ok: true, credentials: c, lastUpdated: new Date(this.credsIssuedAt) }, issuedAt: this.credsIssuedAt, until: this.servableUntil(c) };
+      }
+      if (this.serviceNow() < s.until) return s.result;
     }
     if (this.lastFailure) {
       return {
@@ -392,8 +398,13 @@ export class CredentialSession {
   }
 
   private isUsable(c: AwsCredentials, now: number): boolean {
-    const lifetime = c.expiration.getTime() - this.credsIssuedAt;
-    return now < c.expiration.getTime() - expiryMarginMs(lifetime);
+    return now < this.servableUntil(c);
+  }
+
+  /** Until when (service clock) `c` may be served: its expiry minus the expiry margin. */
+  private servableUntil(c: AwsCredentials): number {
+    const expires = c.expiration.getTime();
+    return expires - expiryMarginMs(expires - this.credsIssuedAt);
   }
 
   /**

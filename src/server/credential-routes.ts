@@ -32,7 +32,7 @@ import type { Logger } from '../log.js';
 import { isLoopbackHostHeader, isLoopbackHostname } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { parseTtl, type ImdsTokenStore } from './imds-tokens.js';
-import type { RequestMetrics } from './metrics.js';
+import type { RequestMetrics, RouteCounter } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
 import { isoSeconds } from '../timers.js';
 
@@ -331,11 +331,35 @@ function roleNameCached(roleArn: string): string {
 }
 
 interface Shared {
-  metrics: RequestMetrics;
   bodies: BodyCache;
   imdsTokens: ImdsTokenStore;
   tokenOwner: ((req: IncomingMessage) => string) | undefined;
   log: Logger;
+  /** Whether the logger is at debug (then every request is logged with its duration); follows level changes. */
+  debug: { on: boolean };
+}
+
+/** What is fixed per route label: the route, its checks and its request counter (resolved once, not per request). */
+interface RouteInfo {
+  readonly route: CredentialRoute;
+  readonly checks: RouteChecks;
+  readonly label: string;
+  readonly counter: RouteCounter;
+}
+
+const debugFlags = new WeakMap<Logger, { on: boolean }>();
+/** One `{on}` flag per logger, kept current by pino's level-change event (a reload may change the level). */
+function debugFlag(log: Logger): { on: boolean } {
+  let flag = debugFlags.get(log);
+  if (flag === undefined) {
+    const f = { on: log.isLevelEnabled('debug') };
+    debugFlags.set(log, f);
+    (log as Partial<Pick<Logger, 'on'>>).on?.('level-change', () => {
+      f.on = log.isLevelEnabled('debug');
+    });
+    flag = f;
+  }
+  return flag;
 }
 
 /**
@@ -348,31 +372,31 @@ class Exchange implements CheckContext {
   private served: ServedProfile | undefined;
   private authorized = false;
 
+  readonly route: CredentialRoute;
+  private readonly started: number;
+
   constructor(
     private readonly shared: Shared,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
     readonly state: ServerState,
-    readonly route: CredentialRoute,
-    private readonly checks: RouteChecks,
-    private readonly label: string,
-    private readonly started: number,
+    private readonly info: RouteInfo,
     private readonly path: string,
-    named: string | undefined,
   ) {
-    this.profile = named;
+    this.route = info.route;
+    this.started = shared.debug.on ? performance.now() : 0;
   }
 
   /** Authenticate, resolve the profile, authorize, answer. */
   start(): void {
-    this.check(this.checks.authenticate);
+    this.check(this.info.checks.authenticate);
   }
 
   /** PUT /latest/api/token: the token checks, then issue. */
   startToken(): void {
     this.profile = this.state.imds.profile;
     this.authorized = true;
-    this.check(this.checks.token ?? NO_CHECKS);
+    this.check(this.info.checks.token ?? NO_CHECKS);
   }
 
   private check(checks: Check[]): void {
@@ -411,7 +435,7 @@ class Exchange implements CheckContext {
         if (this.served === undefined) return this.refuse(refusal(404, 'NotFound', 'no profile is served over IMDS'));
       }
       this.profile = name;
-      this.check(this.checks.authorize);
+      this.check(this.info.checks.authorize);
     } catch (err) {
       this.fail(err);
     }
@@ -471,8 +495,8 @@ class Exchange implements CheckContext {
     if (extra !== undefined) head.push(...extra);
     res.writeHead(status, head);
     res.end(body);
-    this.shared.metrics.record(this.label, status);
-    if (this.started !== 0) this.shared.log.debug({ method: this.req.method, route: this.label, status, ms: Math.round(performance.now() - this.started) }, 'request');
+    this.info.counter.hit(status);
+    if (this.started !== 0) this.shared.log.debug({ method: this.req.method, route: this.info.label, status, ms: Math.round(performance.now() - this.started) }, 'request');
   }
 
   refuse(r: Refusal): void {
@@ -480,7 +504,7 @@ class Exchange implements CheckContext {
   }
 
   fail(err: unknown): void {
-    this.shared.log.error({ error: err instanceof Error ? err.message : String(err), route: this.label }, 'request handler error');
+    this.shared.log.error({ error: err instanceof Error ? err.message : String(err), route: this.info.label }, 'request handler error');
     if (!this.res.headersSent) this.refuse(refusal(500, 'InternalError', 'internal error'));
     else this.res.destroy();
   }
@@ -492,15 +516,24 @@ class Exchange implements CheckContext {
  */
 export function credentialRoutes(options: CredentialRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { getState, surface } = options;
-  const shared: Shared = { metrics: options.metrics, bodies: options.bodies, imdsTokens: options.imdsTokens, tokenOwner: options.tokenOwner, log: options.logger };
   const log = options.logger;
+  const shared: Shared = { bodies: options.bodies, imdsTokens: options.imdsTokens, tokenOwner: options.tokenOwner, log, debug: debugFlag(log) };
+  const info = (route: CredentialRoute, checks: RouteChecks | undefined, label: string): RouteInfo | undefined =>
+    checks === undefined ? undefined : { route, checks, label, counter: options.metrics.counter(label) };
+  const routes = {
+    container: info('container', surface.container, ROUTE_LABELS.container),
+    containerNamed: info('container', surface.container, ROUTE_LABELS.containerNamed),
+    imds: info('imds', surface.imds, ROUTE_LABELS.imds),
+    imdsToken: info('imds', surface.imds, ROUTE_LABELS.imdsToken),
+  };
 
   const putToken = (req: IncomingMessage, res: ServerResponse): boolean => {
     const url = req.url ?? '';
     const q = url.indexOf('?');
-    if ((q === -1 ? url : url.slice(0, q)) !== TOKEN_PATH || surface.imds === undefined) return false;
+    const route = routes.imdsToken;
+    if ((q === -1 ? url : url.slice(0, q)) !== TOKEN_PATH || route === undefined) return false;
     const state = getState();
-    const exchange = new Exchange(shared, req, res, state, 'imds', surface.imds, ROUTE_LABELS.imdsToken, log.isLevelEnabled('debug') ? performance.now() : 0, TOKEN_PATH, undefined);
+    const exchange = new Exchange(shared, req, res, state, route, TOKEN_PATH);
     try {
       const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
       if (denied !== undefined) exchange.refuse(denied);
@@ -522,36 +555,28 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     if (hash !== -1 && (end === -1 || hash < end)) end = hash;
     const path = end === -1 ? url : url.slice(0, end);
 
-    let route: CredentialRoute;
-    let checks: RouteChecks | undefined;
-    let label: string;
+    let route: RouteInfo | undefined;
     let segment: string | undefined;
     if (path.startsWith(CONTAINER_PREFIX)) {
-      if (path.length === CONTAINER_PREFIX.length) label = ROUTE_LABELS.container;
+      if (path.length === CONTAINER_PREFIX.length) route = routes.container;
       else if (path.charCodeAt(CONTAINER_PREFIX.length) === 47 /* / */) {
         segment = path.slice(CONTAINER_PREFIX.length + 1);
         if (segment.length === 0 || segment.includes('/')) return false;
-        label = ROUTE_LABELS.containerNamed;
+        route = routes.containerNamed;
       } else return false;
-      route = 'container';
-      checks = surface.container;
-    } else if (path.startsWith(IMDS_PREFIX)) {
-      route = 'imds';
-      checks = surface.imds;
-      label = ROUTE_LABELS.imds;
-    } else return false;
-    if (checks === undefined) return false;
+    } else if (path.startsWith(IMDS_PREFIX)) route = routes.imds;
+    else return false;
+    if (route === undefined) return false;
 
-    const started = log.isLevelEnabled('debug') ? performance.now() : 0;
     const state = getState();
-    const exchange = new Exchange(shared, req, res, state, route, checks, label, started, path, undefined);
+    const exchange = new Exchange(shared, req, res, state, route, path);
     try {
       const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
       if (denied !== undefined) {
         exchange.refuse(denied);
         return true;
       }
-      if (route === 'imds') {
+      if (route.route === 'imds') {
         if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
         else exchange.start();
         return true;

@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { UserError } from '../errors.js';
 import type { ListenAddress } from '../config/types.js';
 import type { DaemonApp, RequestHandler } from './app.js';
@@ -8,6 +8,12 @@ import { clampDelay } from '../timers.js';
 
 /** Largest accepted request head; larger → 431. */
 export const MAX_HEADER_BYTES = 16 * 1024;
+
+/**
+ * A connection whose client has stopped reading: answers are queued and none of it has
+ * been written for this long → the connection is closed (see `closeStalledWriters`).
+ */
+export const STALLED_WRITE_MS = 30_000;
 
 export interface BoundServer {
   server: Server;
@@ -34,7 +40,13 @@ export function urlHost(host: string, port: number): string {
  * a warning as long as another address is bound: a config listing both loopbacks
  * then runs on IPv4-only hosts too.
  */
-export async function listenAll(app: DaemonApp | RequestHandler, addresses: ListenAddress[], surface?: CredentialSurface, warn?: (message: string) => void): Promise<BoundServer[]> {
+export async function listenAll(
+  app: DaemonApp | RequestHandler,
+  addresses: ListenAddress[],
+  surface?: CredentialSurface,
+  warn?: (message: string) => void,
+  stalledWriteMs = STALLED_WRITE_MS,
+): Promise<BoundServer[]> {
   // A plain handler (the health listener's) is bound as it is.
   let handler: RequestHandler;
   if (typeof app === 'function') handler = app;
@@ -58,7 +70,7 @@ export async function listenAll(app: DaemonApp | RequestHandler, addresses: List
         },
         handler,
       );
-      server.setTimeout(30_000);
+      closeStalledWriters(server, stalledWriteMs);
       const host = addr.host.replace(/^\[|\]$/g, '');
       await new Promise<void>((resolve, reject) => {
         const onError = (err: NodeJS.ErrnoException) => {
@@ -95,6 +107,43 @@ export async function listenAll(app: DaemonApp | RequestHandler, addresses: List
   }
   for (const where of skipped) warn?.(`not listening on ${where}: IPv6 is disabled on this host (serving on the other addresses)`);
   return bound;
+}
+
+/**
+ * Closes connections whose client stopped reading (output queued, nothing written
+ * for `stalledMs`), checked a few times per `stalledMs`. The other ways a client can
+ * hold a connection are covered by the server's own timeouts: headersTimeout (a
+ * connection that sends no complete request head), requestTimeout (a request that
+ * is never finished) and keepAliveTimeout (idle between requests).
+ *
+ * Why not `server.setTimeout()`: an idle-socket timeout is refreshed on every read
+ * and write, i.e. timer-list work on every request of the hot path; this sweep costs
+ * nothing per request (docs/benchmarks.md).
+ */
+export function closeStalledWriters(server: Server, stalledMs: number): void {
+  const sockets = new Set<Socket>();
+  const seen = new WeakMap<Socket, { written: number; since: number }>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const timer = setInterval(
+    () => {
+      const now = Date.now();
+      for (const socket of sockets) {
+        if (socket.writableLength === 0) {
+          seen.delete(socket);
+          continue;
+        }
+        const last = seen.get(socket);
+        if (last === undefined || last.written !== socket.bytesWritten) seen.set(socket, { written: socket.bytesWritten, since: now });
+        else if (now - last.since >= stalledMs) socket.destroy();
+      }
+    },
+    clampDelay(Math.max(10, Math.floor(stalledMs / 3))),
+  );
+  timer.unref();
+  server.once('close', () => clearInterval(timer));
 }
 
 /**

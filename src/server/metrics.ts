@@ -1,8 +1,29 @@
 import type { SessionStatus } from '../credentials/session.js';
 
-/** Counts HTTP requests by route and status code (two map lookups per request, no key building). */
+/** Highest HTTP status code counted per route (anything above is counted as this + 1's slot, never dropped). */
+const MAX_STATUS = 599;
+
+/**
+ * One route's request counts by status code: an array slot per code, so counting a
+ * request is one increment (no map lookups, no hashing of the status number). Get one
+ * with `RequestMetrics.counter(route)` once and keep it.
+ */
+export class RouteCounter {
+  private readonly byStatus = new Float64Array(MAX_STATUS + 2);
+  hit(status: number): void {
+    this.byStatus[status >= 0 && status <= MAX_STATUS ? status | 0 : MAX_STATUS + 1]!++;
+  }
+  /** [status, count] for every status seen, ascending; an out-of-range status is reported as MAX_STATUS + 1. */
+  counts(): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    for (let s = 0; s < this.byStatus.length; s++) if (this.byStatus[s]! > 0) out.push([s, this.byStatus[s]!]);
+    return out;
+  }
+}
+
+/** Counts HTTP requests by route and status code. */
 export class RequestMetrics {
-  private readonly counts = new Map<string, Map<number, number>>();
+  private readonly routes = new Map<string, RouteCounter>();
   readonly startedAt = Date.now();
   /** Credential requests refused because of who the caller is, by uid ('unknown' when it could not be told). */
   readonly callerRefusals = new Map<string, number>();
@@ -12,18 +33,23 @@ export class RequestMetrics {
     this.callerRefusals.set(key, (this.callerRefusals.get(key) ?? 0) + 1);
   }
 
-  record(route: string, status: number): void {
-    let byStatus = this.counts.get(route);
-    if (byStatus === undefined) {
-      byStatus = new Map();
-      this.counts.set(route, byStatus);
+  /** The counter of `route` (created on first use): the hot paths resolve it once and call `hit` per request. */
+  counter(route: string): RouteCounter {
+    let c = this.routes.get(route);
+    if (c === undefined) {
+      c = new RouteCounter();
+      this.routes.set(route, c);
     }
-    byStatus.set(status, (byStatus.get(status) ?? 0) + 1);
+    return c;
+  }
+
+  record(route: string, status: number): void {
+    this.counter(route).hit(status);
   }
 
   entries(): Array<{ route: string; status: number; count: number }> {
     const out: Array<{ route: string; status: number; count: number }> = [];
-    for (const [route, byStatus] of this.counts) for (const [status, count] of byStatus) out.push({ route, status, count });
+    for (const [route, c] of this.routes) for (const [status, count] of c.counts()) out.push({ route, status, count });
     return out;
   }
 }

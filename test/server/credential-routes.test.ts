@@ -4,6 +4,8 @@
 // counted; requests the routes do not own reach fastify.
 import { Agent, request } from 'node:http';
 import { connect, type Socket } from 'node:net';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import type { CredentialSession } from '../../src/credentials/session.js';
 import type { AwsCredentials } from '../../src/rolesanywhere/types.js';
@@ -179,4 +181,34 @@ t.test('perConnection: one lookup per connection, synchronous once known', async
   t.same(results, ['async', 'sync', 'sync'], 'only the first request waits');
   t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: TOKEN })).status, 200);
   t.equal(lookups, 2, 'a new connection is looked up again');
+});
+
+t.test('requests are logged at debug only, following level changes (a reload may change the level)', async (t) => {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString('utf8')), done()) }));
+  const state: ServerState = {
+    profiles: new Map([['alpha', served('alpha')]]),
+    defaultProfile: 'alpha',
+    imds: { enabled: true, profile: 'alpha', allowV1: false },
+    token: new TokenVerifier(TOKEN),
+    loopbackOnly: true,
+  };
+  const app = buildApp({ getState: () => state, logger });
+  const bound = await listenAll(app, [{ host: '127.0.0.1', port: 0 }]);
+  t.teardown(() => closeAll(bound, 0));
+  const port = bound[0]!.port;
+  const requestLines = () => lines.map((l) => JSON.parse(l) as { msg: string; route?: string; status?: number; ms?: number }).filter((l) => l.msg === 'request');
+
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: TOKEN })).status, 200);
+  t.equal(requestLines().length, 0, 'at info: no request lines');
+  logger.level = 'debug';
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: TOKEN })).status, 200);
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: 'wrong-token-wrong-token' })).status, 401);
+  const logged = requestLines();
+  t.same(logged.map((l) => [l.route, l.status]), [['/v1/credentials', 200], ['/v1/credentials', 401]], 'at debug: each request, with its route and status');
+  t.type(logged[0]!.ms, 'number', 'and its duration');
+  t.notOk(lines.join('').includes(TOKEN), 'the endpoint token is not logged');
+  logger.level = 'warn';
+  t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: TOKEN })).status, 200);
+  t.equal(requestLines().length, 2, 'back at warn: no more request lines');
 });
