@@ -2,7 +2,7 @@ import { loadDaemonConfig, SERVE_USAGE } from '../config/load.js';
 import type { DaemonConfig, ProfileConfig } from '../config/types.js';
 import { describeError, UserError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
-import { loadProfileIdentity } from '../runtime/identity-source.js';
+import { SharedIdentities } from '../runtime/identity-source.js';
 import { sessionFetcher } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
@@ -15,9 +15,11 @@ const SHUTDOWN_GRACE_MS = 3_000;
 
 /** The daemon's pipeline parts: the shared identity loader and CreateSession call (src/runtime/). */
 export function daemonDeps(logger: Logger): DaemonDeps {
+  // Profiles on the same certificate and key share one loaded identity (SharedIdentities).
+  const identities = new SharedIdentities();
   return {
     logger,
-    loadIdentity: (profile: ProfileConfig, files) => loadProfileIdentity(profile, files),
+    loadIdentity: (profile: ProfileConfig, files) => identities.load(profile, files),
     fetchFactory: (profile: ProfileConfig) => sessionFetcher(profile, logger),
   };
 }
