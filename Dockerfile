@@ -51,5 +51,5 @@ EXPOSE 9911
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:9911/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # V8 settings: package.json "nodeFlags" (why: docs/benchmarks.md, "V8 settings").
-ENTRYPOINT ["node", "--max-semi-space-size=1", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/cli.js"]
 CMD ["serve"]

@@ -330,6 +330,42 @@ function roleNameCached(roleArn: string): string {
   return lastRoleName;
 }
 
+/** What an IMDS GET path asks for. */
+type ImdsPath = { kind: 'roles' | 'zone' | 'region' | 'other' } | { kind: 'role'; role: string };
+
+function imdsPath(path: string): ImdsPath {
+  switch (path) {
+    case '/latest/meta-data/iam/security-credentials/':
+    case '/latest/meta-data/iam/security-credentials':
+      return { kind: 'roles' };
+    case '/latest/meta-data/placement/availability-zone':
+      return { kind: 'zone' };
+    case '/latest/meta-data/placement/region':
+      return { kind: 'region' };
+  }
+  if (!path.startsWith(ROLE_PREFIX)) return { kind: 'other' };
+  let role = path.slice(ROLE_PREFIX.length);
+  if (role.includes('%')) {
+    try {
+      role = decodeURIComponent(role);
+    } catch {
+      role = '';
+    }
+  }
+  return { kind: 'role', role };
+}
+
+// One-entry memo: a client polls the same metadata path.
+let lastImdsPath: string | undefined;
+let lastImdsAsked: ImdsPath = { kind: 'other' };
+function imdsPathCached(path: string): ImdsPath {
+  if (path !== lastImdsPath) {
+    lastImdsAsked = imdsPath(path);
+    lastImdsPath = path;
+  }
+  return lastImdsAsked;
+}
+
 interface Shared {
   bodies: BodyCache;
   imdsTokens: ImdsTokenStore;
@@ -451,28 +487,20 @@ class Exchange implements CheckContext {
     }
     const path = this.path;
     const roleName = roleNameCached(profile.roleArn);
-    switch (path) {
-      case '/latest/meta-data/iam/security-credentials/':
-      case '/latest/meta-data/iam/security-credentials':
+    const asked = imdsPathCached(path);
+    switch (asked.kind) {
+      case 'roles':
         return this.answer(200, 'text/plain', roleName);
-      case '/latest/meta-data/placement/availability-zone':
+      case 'zone':
         return this.answer(200, 'text/plain', `${profile.region}a`);
-      case '/latest/meta-data/placement/region':
+      case 'region':
         return this.answer(200, 'text/plain', profile.region);
-    }
-    if (path.startsWith(ROLE_PREFIX)) {
-      let role = path.slice(ROLE_PREFIX.length);
-      if (role.includes('%')) {
-        try {
-          role = decodeURIComponent(role);
-        } catch {
-          role = '';
-        }
+      case 'role': {
+        if (asked.role !== roleName) return this.refuse(refusal(404, 'NotFound', 'no such role'));
+        const found = profile.session.lookup();
+        if (!found.ok) return this.refuse(refusal(503, 'CredentialsUnavailable', found.message));
+        return this.answer(200, 'application/json', this.shared.bodies.imdsBody(found.credentials, found.lastUpdated));
       }
-      if (role !== roleName) return this.refuse(refusal(404, 'NotFound', 'no such role'));
-      const found = profile.session.lookup();
-      if (!found.ok) return this.refuse(refusal(503, 'CredentialsUnavailable', found.message));
-      return this.answer(200, 'application/json', this.shared.bodies.imdsBody(found.credentials, found.lastUpdated));
     }
     return this.refuse(refusal(404, 'NotFound', `no such metadata path: ${path.slice(0, 200)}`));
   }
@@ -545,28 +573,41 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     return true;
   };
 
-  return (req, res) => {
-    const method = req.method;
-    if (method === 'PUT') return putToken(req, res);
-    if (method !== 'GET' && method !== 'HEAD') return false;
-    const url = originForm(req.url ?? '');
+  /** Where a GET/HEAD target routes: its route, its path (no query or fragment) and, for the container route, the profile segment; undefined = not ours. */
+  const target = (raw: string): { route: RouteInfo; path: string; segment: string | undefined } | undefined => {
+    const url = originForm(raw);
     let end = url.indexOf('?');
     const hash = url.indexOf('#');
     if (hash !== -1 && (end === -1 || hash < end)) end = hash;
     const path = end === -1 ? url : url.slice(0, end);
-
     let route: RouteInfo | undefined;
     let segment: string | undefined;
     if (path.startsWith(CONTAINER_PREFIX)) {
       if (path.length === CONTAINER_PREFIX.length) route = routes.container;
       else if (path.charCodeAt(CONTAINER_PREFIX.length) === 47 /* / */) {
         segment = path.slice(CONTAINER_PREFIX.length + 1);
-        if (segment.length === 0 || segment.includes('/')) return false;
+        if (segment.length === 0 || segment.includes('/')) return undefined;
         route = routes.containerNamed;
-      } else return false;
+      } else return undefined;
     } else if (path.startsWith(IMDS_PREFIX)) route = routes.imds;
-    else return false;
-    if (route === undefined) return false;
+    return route === undefined ? undefined : { route, path, segment };
+  };
+  let lastUrl: string | undefined;
+  let lastTarget: ReturnType<typeof target>;
+
+  return (req, res) => {
+    const method = req.method;
+    if (method === 'PUT') return putToken(req, res);
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    const url = req.url ?? '';
+    // Clients repeat the same target: one-entry memo of where it routes.
+    if (url !== lastUrl) {
+      lastTarget = target(url);
+      lastUrl = url;
+    }
+    const t = lastTarget;
+    if (t === undefined) return false;
+    const { route, path, segment } = t;
 
     const state = getState();
     const exchange = new Exchange(shared, req, res, state, route, path);
