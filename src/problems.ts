@@ -108,3 +108,9 @@ export function typeName(value: unknown): string {
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** Names for a message: all of them up to `max`, else the first `max` and how many more (a config may have 1000 profiles). */
+export function nameList(names: readonly string[], max = 10): string {
+  if (names.length <= max) return names.join(', ');
+  return `${names.slice(0, max).join(', ')} … and ${names.length - max} more`;
+}

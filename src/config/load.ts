@@ -25,7 +25,7 @@ import { permissionHint, readAtMost } from '../identity/files.js';
 import type { DaemonConfig, ListenAddress, ProfileConfig } from './types.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { parseListenAddress } from '../net/listen-address.js';
-import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
+import { ConfigError, isPlainObject, nameList, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
 import { checkProfile, envValue, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
 import {
   DEFAULT_PORT,
@@ -342,11 +342,11 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
       const given = Object.values(input.labels).filter(Boolean).join(', ') || 'password';
       c.add(
         'command line',
-        `profile settings from flags/environment (${given}) apply to one profile, but the config has several (${fileNames.join(', ')}); add --profile-name NAME (or ROLESANYWHERE_PROFILE_NAME)`,
+        `profile settings from flags/environment (${given}) apply to one profile, but the config has several (${nameList(fileNames)}); add --profile-name NAME (or ROLESANYWHERE_PROFILE_NAME)`,
       );
     }
     if (target !== undefined && nameSrc && !input.given && source && !fileNames.includes(target)) {
-      c.add(nameSrc.label, `no profile named ${show(target)} in the config (defined: ${fileNames.join(', ') || 'none'}) and no profile options given to define it`);
+      c.add(nameSrc.label, `no profile named ${show(target)} in the config (defined: ${nameList(fileNames) || 'none'}) and no profile options given to define it`);
       target = undefined;
     }
     if (target !== undefined && !PROFILE_NAME.test(target)) {
@@ -411,13 +411,13 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   const imdsProfile = imds.profile;
   if (imdsProfile !== undefined) {
     if (!names.includes(imdsProfile)) {
-      c.add('imds.profile', `no profile named ${show(imdsProfile)}; defined profiles: ${names.join(', ') || '(none)'}`);
+      c.add('imds.profile', `no profile named ${show(imdsProfile)}; defined profiles: ${nameList(names) || '(none)'}`);
       delete imds.profile;
     }
   } else if (imds.enabled && names.length === 1) {
     imds.profile = names[0]!;
   } else if (imds.enabled && names.length > 1) {
-    c.add('imds.profile', `required: IMDS serves one profile and there are ${names.length} (${names.join(', ')}); name one, or set imds.enabled: false`);
+    c.add('imds.profile', `required: IMDS serves one profile and there are ${names.length} (${nameList(names)}); name one, or set imds.enabled: false`);
   }
 
   // ---- sections' cross-checks (bindings name profiles, addresses not shared, paths resolved) ----

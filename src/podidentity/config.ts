@@ -1,7 +1,7 @@
 // The `podIdentity` section of the daemon config: its type, defaults and
 // validator (field-path problems like the rest of the config).
 // Imports nothing from config/ but problems.ts: the settings table imports this module.
-import { isPlainObject, show, typeName, unknownKeyMessage, type Problem, type SectionContext } from '../problems.js';
+import { isPlainObject, nameList, show, typeName, unknownKeyMessage, type Problem, type SectionContext } from '../problems.js';
 import { parseListenAddress, type ListenAddress } from '../net/listen-address.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { shadowedBy, type Binding } from './bindings.js';
@@ -187,7 +187,7 @@ export function finishPodIdentity(value: PodIdentityConfig, ctx: SectionContext)
   const before = ctx.problems.length;
   const add = (sub: string, message: string) => ctx.problems.push({ path: `${ctx.path}${sub}`, message });
   value.bindings.forEach((b, i) => {
-    if (!ctx.profiles.includes(b.profile)) add(`.bindings[${i}].profile`, `no profile named ${show(b.profile)}; defined profiles: ${ctx.profiles.join(', ') || '(none)'}`);
+    if (!ctx.profiles.includes(b.profile)) add(`.bindings[${i}].profile`, `no profile named ${show(b.profile)}; defined profiles: ${nameList(ctx.profiles) || '(none)'}`);
   });
   const ordinary = new Set(ctx.listen.map((a) => `${a.host.toLowerCase()}|${a.port}`));
   value.listen.forEach((a, i) => {

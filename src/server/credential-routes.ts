@@ -34,6 +34,7 @@ import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { parseTtl, type ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics, RouteCounter } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
+import { nameList } from '../problems.js';
 import { isoSeconds } from '../timers.js';
 
 /** An answer that refuses the request: HTTP status and the endpoint's `{Code, Message}`. */
@@ -461,7 +462,7 @@ class Exchange implements CheckContext {
       if (this.route === 'container') {
         if (name === undefined) {
           name = state.defaultProfile;
-          if (name === undefined) return this.refuse(refusal(404, 'NotFound', `no default profile is configured; request /v1/credentials/<profile> (profiles: ${[...state.profiles.keys()].join(', ')})`));
+          if (name === undefined) return this.refuse(refusal(404, 'NotFound', `no default profile is configured; request /v1/credentials/<profile> (profiles: ${nameList([...state.profiles.keys()])})`));
         }
         this.served = state.profiles.get(name);
         if (this.served === undefined) return this.refuse(refusal(404, 'NotFound', `unknown profile "${name.slice(0, 100)}"`));

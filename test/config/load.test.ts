@@ -418,3 +418,10 @@ profiles:
   t.match(ps2['refresh.maxCallsPerSecond'], /from 1 to 10000, got "fast"/);
   t.equal(ps2['refresh.maxCalsPerSecond'], 'unknown key — did you mean maxCallsPerSecond?');
 });
+
+t.test('messages naming profiles list at most 10 of 1000', async (t) => {
+  const names = Array.from({ length: 1000 }, (_, i) => `p${String(i).padStart(4, '0')}`);
+  const { file } = await withFile(`profiles:\n${names.map((n) => `  ${n}:${PROFILE_YAML}`).join('\n')}\n`);
+  const ps = byPath(await problems(loadDaemonConfig({ argv: ['--config', file], env: {} })));
+  t.equal(ps['imds.profile'], 'required: IMDS serves one profile and there are 1000 (p0000, p0001, p0002, p0003, p0004, p0005, p0006, p0007, p0008, p0009 … and 990 more); name one, or set imds.enabled: false');
+});
