@@ -88,7 +88,7 @@ export async function waitUntil(what: string, cond: () => boolean | Promise<bool
 }
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { CLI } from './cli.js';
+import { CLI, NODE_FLAGS } from './cli.js';
 
 export interface ServeProcess {
   child: ChildProcess;
@@ -105,13 +105,14 @@ export interface ServeProcess {
 
 /**
  * Spawns `serve` as a real process. Killed (SIGKILL) at teardown if still running.
- * `command`: how to start the CLI (default: this Node with dist/cli.js; the single-file executable alone).
+ * `command`: how to start the CLI (default: this Node with the package's nodeFlags and dist/cli.js, as every home
+ * starts it; the single-file executable alone).
  */
 export function spawnServe(
   t: { teardown(fn: () => unknown): void },
   args: string[],
   env: NodeJS.ProcessEnv = {},
-  command: [string, ...string[]] = [process.execPath, CLI],
+  command: [string, ...string[]] = [process.execPath, ...NODE_FLAGS, CLI],
 ): ServeProcess {
   const [cmd, ...pre] = command;
   const child = spawn(cmd, [...pre, 'serve', ...args], {

@@ -140,7 +140,9 @@ export async function startSoftTpm(t: { teardown(fn: () => unknown): void }): Pr
     await rm(dir, { recursive: true, force: true });
   });
   // A wrong-password test must not lock the TPM (swtpm allows 3 failures, then 1000 s lockout).
-  await tool('tpm2_dictionarylockout', ['--setup-parameters', '--max-tries=1000', '--recovery-time=1', '--lockout-recovery-time=1']);
+  // The failed-authorization counter must not decay during a test that counts it (with a 1 s
+  // recovery time a slow CI run saw it drop between two reads); 1000 tries never lock out a suite.
+  await tool('tpm2_dictionarylockout', ['--setup-parameters', '--max-tries=1000', '--recovery-time=600', '--lockout-recovery-time=1']);
 
   let keyCounter = 0;
   const tpm: SoftTpm = {
