@@ -118,9 +118,26 @@ export function originForm(url: string): string {
   return u ? `${u.pathname}${u.search}` : url;
 }
 
-// One-entry memo: clients send the same Host on every request.
-let lastHost: string | undefined;
-let lastHostOk = false;
+/**
+ * `fn` remembering its last argument and result: a client repeats the same Host,
+ * request target and metadata path on every request of its connection, so the
+ * hot path parses each once, not per request.
+ */
+export function lastCallMemo<K, V>(fn: (key: K) => V): (key: K) => V {
+  let called = false;
+  let lastKey: K;
+  let lastValue: V;
+  return (key) => {
+    if (!called || key !== lastKey) {
+      lastValue = fn(key);
+      lastKey = key;
+      called = true;
+    }
+    return lastValue;
+  };
+}
+
+const hostIsLoopback = lastCallMemo(isLoopbackHostHeader);
 
 /** The DNS-rebinding guard, shared by these routes and fastify's hook: a refusal when the Host is not loopback on a loopback-only server. */
 export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal | undefined {
@@ -132,12 +149,7 @@ export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal |
     const ok = target !== null && (target.protocol === 'http:' || target.protocol === 'https:') && !target.username && !target.password && isLoopbackHostname(target.hostname);
     return ok ? undefined : TARGET_REFUSAL;
   }
-  const host = req.headers.host;
-  if (host !== lastHost || host === undefined) {
-    lastHostOk = isLoopbackHostHeader(host);
-    lastHost = host;
-  }
-  return lastHostOk ? undefined : HOST_REFUSAL;
+  return hostIsLoopback(req.headers.host) ? undefined : HOST_REFUSAL;
 }
 
 /**
@@ -320,16 +332,8 @@ function runChecks(checks: Check[], i: number, req: IncomingMessage, ctx: CheckC
   return undefined;
 }
 
-// One-entry memo: every request of a profile asks for the same role name.
-let lastRoleArn = '';
-let lastRoleName = '';
-function roleNameCached(roleArn: string): string {
-  if (roleArn !== lastRoleArn) {
-    lastRoleName = roleNameOf(roleArn);
-    lastRoleArn = roleArn;
-  }
-  return lastRoleName;
-}
+// Every request of a profile asks for the same role name.
+const roleNameCached = lastCallMemo(roleNameOf);
 
 /** What an IMDS GET path asks for. */
 type ImdsPath = { kind: 'roles' | 'zone' | 'region' | 'other' } | { kind: 'role'; role: string };
@@ -356,16 +360,8 @@ function imdsPath(path: string): ImdsPath {
   return { kind: 'role', role };
 }
 
-// One-entry memo: a client polls the same metadata path.
-let lastImdsPath: string | undefined;
-let lastImdsAsked: ImdsPath = { kind: 'other' };
-function imdsPathCached(path: string): ImdsPath {
-  if (path !== lastImdsPath) {
-    lastImdsAsked = imdsPath(path);
-    lastImdsPath = path;
-  }
-  return lastImdsAsked;
-}
+// A client polls the same metadata path.
+const imdsPathCached = lastCallMemo(imdsPath);
 
 interface Shared {
   bodies: BodyCache;
@@ -593,20 +589,14 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     } else if (path.startsWith(IMDS_PREFIX)) route = routes.imds;
     return route === undefined ? undefined : { route, path, segment };
   };
-  let lastUrl: string | undefined;
-  let lastTarget: ReturnType<typeof target>;
+  const targetCached = lastCallMemo(target);
 
   return (req, res) => {
     const method = req.method;
     if (method === 'PUT') return putToken(req, res);
     if (method !== 'GET' && method !== 'HEAD') return false;
     const url = req.url ?? '';
-    // Clients repeat the same target: one-entry memo of where it routes.
-    if (url !== lastUrl) {
-      lastTarget = target(url);
-      lastUrl = url;
-    }
-    const t = lastTarget;
+    const t = targetCached(url);
     if (t === undefined) return false;
     const { route, path, segment } = t;
 
