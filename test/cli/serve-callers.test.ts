@@ -8,7 +8,7 @@ import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
-import { fakeCredentials, startFakeServer } from '../helpers/fake-rolesanywhere.js';
+import { startFakeServer, freshCredentials } from '../helpers/fake-rolesanywhere.js';
 import { httpRequest, serveYaml, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
@@ -51,10 +51,7 @@ t.test('another local user is refused by both routes by default, and served once
   await chmod(dir, 0o755);
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'serve-callers');
-  const fake = await startFakeServer(t, [(_req, res) => {
-    res.writeHead(201, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(fakeCredentials()));
-  }]);
+  const fake = await startFakeServer(t, [freshCredentials]);
   const cfg = join(dir, 'daemon.yaml');
   const yaml = (callers: string) => configYaml(dir, leaf, fake.url, callers);
   await writeFile(cfg, yaml(''));

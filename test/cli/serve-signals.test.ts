@@ -6,7 +6,7 @@ import { open, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { MAX_CONFIG_BYTES } from '../../src/config/load.js';
-import { fakeCredentials, startFakeServer } from '../helpers/fake-rolesanywhere.js';
+import { startFakeServer, freshCredentials } from '../helpers/fake-rolesanywhere.js';
 import { httpRequest, serveYaml, spawnServe } from '../helpers/daemon.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
@@ -24,10 +24,7 @@ t.test('SIGHUP during start-up is applied after start, not fatal; SIGTERM then e
   const dir = await tempDir();
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'serve-signals');
-  const fake = await startFakeServer(t, [(_req, res) => {
-    res.writeHead(201, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(fakeCredentials()));
-  }]);
+  const fake = await startFakeServer(t, [freshCredentials]);
   // The token file is a FIFO: reading it blocks until the test writes, which holds the daemon inside its start-up.
   const tokenFile = join(dir, 'token');
   execFileSync('mkfifo', ['-m', '600', tokenFile]);
@@ -66,10 +63,7 @@ t.test('SIGHUP while the config is still being read (before anything slow) is he
   const dir = await tempDir();
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'serve-signals-early');
-  const fake = await startFakeServer(t, [(_req, res) => {
-    res.writeHead(201, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(fakeCredentials()));
-  }]);
+  const fake = await startFakeServer(t, [freshCredentials]);
   const config = serveYaml({ tokenFile: join(dir, 'token'), leaf, endpoint: fake.url });
   // The config file is a FIFO: serve blocks reading it, before its own reload handler exists.
   const cfg = join(dir, 'daemon.yaml');
@@ -95,10 +89,7 @@ t.test('SIGHUP with an oversize config (or /dev/zero) keeps the running configur
   const dir = await tempDir();
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'serve-oversize');
-  const fake = await startFakeServer(t, [(_req, res) => {
-    res.writeHead(201, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(fakeCredentials()));
-  }]);
+  const fake = await startFakeServer(t, [freshCredentials]);
   const tokenFile = join(dir, 'token');
   const token = 'serve-oversize-token-0123456789';
   await writeFile(tokenFile, token, { mode: 0o600 });

@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { fakeCredentials, PROFILE_ARN, ROLE_ARN, startFakeServer, TA_ARN } from '../helpers/fake-rolesanywhere.js';
+import { fakeCredentials, PROFILE_ARN, ROLE_ARN, startFakeServer, TA_ARN, freshCredentials } from '../helpers/fake-rolesanywhere.js';
 import { httpRequest, spawnServe } from '../helpers/daemon.js';
 import { runCli } from '../helpers/cli.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
@@ -77,10 +77,7 @@ t.test('address in use → clear error, exit 1', async (t) => {
 
 t.test('SIGHUP reloads (invalid refused, valid applied); SIGTERM exits 0', async (t) => {
   const { dir, leaf } = await setup();
-  const fake = await startFakeServer(t, [(_req, res) => {
-    res.writeHead(201, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(fakeCredentials()));
-  }]);
+  const fake = await startFakeServer(t, [freshCredentials]);
   const tokenFile = join(dir, 'run', 'token');
   const cfg = join(dir, 'daemon.yaml');
   const base = { endpoint: fake.url, certificate: leaf.certPath, privateKey: leaf.keyPath, tokenFile };

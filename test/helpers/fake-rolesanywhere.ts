@@ -59,6 +59,12 @@ export function fakeCredentials(opts: { lifetimeSec?: number; accessKeyId?: stri
   };
 }
 
+/** A script answering every CreateSession with fresh credentials (201), as the service does. */
+export const freshCredentials: Script = (_req, res) => {
+  res.writeHead(201, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(fakeCredentials()));
+};
+
 export function errorBody(type: string, message: string): Script {
   return { status: type === 'AccessDeniedException' ? 403 : type === 'ResourceNotFoundException' ? 404 : type === 'ThrottlingException' ? 429 : 400, body: { message }, headers: { 'x-amzn-errortype': type } };
 }
