@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
-/** The CLI under test; BENCH_CLI=/path/to/dist/cli.js compares another build with the same harness. */
-export const CLI = process.env.BENCH_CLI || join(ROOT, 'dist', 'cli.js');
+/** The CLI under test, as every home runs it (the bundle); BENCH_CLI=/path/to/cli.js compares another build with the same harness. */
+export const CLI = process.env.BENCH_CLI || join(ROOT, 'dist', 'bundle', 'cli.js');
 /** The V8 settings every home starts the daemon with (package.json "nodeFlags"); the bench does too. */
 export const NODE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).nodeFlags ?? [];
 
@@ -336,6 +336,23 @@ export function rssKb(pid) {
   } catch {
     return NaN;
   }
+}
+
+/**
+ * { rss, anon, file } of a process in KiB (VmRSS, RssAnon, RssFile), NaN where unreadable.
+ * `file` is mostly the node binary's pages, shared with every other Node process and
+ * subject to the page cache's state (fault-around maps neighbouring cached pages too),
+ * so it moves between runs; `anon` is the process's own memory.
+ */
+export function memKb(pid) {
+  let status = '';
+  try {
+    status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  } catch {
+    // gone
+  }
+  const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN);
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
 
 /** CPU time (user + system) a process has used so far, in ms (from /proc/<pid>/stat; clock ticks of 10 ms), or NaN. */
