@@ -21,12 +21,13 @@
 # plus the token's module (e.g. opensc-pkcs11), `cd /app && npm rebuild
 # pkcs11js`, then purge the compiler (README: "Keys on a PKCS#11 token").
 
-# ---- build: compile TypeScript ----
+# ---- build: compile TypeScript, bundle (scripts/bundle.js) ----
 FROM node:24-trixie-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
+COPY scripts/bundle.js ./scripts/
 COPY src ./src
 RUN npm run build
 
@@ -51,5 +52,5 @@ EXPOSE 9911
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["node", "-e", "fetch('http://127.0.0.1:9911/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 # V8 settings: package.json "nodeFlags" (why: docs/benchmarks.md, "V8 settings").
-ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "/app/dist/bundle/cli.js"]
 CMD ["serve"]

@@ -2,10 +2,10 @@
 // (default DIR: sea/), that runs every command with no Node, npm or
 // node_modules next to it — a Node single executable application.
 //
-//   1. esbuild bundles dist/cli.js and the production dependencies into one
-//      CommonJS file (SEA runs one CommonJS script and can require only
-//      built-in modules). Lazy `import()`s (yaml, https-proxy-agent,
-//      node-forge, pino-pretty) become lazy module initialisers in the bundle.
+//   1. dist/bundle/main.js (scripts/bundle.js, part of `npm run build`): the CLI
+//      and the production dependencies in one CommonJS file (SEA runs one
+//      CommonJS script and can require only built-in modules) — the same file
+//      the npm command, the image and the unit run.
 //   2. node --experimental-sea-config turns it into a blob (with V8's code
 //      cache, so start-up does not compile the bundle).
 //   3. The blob is injected into a copy of the Node 24 binary running this
@@ -14,12 +14,12 @@
 // Not in the executable: native addons (a PKCS#11 module loaded through one
 // says so at run time) — everything else is.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { build } from 'esbuild';
 import { inject } from 'postject';
+import { BUNDLE_MAIN } from './bundle.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({ options: { out: { type: 'string', default: join(root, 'sea') } } });
@@ -33,33 +33,11 @@ mkdirSync(out, { recursive: true });
 const work = join(out, '.build');
 rmSync(work, { recursive: true, force: true });
 mkdirSync(work);
-const bundle = join(work, 'cli.cjs');
-
-// dist/version.js reads ../package.json at run time; the executable has no package.json.
-const inlineVersion = {
-  name: 'inline-version',
-  setup(b) {
-    b.onLoad({ filter: /[\\/]dist[\\/]version\.js$/ }, () => ({ contents: `export const VERSION = ${JSON.stringify(pkg.version)};`, loader: 'js' }));
-  },
-};
-
-const result = await build({
-  entryPoints: [join(root, 'dist', 'cli.js')],
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: `node${major}`,
-  outfile: bundle,
-  minify: true,
-  keepNames: true,
-  legalComments: 'none',
-  // Native addons cannot be bundled; code that loads one reports it is unavailable.
-  external: ['pkcs11js'],
-  plugins: [inlineVersion],
-  logLevel: 'warning',
-  metafile: true,
-});
-if (result.errors.length) process.exit(1);
+// The bundle every home runs (scripts/bundle.js; `npm run build:sea` has just built it):
+// one CommonJS file, as SEA needs; without bundle/cli.js, the entry that turns on the
+// compile cache: the executable carries its own code cache.
+const bundle = BUNDLE_MAIN;
+if (!existsSync(bundle)) throw new Error(`${bundle} is missing: run \`npm run build\` first`);
 
 const seaConfig = join(work, 'sea-config.json');
 const blob = join(work, 'sea.blob');

@@ -22,7 +22,7 @@ import { isoSeconds } from './timers.js';
 
 const REGION = 'us-east-1';
 const { trustAnchorArn: TRUST_ANCHOR_ARN, profileArn: PROFILE_ARN, roleArn: ROLE_ARN } = exampleArns(REGION);
-const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('./bundle/cli.js', import.meta.url));
 const STARTUP_TIMEOUT_MS = 30_000;
 
 const USAGE = `Usage: node dist/demo.js [--wait | --no-wait] [--emulator-fault JSON]   (or: npm run demo)

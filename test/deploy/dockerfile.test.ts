@@ -56,7 +56,7 @@ t.test('stages, base image, user, ports, entrypoint', async (t) => {
   t.notOk(['root', '0', ''].includes(user), `non-root user (${user})`);
   t.same(runtime.filter((i) => i.op === 'EXPOSE').map((i) => i.args), ['9911']);
   const nodeFlags: string[] = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')).nodeFlags;
-  t.same(execForm(runtime.find((i) => i.op === 'ENTRYPOINT')!.args), ['node', ...nodeFlags, '/app/dist/cli.js'], 'node with the V8 settings of package.json nodeFlags');
+  t.same(execForm(runtime.find((i) => i.op === 'ENTRYPOINT')!.args), ['node', ...nodeFlags, '/app/dist/bundle/cli.js'], 'node with the V8 settings of package.json nodeFlags');
   t.same(execForm(runtime.find((i) => i.op === 'CMD')!.args), ['serve']);
   const installs = runtime.filter((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args));
   t.equal(installs.length, 1);
@@ -128,14 +128,14 @@ t.test('HEALTHCHECK hits /healthz and really works', async (t) => {
 
 t.test('production install (npm ci --omit=dev) runs the compiled CLI', async (t) => {
   t.setTimeout(240_000);
-  await t.resolves(access(join(REPO, 'dist', 'cli.js')), 'dist/ is built (npx tsc -p .)');
+  await t.resolves(access(join(REPO, 'dist', 'bundle', 'cli.js')), 'dist/ is built (npm run build)');
   const dir = await tempDir('ra-prod-');
   await cp(join(REPO, 'package.json'), join(dir, 'package.json'));
   await cp(join(REPO, 'package-lock.json'), join(dir, 'package-lock.json'));
   await run('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, maxBuffer: 16 * 1024 * 1024, timeout: 200_000 });
   await t.rejects(access(join(dir, 'node_modules', 'typescript')), 'no dev dependencies installed');
   await cp(join(REPO, 'dist'), join(dir, 'dist'), { recursive: true });
-  const res = await run(process.execPath, ['dist/cli.js', '--help'], { cwd: dir }).then(
+  const res = await run(process.execPath, ['dist/bundle/cli.js', '--help'], { cwd: dir }).then(
     (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
     (e: { code?: number; stdout?: string; stderr?: string }) => ({ code: e.code ?? -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' }),
   );

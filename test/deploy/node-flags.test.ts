@@ -13,11 +13,11 @@ const flags: string[] = pkg.nodeFlags;
 t.test('one list of flags, in every start command', async (t) => {
   t.ok(Array.isArray(flags) && flags.length > 0 && flags.every((f) => f.startsWith('--')), 'package.json nodeFlags');
   const bin = await readFile(join(REPO, pkg.bin['rolesanywhere-credentiald']), 'utf8');
-  t.match(bin, `exec node ${flags.join(' ')} "$here/../dist/cli.js" "$@"`, 'npm command');
+  t.match(bin, `exec node ${flags.join(' ')} "$here/../dist/bundle/cli.js" "$@"`, 'npm command');
   const docker = await readFile(join(REPO, 'Dockerfile'), 'utf8');
-  t.match(docker, `ENTRYPOINT ["node", ${flags.map((f) => JSON.stringify(f)).join(', ')}, "/app/dist/cli.js"]`, 'image');
+  t.match(docker, `ENTRYPOINT ["node", ${flags.map((f) => JSON.stringify(f)).join(', ')}, "/app/dist/bundle/cli.js"]`, 'image');
   t.match(await readFile(join(REPO, 'scripts', 'build-sea.js'), 'utf8'), 'execArgv: pkg.nodeFlags', 'single-file executable');
-  t.match(await readFile(join(REPO, 'systemd', 'rolesanywhere-credentiald.service'), 'utf8'), `ExecStart=/usr/bin/node ${flags.join(' ')} /opt/rolesanywhere-credentiald/dist/cli.js`, 'unit, npm form');
+  t.match(await readFile(join(REPO, 'systemd', 'rolesanywhere-credentiald.service'), 'utf8'), `ExecStart=/usr/bin/node ${flags.join(' ')} /opt/rolesanywhere-credentiald/dist/bundle/cli.js`, 'unit, npm form');
   t.ok(pkg.files.includes('bin'), 'the command is in the package');
 });
 

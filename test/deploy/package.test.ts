@@ -48,8 +48,10 @@ t.test('the tarball holds the built dist/, the shrinkwrap and the production dep
   const { stdout } = await run('tar', ['tzf', tarball], NPM);
   const files = stdout.split('\n').filter(Boolean);
   t.same(files.filter((f) => !f.startsWith('package/') || f.split('/').includes('..')), [], 'every member inside package/');
-  t.ok(files.includes('package/dist/cli.js'), 'dist/cli.js built by prepack');
-  t.ok(files.includes('package/dist/cli/serve.js'));
+  t.ok(files.includes('package/dist/bundle/cli.js'), 'the bundle, built by prepack');
+  t.ok(files.includes('package/dist/bundle/pkcs11-worker.js'), 'the PKCS#11 worker\'s entry');
+  t.ok(files.includes('package/dist/bundle/package.json'), 'what makes the bundle CommonJS');
+  t.same(files.filter((f) => f.startsWith('package/dist/') && !f.startsWith('package/dist/bundle/')), [], 'only the bundle: nothing runs the modules of dist/');
   t.ok(files.includes('package/bin/rolesanywhere-credentiald'), 'the command (node with the V8 settings)');
   t.ok(files.includes('package/npm-shrinkwrap.json'), 'exact dependency versions');
   t.notOk(files.some((f) => f.startsWith('package/src/')), 'no TypeScript sources');
@@ -107,7 +109,7 @@ t.test('the unpacked tarball with npm ci --omit=dev (the systemd recipe) and npm
   await run('tar', ['xzf', tarball, '-C', opt, '--strip-components=1'], NPM);
   await run('npm', ['ci', '--omit=dev', '--offline', '--no-audit', '--no-fund', '--loglevel=error'], { ...NPM, cwd: opt, env: npmEnv() });
   await noDevDependencies(t, join(opt, 'node_modules'));
-  // As the systemd unit starts it: node /opt/rolesanywhere-credentiald/dist/cli.js
+  // As the systemd unit starts it: node /opt/rolesanywhere-credentiald/dist/bundle/cli.js
   await exercise(t, ['node', join(opt, pkg.main)], opt);
   // npm install --omit=dev works there too (the shrinkwrap pins the same versions).
   await rm(join(opt, 'node_modules'), { recursive: true, force: true });

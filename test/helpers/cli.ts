@@ -1,10 +1,11 @@
-// Runs the built CLI (dist/cli.js) as a user would: a real process, real argv,
-// real environment. `npm test` builds first (pretest).
+// Runs the built CLI as a user would: the bundle every home runs (dist/bundle/cli.js,
+// scripts/bundle.js), a real process, real argv, real environment. `npm test` builds
+// first (pretest).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/bundle/cli.js', import.meta.url));
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** The V8 settings every home starts the daemon with (package.json "nodeFlags"): spawned daemons get them too, so tests see its real heap sizes. */
 export const NODE_FLAGS: string[] = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { nodeFlags?: string[] }).nodeFlags ?? [];

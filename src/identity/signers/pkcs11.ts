@@ -28,7 +28,7 @@ import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isSea } from 'node:sea';
 import { fileURLToPath } from 'node:url';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { parentPort, Worker } from 'node:worker_threads';
 import { UserError } from '../../errors.js';
 import { integer, nullValue, octetString, oid, sequence } from '../../asn1/encoder.js';
 import { decodeOid, parseDer, TAG } from '../../asn1/reader.js';
@@ -1006,7 +1006,12 @@ function readCertificateHere(spec: string, options: Pkcs11Options = {}): Promise
 // does not pile up threads); then the next call opens the token afresh in a
 // new worker.
 
-const WORKER_FLAG = 'rolesanywhere-pkcs11-worker';
+/**
+ * The worker's entry file, next to this one: in dist/ `pkcs11-worker.js` beside
+ * `pkcs11.js`, in the bundle (scripts/bundle.js) `pkcs11-worker.js` beside `main.js`.
+ * Not this module's own URL: in the bundle that is the CLI's entry point.
+ */
+const WORKER_ENTRY = new URL('./pkcs11-worker.js', import.meta.url);
 let callTimeoutMs = { open: 60_000, sign: 30_000, close: 10_000 };
 
 /** Shorter deadlines for tests that make a module hang (not a user setting). */
@@ -1044,7 +1049,8 @@ function fromWire(options: WireOptions): Pkcs11Options {
   return certificateDer ? { ...rest, certificate: new X509Certificate(Buffer.from(certificateDer)) } : rest;
 }
 
-function serveWorker(): void {
+/** Runs in the worker thread (pkcs11-worker.ts): answers the main thread's calls. */
+export function serveWorker(): void {
   const port = parentPort!;
   const signers = new Map<number, Signer>();
   let next = 1;
@@ -1083,12 +1089,9 @@ function serveWorker(): void {
         } satisfies Reply),
     );
   });
+  port.postMessage({ id: 0 } satisfies Reply); // ready: deadlines start now, not during the thread's start-up
 }
 
-if (!isMainThread && (workerData as Record<string, unknown> | undefined)?.[WORKER_FLAG]) {
-  serveWorker();
-  parentPort!.postMessage({ id: 0 } satisfies Reply); // ready: deadlines start now, not during the thread's start-up
-}
 
 class WorkerHost {
   private worker: Worker | undefined;
@@ -1112,7 +1115,7 @@ class WorkerHost {
       );
     }
     if (this.worker) return this.worker;
-    const w = new Worker(new URL(import.meta.url), { workerData: { [WORKER_FLAG]: true } });
+    const w = new Worker(WORKER_ENTRY);
     this.ready = new Promise<void>((resolve) => (this.markReady = resolve));
     w.on('message', (r: Reply) => this.settle(r));
     w.on('error', (err) => this.giveUp(w, new UserError(`PKCS#11 worker failed: ${err.message}`, { reason: 'pkcs11_module', cause: err })));
