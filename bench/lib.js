@@ -15,8 +15,13 @@ import { promisify } from 'node:util';
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** The CLI under test, as every home runs it (the bundle); BENCH_CLI=/path/to/cli.js compares another build with the same harness. */
 export const CLI = process.env.BENCH_CLI || join(ROOT, 'dist', 'bundle', 'cli.js');
-/** The V8 settings every home starts the daemon with (package.json "nodeFlags"); the bench does too. */
-export const NODE_FLAGS = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).nodeFlags ?? [];
+/**
+ * The V8 settings every home starts the daemon with (package.json "nodeFlags"); the bench
+ * does too. BENCH_NODE_FLAGS='--max-semi-space-size=8 …' measures other settings instead.
+ */
+export const NODE_FLAGS = process.env.BENCH_NODE_FLAGS !== undefined
+  ? process.env.BENCH_NODE_FLAGS.split(/\s+/).filter(Boolean)
+  : JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).nodeFlags ?? [];
 
 export const ARNS = {
   trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',

@@ -14,7 +14,7 @@
 // killed on exit. Full run ≈ 12 min, --quick ≈ 1–2 min.
 import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, pinningAvailable } from './load.js';
 import {
@@ -84,7 +84,7 @@ const CPU = PIN ? { server: '0', load: '1' } : { server: undefined, load: undefi
 /** How the servers under test and the load generator are scheduled (lib.scheduled). */
 const SCHED = { server: { cpu: CPU.server, nice: NICE }, load: { cpu: CPU.load, nice: NICE } };
 if (gen) log(`bench: load generator ${gen.name} (${gen.note}); ${PIN ? 'servers pinned to CPU 0, load generator to CPU 1 (taskset)' : 'no CPU pinning'}${NICE === undefined ? '' : `, niceness ${NICE}`}`);
-const results = { date: new Date().toISOString(), quick: QUICK, node: process.version, machine: await machine(), params: P };
+const results = { date: new Date().toISOString(), quick: QUICK, node: process.version, machine: await machine(), params: P, cli: relative(ROOT, CLI), nodeFlags: NODE_FLAGS };
 
 async function machine() {
   const cpus = (await readFile('/proc/cpuinfo', 'utf8')).match(/^model name\s*:\s*(.*)$/gm) ?? [];
@@ -528,6 +528,7 @@ results.totalSeconds = (Date.now() - started) / 1000;
 const out = [];
 const target = (ok) => (ok ? 'met' : 'MISSED');
 out.push(`rolesanywhere-credentiald benchmark (${QUICK ? 'QUICK — harness check only' : 'full'}), ${results.date}, node ${process.version}, ${results.machine.cpus} CPU(s), load at start ${results.machine.loadAvgAtStart}`);
+out.push(`daemon: ${relative(ROOT, CLI)} with ${NODE_FLAGS.join(' ') || 'no V8 flags'}${process.env.BENCH_NODE_FLAGS !== undefined ? ' (BENCH_NODE_FLAGS, not package.json nodeFlags)' : ''}`);
 if (results.ready) {
   const r = results.ready;
   out.push('', 'Time to ready (median of ' + P.readyRuns + ' runs)', table(['what', 'ms'], [
