@@ -9,8 +9,9 @@
 //
 // Why one file: Node's ES module loader resolves, reads and links the ~200 modules
 // of `serve` one by one, and the dependencies go through a second (CommonJS)
-// loader; one CommonJS script skips both. Measured: idle RSS 4 MB lower and
-// spawn-to-ready ~20 ms faster than dist/cli.js (docs/benchmarks.md, "The bundle").
+// loader; one CommonJS script skips both. Measured: idle RSS 8.5 MB lower and
+// spawn-to-ready ~65 ms faster than dist/cli.js, the same instructions per request
+// (docs/benchmarks.md, "one bundle for every home").
 // The lazy `import()`s of optional parts (yaml, https-proxy-agent, node-forge,
 // pino-pretty, each command) stay lazy: esbuild makes them module initialisers
 // that run on first use.
