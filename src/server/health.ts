@@ -8,6 +8,7 @@ import { errorBody, hostRefusal } from './credential-routes.js';
 import { renderMetrics, type RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
 import { isoSeconds } from '../timers.js';
+import { nameList } from '../problems.js';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -40,7 +41,7 @@ export function readiness(state: ServerState, reasons: boolean): { status: 200 |
     if (!(p.onDemand && !p.session.isRunning)) notReady.push(name);
   }
   if (notReady.length === 0) return { status: 200, body: { status: 'ready', profiles } };
-  return { status: 503, body: { Code: 'NotReady', Message: `profiles without valid credentials: ${notReady.join(', ')}`, status: 'not_ready', profiles } };
+  return { status: 503, body: { Code: 'NotReady', Message: `profiles without valid credentials: ${nameList(notReady)}`, status: 'not_ready', profiles } };
 }
 
 /** The /metrics text (Prometheus exposition 0.0.4). */
