@@ -333,16 +333,6 @@ export async function imdsToken(port, ttl = 21600) {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Resident set size of a process in KiB (VmRSS from /proc/<pid>/status), or NaN. */
-export function rssKb(pid) {
-  try {
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
 /**
  * { rss, anon, file } of a process in KiB (VmRSS, RssAnon, RssFile), NaN where unreadable.
  * `file` is mostly the node binary's pages, shared with every other Node process and
@@ -359,6 +349,9 @@ export function memKb(pid) {
   const kb = (field) => Number(new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(status)?.[1] ?? NaN);
   return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
 }
+
+/** Resident set size of a process in KiB (VmRSS from /proc/<pid>/status), or NaN. */
+export const rssKb = (pid) => memKb(pid).rss;
 
 /** CPU time (user + system) a process has used so far, in ms (from /proc/<pid>/stat; clock ticks of 10 ms), or NaN. */
 export function cpuMs(pid) {

@@ -1,6 +1,6 @@
 // `npm pack` / `npm publish` hooks (prepack, and postpack with --after).
 //
-// prepack: rebuild dist/ (and the bundle, dist/bundle/) from scratch (no stale modules of renamed sources ship)
+// prepack: rebuild dist/ and the bundle (`npm run build`) from scratch (no stale modules of renamed sources ship)
 // and put the lockfile in the package as npm-shrinkwrap.json, so an install of
 // the tarball gets exactly the dependency versions the tests ran with (npm
 // skips the dev dependencies listed in it) and needs no registry metadata.
@@ -11,7 +11,6 @@
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { bundle } from './bundle.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const shrinkwrap = `${root}npm-shrinkwrap.json`;
@@ -20,7 +19,7 @@ if (process.argv.includes('--after')) {
   rmSync(shrinkwrap, { force: true });
 } else {
   rmSync(`${root}dist`, { recursive: true, force: true });
-  execFileSync(process.execPath, [`${root}node_modules/typescript/bin/tsc`, '-p', `${root}tsconfig.json`], { stdio: 'inherit' });
-  await bundle();
+  // The one build (package.json "build": tsc, then the bundle); npm runs this hook and says where it is.
+  execFileSync(process.execPath, [process.env.npm_execpath, 'run', 'build', '--silent'], { cwd: root, stdio: 'inherit' });
   copyFileSync(`${root}package-lock.json`, shrinkwrap);
 }

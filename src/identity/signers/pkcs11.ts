@@ -1092,7 +1092,6 @@ export function serveWorker(): void {
   port.postMessage({ id: 0 } satisfies Reply); // ready: deadlines start now, not during the thread's start-up
 }
 
-
 class WorkerHost {
   private worker: Worker | undefined;
   /** A worker given up on after a deadline, until its stuck call returns. */
