@@ -7,7 +7,9 @@ import t from 'tap';
 import {
   addressKey,
   CallerLookup,
+  clientUidIn,
   decodeProcAddress,
+  findClientUid,
   parseAccounts,
   parseProcNetTcp,
   refusalMessage,
@@ -42,6 +44,63 @@ t.test('/proc/net/tcp rows parse; header and garbage are skipped', async (t) => 
     { local: '4:127.0.0.1', localPort: 8080, remote: '4:0.0.0.0', remotePort: 0, state: 10, uid: 1000 },
     { local: '4:127.0.0.1', localPort: 50000, remote: '4:127.0.0.1', remotePort: 8080, state: 1, uid: 65534 },
   ]);
+});
+
+t.test('a lookup parses only the rows that hold the client port, and answers as parsing every row does', async (t) => {
+  const hex4 = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  const v4 = (a: number, b: number, c: number, d: number) => [d, c, b, a].map((x) => x.toString(16).toUpperCase().padStart(2, '0')).join(''); // little-endian word
+  const row = (i: number, l: string, lp: number, r: string, rp: number, st: number, uid: number) =>
+    `${String(i).padStart(4)}: ${l}:${hex4(lp)} ${r}:${hex4(rp)} ${st.toString(16).toUpperCase().padStart(2, '0')} 00000000:00000000 00:00000000 00000000 ${String(uid).padStart(5)}        0 ${i} 1 0 20 4 30 10 -1`;
+  const lo = v4(127, 0, 0, 1);
+  const rows = ['  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode'];
+  // 20,000 other sockets (a busy host), among them:
+  for (let i = 0; i < 20_000; i++) rows.push(row(i, v4(10, 0, (i >> 8) & 255, i & 255), 1024 + (i % 60000), v4(10, 1, 0, 1), 443, 1, 2000 + (i % 7)));
+  rows.push(
+    row(20_001, lo, 8080, '00000000', 0, 0x0a, 0), // the server's listening socket
+    row(20_002, lo, 8080, lo, 50_000, 1, 0), // the server's end of the connection: the client port in the remote field
+    row(20_003, lo, 50_000, lo, 9999, 6, 4242), // the client port in TIME_WAIT toward another port
+    row(20_004, lo, 50_000, lo, 8080, 1, 1001), // the client's socket
+    row(20_005, lo, 50_001, lo, 8080, 6, 1002), // a closed client (TIME_WAIT): not an answer
+  );
+  const text = rows.join('\n') + '\n';
+  const conn = (remotePort: number) => ({ localAddress: '127.0.0.1', localPort: 8080, remoteAddress: '127.0.0.1', remotePort });
+  t.equal(clientUidIn(text, conn(50_000), true), 1001, 'the client socket, not the server end, the TIME_WAIT row or the listener');
+  t.equal(clientUidIn(text, conn(50_001), true), undefined, 'a client in TIME_WAIT is not listed');
+  t.equal(clientUidIn(text, conn(50_002), true), undefined, 'an unlisted port');
+  t.equal(clientUidIn(text, { ...conn(50_000), localAddress: '::ffff:127.0.0.1' }, true), 1001, 'a v4-mapped server address');
+  const sockets = parseProcNetTcp(text, true);
+  for (const port of [50_000, 50_001, 50_002, 1024, 1030, 443]) {
+    t.equal(clientUidIn(text, conn(port), true), findClientUid(sockets, conn(port)), `port ${port}: the same answer as parsing every row`);
+  }
+  const v6 = ['  sl  local_address                         remote_address                        st', row(0, '00000000000000000000000001000000', 8080, '00000000000000000000000001000000', 40_000, 1, 0), row(1, '00000000000000000000000001000000', 40_000, '00000000000000000000000001000000', 8080, 1, 1003)].join('\n');
+  t.equal(clientUidIn(v6, { localAddress: '::1', localPort: 8080, remoteAddress: '::1', remotePort: 40_000 }, true), 1003, 'tcp6');
+});
+
+t.test('a burst of new connections reads /proc/net/tcp once; a later connection gets a fresh read', async (t) => {
+  const { server, port } = await listen('127.0.0.1');
+  t.teardown(() => server.close());
+  const accepted: Socket[] = [];
+  server.on('connection', (s) => accepted.push(s));
+  const { connect } = await import('node:net');
+  const { readFile } = await import('node:fs/promises');
+  const open = async (n: number) => {
+    const before = accepted.length;
+    for (let i = 0; i < n; i++) {
+      const client = connect({ host: '127.0.0.1', port });
+      t.teardown(() => client.destroy());
+    }
+    while (accepted.length < before + n) await new Promise((r) => setTimeout(r, 5));
+    return accepted.slice(before);
+  };
+  const reads: string[] = [];
+  const lookup = new CallerLookup('/proc/self/net', (path) => (reads.push(path), readFile(path, 'latin1')));
+  const burst = await open(16);
+  const callers = await Promise.all(burst.map((s) => lookup.callerOf(s)));
+  t.same(callers, burst.map(() => ({ kind: 'local', uid: selfUid })), 'every connection of the burst traced to its uid');
+  t.same(reads, ['/proc/self/net/tcp'], 'one read of the table for 16 lookups');
+  const [late] = await open(1);
+  t.same(await lookup.callerOf(late!), { kind: 'local', uid: selfUid });
+  t.same(reads, ['/proc/self/net/tcp', '/proc/self/net/tcp'], 'a connection after that read gets a read of its own');
 });
 
 async function listen(host: string): Promise<{ server: Server; port: number; accepted: Promise<Socket> }> {
