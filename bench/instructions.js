@@ -15,11 +15,8 @@ import { execFile } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { loadGenerator } from './load.js';
-import {
-  CLI, NODE_FLAGS, ROLE_NAME, ROOT, fmt, freePort, httpRequest, imdsToken, installCleanup, makeCA, makeLeaf, readyz, spawnEmulator, spawnTracked, stop, table, tempDir,
-  waitUntil, writeDaemonConfig,
-} from './lib.js';
+import { NODE_FLAGS, fmt, freePort, installCleanup, readyz, spawnTracked, stop, table, waitUntil } from './lib.js';
+import { bareArgv, daemonArgv, perRequestSetup, routeTarget } from './per-request.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -33,23 +30,8 @@ const { values: args } = parseArgs({
 const log = (s) => process.stderr.write(s + '\n');
 installCleanup();
 
-try {
-  await run('valgrind', ['--version']);
-} catch {
-  log('bench:instructions needs valgrind (apt-get install valgrind)');
-  process.exit(2);
-}
-const gen = await loadGenerator('wrk', log);
-if (!gen.name.startsWith('wrk')) {
-  log('bench:instructions needs wrk');
-  process.exit(2);
-}
-
-const dir = tempDir();
-const ca = await makeCA(dir);
-const leaf = await makeLeaf(dir, ca, 'bench-client', 'p256');
-const emu = await spawnEmulator({ caPath: ca.certPath, lifetime: 3600 });
-const tokenFile = join(dir, 'token');
+const setup = await perRequestSetup('bench:instructions', 'valgrind', 'apt-get install valgrind', log);
+const { gen, dir, emu } = setup;
 
 /** Starts `argv` under callgrind (instrumentation off), waits for /readyz → { proc, port, pid, out } (pid: valgrind's, which is the program's). */
 async function underCallgrind(name, argvFor) {
@@ -78,15 +60,9 @@ function totals(server, requests) {
 async function measure(name, route, argvFor) {
   const server = await underCallgrind(name, argvFor);
   try {
-    const token = readFileSync(tokenFile, 'utf8');
-    const target =
-      route === 'container'
-        ? { url: `http://127.0.0.1:${server.port}/v1/credentials`, headers: { authorization: token } }
-        : { url: `http://127.0.0.1:${server.port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': await imdsToken(server.port) } };
+    const { target, bodyBytes: size } = await routeTarget(setup, name, route, server.port);
     // The bare server sends bodies of the daemon's size.
-    const sample = await httpRequest(server.port, 'GET', new URL(target.url).pathname, target.headers);
-    if (sample.status !== 200) throw new Error(`${name} answered ${sample.status} before the measurement`);
-    bodyBytes[route] ??= Buffer.byteLength(sample.body);
+    bodyBytes[route] ??= size;
     const connections = Number(args.connections);
     const warm = await gen.run({ ...target, seconds: Number(args.warm), connections });
     await run('callgrind_control', ['-i', 'on', String(server.pid)]);
@@ -108,14 +84,8 @@ const results = { date: new Date().toISOString(), node: process.version, warmS: 
 const rows = [];
 for (const route of args.route.split(',')) {
   log(`instructions: ${route} route (callgrind; ${args.warm} s warm-up, ${args.measure} s measured, wrk ${args.connections} connections)`);
-  const daemon = await measure('daemon', route, async (port) => {
-    const config = await writeDaemonConfig(dir, { port, profiles: [{ name: 'main', certPath: leaf.certPath, keyPath: leaf.keyPath }], endpoint: emu.url, tokenFile, file: `daemon-${port}.yaml` });
-    return [process.execPath, ...NODE_FLAGS, CLI, 'serve', '--config', config];
-  });
-  const bare = await measure('bare', route, async (port) => [
-    process.execPath, join(ROOT, 'bench', 'bare-server.js'), '--port', String(port), '--token-file', tokenFile, '--role', ROLE_NAME,
-    `--${route === 'container' ? 'container' : 'imds'}-bytes`, String(bodyBytes[route]),
-  ]);
+  const daemon = await measure('daemon', route, (port) => daemonArgv(setup, port));
+  const bare = await measure('bare', route, async (port) => bareArgv(setup, port, route, bodyBytes[route]));
   results.routes[route] = { daemon, bare, mainRatio: bare.main / daemon.main, allRatio: bare.all / daemon.all };
   rows.push([route, fmt(daemon.main, 0), fmt(bare.main, 0), fmt(bare.main / daemon.main, 3), fmt(daemon.all, 0), fmt(bare.all, 0), fmt(bare.all / daemon.all, 3)]);
 }

@@ -26,11 +26,8 @@ import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { loadGenerator } from './load.js';
-import {
-  CLI, NODE_FLAGS, ROLE_NAME, ROOT, fmt, freePort, httpRequest, imdsToken, installCleanup, makeCA, makeLeaf, readyz, spawnEmulator, spawnTracked, stop, table, tempDir,
-  waitForOutput, waitUntil, writeDaemonConfig,
-} from './lib.js';
+import { NODE_FLAGS, fmt, freePort, installCleanup, readyz, spawnTracked, stop, table, waitForOutput, waitUntil } from './lib.js';
+import { bareArgv, daemonArgv, perRequestSetup, routeTarget } from './per-request.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -45,23 +42,8 @@ const { values: args } = parseArgs({
 const log = (s) => process.stderr.write(s + '\n');
 installCleanup();
 
-try {
-  await run('perf', ['--version']);
-} catch {
-  log('bench:profile needs perf (apt-get install linux-perf)');
-  process.exit(2);
-}
-const gen = await loadGenerator('wrk', log);
-if (!gen.name.startsWith('wrk')) {
-  log('bench:profile needs wrk');
-  process.exit(2);
-}
-
-const dir = tempDir();
-const ca = await makeCA(dir);
-const leaf = await makeLeaf(dir, ca, 'bench-client', 'p256');
-const emu = await spawnEmulator({ caPath: ca.certPath, lifetime: 3600 });
-const tokenFile = join(dir, 'token');
+const setup = await perRequestSetup('bench:profile', 'perf', 'apt-get install linux-perf', log);
+const { gen, dir, emu } = setup;
 const PER = 100_000;
 
 /** A thread's kind from its name: Node names its threads. */
@@ -167,14 +149,8 @@ async function profile(name, route, argvFor) {
   try {
     if (name === 'bare') await waitForOutput(proc, /bare listening/);
     else await waitUntil(`${name} ready`, async () => (await readyz(port)) === 200, 30_000, 50);
-    const token = readFileSync(tokenFile, 'utf8');
-    const target =
-      route === 'container'
-        ? { url: `http://127.0.0.1:${port}/v1/credentials`, headers: { authorization: token } }
-        : { url: `http://127.0.0.1:${port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': await imdsToken(port) } };
-    const sample = await httpRequest(port, 'GET', new URL(target.url).pathname, target.headers);
-    if (sample.status !== 200) throw new Error(`${name} answered ${sample.status} before the measurement`);
-    bodyBytes[route] ??= Buffer.byteLength(sample.body);
+    const { target, bodyBytes: size } = await routeTarget(setup, name, route, port);
+    bodyBytes[route] ??= size;
     const warm = await gen.run({ ...target, seconds: Number(args.warm), connections: 32, cpu: '1' });
     const data = join(dir, `perf-${name}-${route}.data`);
     const cs0 = switches(pid);
@@ -207,14 +183,8 @@ const results = { date: new Date().toISOString(), node: process.version, nodeFla
 let out = `\nCPU profile per ${PER.toLocaleString('en')} requests (perf cpu-clock at 2 kHz, all threads, kernel included), daemon (${NODE_FLAGS.join(' ') || 'no V8 flags'}) vs bare node:http server, ${results.date}, node ${process.version}\n`;
 for (const route of args.route.split(',')) {
   log(`profile: ${route} route (${args.warm} s warm-up, ${args.seconds} s sampled, wrk 32 connections, servers on CPU 0, wrk on CPU 1)`);
-  const daemon = await profile('daemon', route, async (port) => {
-    const config = await writeDaemonConfig(dir, { port, profiles: [{ name: 'main', certPath: leaf.certPath, keyPath: leaf.keyPath }], endpoint: emu.url, tokenFile, file: `daemon-${port}.yaml` });
-    return [process.execPath, ...NODE_FLAGS, '--perf-basic-prof', CLI, 'serve', '--config', config];
-  });
-  const bare = await profile('bare', route, async (port) => [
-    process.execPath, '--perf-basic-prof', join(ROOT, 'bench', 'bare-server.js'), '--port', String(port), '--token-file', tokenFile, '--role', ROLE_NAME,
-    `--${route === 'container' ? 'container' : 'imds'}-bytes`, String(bodyBytes[route]),
-  ]);
+  const daemon = await profile('daemon', route, (port) => daemonArgv(setup, port, ['--perf-basic-prof']));
+  const bare = await profile('bare', route, async (port) => bareArgv(setup, port, route, bodyBytes[route], ['--perf-basic-prof']));
   const d = (n) => per(n, daemon.requests);
   const b = (n) => per(n, bare.requests);
   const gap = d(daemon.total) - b(bare.total);
