@@ -156,11 +156,14 @@ export type Caller =
 export class CallerLookup {
   /**
    * Reads of each table not yet started: every lookup made before a read starts
-   * shares it, so a burst of new connections (a client opening its pool, a node's
-   * pods starting) costs one read of the table, not one each. A read never serves
-   * a lookup made after it started (that connection might not be listed yet).
+   * shares it, and the next read starts only when the one in flight has finished.
+   * A burst of new connections (a client opening its pool, a node's pods starting)
+   * costs a read per read-time, not one per connection. A read never serves a
+   * lookup made after it started (that connection might not be listed yet).
    */
   private readonly nextRead = new Map<string, Promise<string | undefined>>();
+  /** The last read started of each table (settled or not). */
+  private readonly lastRead = new Map<string, Promise<unknown>>();
 
   // /proc/self/net, not /proc/net: the latter is hidden by systemd's ProcSubset=pid.
   constructor(
@@ -205,14 +208,23 @@ export class CallerLookup {
     return { kind: 'unknown' };
   }
 
-  /** The text of /proc/net/`file` (undefined when unreadable), from the next read, shared with every lookup until it starts. */
+  /**
+   * The text of /proc/net/`file` (undefined when unreadable) from the next read: it
+   * starts once the read in flight (if any) has finished and the event loop has
+   * turned, and every lookup asking until then shares it.
+   */
   private table(file: string): Promise<string | undefined> {
     let next = this.nextRead.get(file);
     if (next === undefined) {
-      next = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-        this.nextRead.delete(file);
-        return this.read(`${this.procNet}/${file}`).catch(() => undefined);
-      });
+      const previous = this.lastRead.get(file);
+      next = (previous ?? Promise.resolve())
+        .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
+        .then(() => {
+          this.nextRead.delete(file);
+          const reading = this.read(`${this.procNet}/${file}`).catch(() => undefined);
+          this.lastRead.set(file, reading);
+          return reading;
+        });
       this.nextRead.set(file, next);
     }
     return next;

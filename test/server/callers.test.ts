@@ -103,6 +103,48 @@ t.test('a burst of new connections reads /proc/net/tcp once; a later connection 
   t.same(reads, ['/proc/self/net/tcp', '/proc/self/net/tcp'], 'a connection after that read gets a read of its own');
 });
 
+t.test('connections arriving while a read is in flight share the next read, which starts after it', async (t) => {
+  const { server, port } = await listen('127.0.0.1');
+  t.teardown(() => server.close());
+  const accepted: Socket[] = [];
+  server.on('connection', (s) => accepted.push(s));
+  const { connect } = await import('node:net');
+  const { readFile } = await import('node:fs/promises');
+  const next = async () => {
+    const client = connect({ host: '127.0.0.1', port });
+    t.teardown(() => client.destroy());
+    const n = accepted.length;
+    while (accepted.length === n) await new Promise((r) => setTimeout(r, 5));
+    return accepted[n]!;
+  };
+  const gates: Array<() => void> = [];
+  const events: string[] = [];
+  const lookup = new CallerLookup('/proc/self/net', async (path) => {
+    const i = gates.length;
+    events.push(`start ${i}`);
+    await new Promise<void>((resolve) => gates.push(resolve));
+    events.push(`end ${i}`);
+    return readFile(path, 'latin1');
+  });
+  const until = async (what: string, cond: () => boolean) => {
+    for (const deadline = Date.now() + 5000; !cond(); await new Promise((r) => setTimeout(r, 5))) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what} (reads: ${events.join(', ')})`);
+    }
+  };
+  const first = lookup.callerOf(await next());
+  await until('the first read', () => gates.length >= 1);
+  // The first read is in flight: three more connections arrive, one by one.
+  const more = [lookup.callerOf(await next()), lookup.callerOf(await next()), lookup.callerOf(await next())];
+  await new Promise((r) => setTimeout(r, 50));
+  t.same(events, ['start 0'], 'no second read while the first is in flight');
+  gates[0]!();
+  t.same(await first, { kind: 'local', uid: selfUid });
+  await until('the second read', () => gates.length >= 2);
+  gates[1]!();
+  t.same(await Promise.all(more), [1, 2, 3].map(() => ({ kind: 'local', uid: selfUid })), 'all three traced');
+  t.same(events, ['start 0', 'end 0', 'start 1', 'end 1'], 'the three shared one read, started after the first ended');
+});
+
 async function listen(host: string): Promise<{ server: Server; port: number; accepted: Promise<Socket> }> {
   const server = createServer();
   const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
