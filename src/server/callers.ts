@@ -162,7 +162,7 @@ export class CallerLookup {
    * lookup made after it started (that connection might not be listed yet).
    */
   private readonly nextRead = new Map<string, Promise<string | undefined>>();
-  /** The last read started of each table (settled or not). */
+  /** The read of each table in flight. */
   private readonly lastRead = new Map<string, Promise<unknown>>();
 
   // /proc/self/net, not /proc/net: the latter is hidden by systemd's ProcSubset=pid.
@@ -223,6 +223,10 @@ export class CallerLookup {
           this.nextRead.delete(file);
           const reading = this.read(`${this.procNet}/${file}`).catch(() => undefined);
           this.lastRead.set(file, reading);
+          // Forget it once read (a busy node's table is megabytes): the lookups that share it hold the text while they need it.
+          void reading.then(() => {
+            if (this.lastRead.get(file) === reading) this.lastRead.delete(file);
+          });
           return reading;
         });
       this.nextRead.set(file, next);
