@@ -2,7 +2,8 @@
 // 127.0.0.1 and ::1 is traced to the uid that owns the client's socket,
 // including a client running as another user (nobody, via setpriv, when root).
 import { spawn } from 'node:child_process';
-import { createServer, type Server, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import t from 'tap';
 import {
   addressKey,
@@ -76,14 +77,13 @@ t.test('a lookup parses only the rows that hold the client port, and answers as 
   t.equal(clientUidIn(v6, { localAddress: '::1', localPort: 8080, remoteAddress: '::1', remotePort: 40_000 }, true), 1003, 'tcp6');
 });
 
-t.test('a burst of new connections reads /proc/net/tcp once; a later connection gets a fresh read', async (t) => {
+/** A loopback server for the test's lifetime → `open(n)`: n new client connections, resolved with the server's sockets once accepted. */
+async function loopbackClients(t: Tap.Test): Promise<(n: number) => Promise<Socket[]>> {
   const { server, port } = await listen('127.0.0.1');
   t.teardown(() => server.close());
   const accepted: Socket[] = [];
   server.on('connection', (s) => accepted.push(s));
-  const { connect } = await import('node:net');
-  const { readFile } = await import('node:fs/promises');
-  const open = async (n: number) => {
+  return async (n) => {
     const before = accepted.length;
     for (let i = 0; i < n; i++) {
       const client = connect({ host: '127.0.0.1', port });
@@ -92,6 +92,10 @@ t.test('a burst of new connections reads /proc/net/tcp once; a later connection 
     while (accepted.length < before + n) await new Promise((r) => setTimeout(r, 5));
     return accepted.slice(before);
   };
+}
+
+t.test('a burst of new connections reads /proc/net/tcp once; a later connection gets a fresh read', async (t) => {
+  const open = await loopbackClients(t);
   const reads: string[] = [];
   const lookup = new CallerLookup('/proc/self/net', (path) => (reads.push(path), readFile(path, 'latin1')));
   const burst = await open(16);
@@ -104,19 +108,8 @@ t.test('a burst of new connections reads /proc/net/tcp once; a later connection 
 });
 
 t.test('connections arriving while a read is in flight share the next read, which starts after it', async (t) => {
-  const { server, port } = await listen('127.0.0.1');
-  t.teardown(() => server.close());
-  const accepted: Socket[] = [];
-  server.on('connection', (s) => accepted.push(s));
-  const { connect } = await import('node:net');
-  const { readFile } = await import('node:fs/promises');
-  const next = async () => {
-    const client = connect({ host: '127.0.0.1', port });
-    t.teardown(() => client.destroy());
-    const n = accepted.length;
-    while (accepted.length === n) await new Promise((r) => setTimeout(r, 5));
-    return accepted[n]!;
-  };
+  const open = await loopbackClients(t);
+  const next = async () => (await open(1))[0]!;
   const gates: Array<() => void> = [];
   const events: string[] = [];
   const lookup = new CallerLookup('/proc/self/net', async (path) => {
@@ -159,7 +152,6 @@ for (const host of ['127.0.0.1', '::1']) {
   t.test(`a connection over ${host} is traced to this process's uid, once per socket`, async (t) => {
     const { server, port, accepted } = await listen(host);
     t.teardown(() => server.close());
-    const { connect } = await import('node:net');
     const client = connect({ host, port });
     t.teardown(() => client.destroy());
     const sock = await accepted;
@@ -180,7 +172,7 @@ t.test('a client of another user (nobody) is traced to its uid', { skip: selfUid
   const sock = await accepted;
   const caller = await new CallerLookup().callerOf(sock);
   sock.end('bye');
-  const nobody = parseAccounts(await (await import('node:fs/promises')).readFile('/etc/passwd', 'utf8'), '').users.find((u) => u.name === 'nobody');
+  const nobody = parseAccounts(await readFile('/etc/passwd', 'utf8'), '').users.find((u) => u.name === 'nobody');
   t.same(caller, { kind: 'local', uid: nobody!.uid });
 });
 
@@ -212,7 +204,6 @@ t.test('callers: users and groups by name or id; default is the daemon user', as
 });
 
 t.test('without /proc the daemon says so at start-up and serves as before (callers not enforced)', async (t) => {
-  const { readFile } = await import('node:fs/promises');
   const { Writable } = await import('node:stream');
   const { loadIdentity } = await import('../../src/identity/load.js');
   const { createLogger } = await import('../../src/log.js');
