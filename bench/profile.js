@@ -56,11 +56,11 @@ function switches(pid) {
     try {
       const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
       const kind = threadKind(/^Name:\s*(.*)$/m.exec(status)[1]);
-      const n = Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)[1]) + Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)[1]);
-      const inv = Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)[1]);
+      const voluntary = Number(/^voluntary_ctxt_switches:\s*(\d+)/m.exec(status)[1]);
+      const preempted = Number(/^nonvoluntary_ctxt_switches:\s*(\d+)/m.exec(status)[1]);
       out[kind] ??= { all: 0, preempted: 0 };
-      out[kind].all += n;
-      out[kind].preempted += inv;
+      out[kind].all += voluntary + preempted;
+      out[kind].preempted += preempted;
     } catch {
       // the thread ended
     }
