@@ -1,4 +1,4 @@
-// `npm run bench:instructions [-- --route container,imds] [-- --warm 40] [-- --measure 30]`
+// `npm run bench:instructions [-- --route container,imds] [-- --warm 40] [-- --measure 30] [-- --cache-sim]`
 //
 // CPU cost per request as instruction counts, daemon vs bench/bare-server.js, measured
 // the same way in the same run: each server runs under valgrind's callgrind (an
@@ -9,6 +9,13 @@
 // on all threads (plus GC helpers and the optimizing compiler). Kernel work (the
 // socket syscalls, the same for both servers) is not counted, so the ratios here are
 // lower bounds of the wall-clock throughput ratio `npm run bench` measures.
+//
+// With `--cache-sim`, callgrind also simulates the caches (the first-level instruction
+// and data caches and the last-level cache, sized like this machine's) and the report
+// adds misses per request and callgrind's cycle estimate, instructions + 10 × L1 misses
+// + 100 × last-level misses: what an instruction count misses when a larger program
+// touches more memory per request. A simulation of one process alone, not the host's
+// shared caches; slower, so ≈ 4–5 min per route.
 //
 // Needs valgrind and wrk (Debian packages). ≈ 2–3 min per route.
 import { execFile } from 'node:child_process';
@@ -25,6 +32,7 @@ const { values: args } = parseArgs({
     warm: { type: 'string', default: '40' },
     measure: { type: 'string', default: '30' },
     connections: { type: 'string', default: '8' },
+    'cache-sim': { type: 'boolean', default: false },
   },
 });
 const log = (s) => process.stderr.write(s + '\n');
@@ -38,23 +46,40 @@ async function underCallgrind(name, argvFor) {
   const port = await freePort();
   const out = join(dir, `cg-${name}`);
   const argv = await argvFor(port);
-  const proc = spawnTracked('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${out}.%p`, ...argv]);
+  const sim = args['cache-sim'] ? ['--cache-sim=yes'] : [];
+  const proc = spawnTracked('valgrind', ['--tool=callgrind', ...sim, '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${out}.%p`, ...argv]);
   await waitUntil(`${name} ready under valgrind`, async () => (await readyz(port)) === 200, 180_000, 500);
   return { proc, port, pid: proc.child.pid, out };
 }
 
-/** Instructions per request, main thread and all threads, from the dump callgrind wrote when asked (part 1). */
+/** Callgrind's events in a dump (`events: Ir Dr …`) with their totals. */
+function eventTotals(text) {
+  const names = /^events:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/) ?? ['Ir'];
+  const values = /^totals:\s*(.+)$/m.exec(text)?.[1].trim().split(/\s+/).map(Number) ?? [];
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? 0]));
+}
+
+/**
+ * Per request, from the dump callgrind wrote when asked (part 1): instructions on the
+ * main thread and on all threads; with --cache-sim also the main thread's L1 misses
+ * (instruction + data), last-level misses and the cycle estimate.
+ */
 function totals(server, requests) {
   const prefix = `${server.out.split('/').pop()}.${server.pid}.1-`;
   let main = 0;
   let all = 0;
+  let l1 = 0;
+  let ll = 0;
   for (const f of readdirSync(dir).filter((f) => f.startsWith(prefix))) {
-    const m = /^totals:\s*(\d+)/m.exec(readFileSync(join(dir, f), 'utf8'));
-    const n = m ? Number(m[1]) : 0;
-    all += n;
-    if (f.endsWith('-01')) main += n;
+    const e = eventTotals(readFileSync(join(dir, f), 'utf8'));
+    all += e.Ir ?? 0;
+    if (!f.endsWith('-01')) continue;
+    main += e.Ir ?? 0;
+    l1 += (e.I1mr ?? 0) + (e.D1mr ?? 0) + (e.D1mw ?? 0);
+    ll += (e.ILmr ?? 0) + (e.DLmr ?? 0) + (e.DLmw ?? 0);
   }
-  return { main: main / requests, all: all / requests };
+  const t = { main: main / requests, all: all / requests };
+  return args['cache-sim'] ? { ...t, l1Misses: l1 / requests, llMisses: ll / requests, cycles: (main + 10 * l1 + 100 * ll) / requests } : t;
 }
 
 async function measure(name, route, argvFor) {
@@ -71,7 +96,8 @@ async function measure(name, route, argvFor) {
     await run('callgrind_control', ['-d', String(server.pid)]);
     if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${name}: ${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
     const t = totals(server, r.total);
-    log(`  ${name} ${route}: ${r.total} requests measured (after ${warm.total} to warm up): ${fmt(t.main, 0)} instructions per request on the main thread, ${fmt(t.all, 0)} on all threads`);
+    const misses = t.cycles === undefined ? '' : `; main thread: ${fmt(t.l1Misses, 0)} L1 and ${fmt(t.llMisses, 0)} last-level misses, ${fmt(t.cycles, 0)} estimated cycles`;
+    log(`  ${name} ${route}: ${r.total} requests measured (after ${warm.total} to warm up): ${fmt(t.main, 0)} instructions per request on the main thread, ${fmt(t.all, 0)} on all threads${misses}`);
     return { requests: r.total, warmRequests: warm.total, ...t };
   } finally {
     await stop(server.proc, 10_000);
@@ -82,12 +108,17 @@ async function measure(name, route, argvFor) {
 const bodyBytes = {};
 const results = { date: new Date().toISOString(), node: process.version, warmS: Number(args.warm), measureS: Number(args.measure), connections: Number(args.connections), routes: {} };
 const rows = [];
+const cacheRows = [];
 for (const route of args.route.split(',')) {
   log(`instructions: ${route} route (callgrind; ${args.warm} s warm-up, ${args.measure} s measured, wrk ${args.connections} connections)`);
   const daemon = await measure('daemon', route, (port) => daemonArgv(setup, port));
   const bare = await measure('bare', route, async (port) => bareArgv(setup, port, route, bodyBytes[route]));
   results.routes[route] = { daemon, bare, mainRatio: bare.main / daemon.main, allRatio: bare.all / daemon.all };
   rows.push([route, fmt(daemon.main, 0), fmt(bare.main, 0), fmt(bare.main / daemon.main, 3), fmt(daemon.all, 0), fmt(bare.all, 0), fmt(bare.all / daemon.all, 3)]);
+  if (args['cache-sim']) {
+    results.routes[route].cyclesRatio = bare.cycles / daemon.cycles;
+    cacheRows.push([route, fmt(daemon.l1Misses, 0), fmt(bare.l1Misses, 0), fmt(daemon.llMisses, 0), fmt(bare.llMisses, 0), fmt(daemon.cycles, 0), fmt(bare.cycles, 0), fmt(bare.cycles / daemon.cycles, 3)]);
+  }
 }
 await stop(emu.proc);
 process.stdout.write(
@@ -95,4 +126,11 @@ process.stdout.write(
     table(['route', 'daemon main', 'bare main', 'bare/daemon', 'daemon all threads', 'bare all threads', 'bare/daemon'], rows) +
     '\n(bare/daemon: the throughput ratio if CPU were only these instructions; the target for the wall-clock ratio is ≥ 0.95)\n',
 );
+if (cacheRows.length > 0) {
+  process.stdout.write(
+    '\nSimulated cache misses per request, main thread (callgrind --cache-sim; cycles estimated as instructions + 10 × L1 misses + 100 × last-level misses)\n' +
+      table(['route', 'daemon L1 misses', 'bare L1 misses', 'daemon LL misses', 'bare LL misses', 'daemon cycles', 'bare cycles', 'bare/daemon'], cacheRows) +
+      '\n',
+  );
+}
 process.stdout.write(JSON.stringify(results) + '\n');
