@@ -1,4 +1,4 @@
-// `npm run bench:profile [-- --route container,imds] [-- --warm 20] [-- --seconds 10] [-- --sched]`
+// `npm run bench:profile [-- --route container,imds] [-- --warm 20] [-- --seconds 10] [-- --sched] [-- --bare-flags '--max-semi-space-size=2']`
 //
 // Where each server's CPU goes per request, the kernel included: the daemon and
 // bench/bare-server.js, one after the other, each pinned to CPU 0 with wrk on CPU 1
@@ -17,6 +17,9 @@
 //     (preempted), and which threads ran instead. Every such gap delays every request
 //     in flight, so this is where a latency tail beyond the main thread's own work
 //     comes from.
+// --bare-flags runs the bare server with V8 flags too (by default it has none, as a
+// plain `node server.js` would): with the daemon's own (package.json nodeFlags), the
+// two compare at the same young generation, so what is left is the daemon's code.
 // What `npm run bench:instructions` cannot see (kernel work, scheduling, cache
 // misses) shows here; what this cannot resolve (differences under ~2 %: samples are
 // at 2 kHz on a noisy host) the instruction counts can.
@@ -37,6 +40,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '10' },
     top: { type: 'string', default: '15' },
     sched: { type: 'boolean', default: false },
+    'bare-flags': { type: 'string', default: '' },
   },
 });
 const log = (s) => process.stderr.write(s + '\n');
@@ -45,6 +49,7 @@ installCleanup();
 const setup = await perRequestSetup('bench:profile', 'perf', 'apt-get install linux-perf', log);
 const { gen, dir, emu } = setup;
 const PER = 100_000;
+const bareFlags = args['bare-flags'].split(/\s+/).filter(Boolean);
 
 /** A thread's kind from its name: Node names its threads. */
 const threadKind = (comm) => (comm === 'MainThread' || comm === 'node' ? 'main' : comm.startsWith('V8') ? 'V8 workers' : comm.startsWith('libuv') ? 'libuv workers' : 'other threads');
@@ -179,12 +184,12 @@ async function profile(name, route, argvFor) {
 
 const per = (n, requests) => (n * PER) / requests;
 const bodyBytes = {};
-const results = { date: new Date().toISOString(), node: process.version, nodeFlags: NODE_FLAGS, warmS: Number(args.warm), seconds: Number(args.seconds), routes: {} };
-let out = `\nCPU profile per ${PER.toLocaleString('en')} requests (perf cpu-clock at 2 kHz, all threads, kernel included), daemon (${NODE_FLAGS.join(' ') || 'no V8 flags'}) vs bare node:http server, ${results.date}, node ${process.version}\n`;
+const results = { date: new Date().toISOString(), node: process.version, nodeFlags: NODE_FLAGS, bareFlags, warmS: Number(args.warm), seconds: Number(args.seconds), routes: {} };
+let out = `\nCPU profile per ${PER.toLocaleString('en')} requests (perf cpu-clock at 2 kHz, all threads, kernel included), daemon (${NODE_FLAGS.join(' ') || 'no V8 flags'}) vs bare node:http server (${bareFlags.join(' ') || 'no V8 flags'}), ${results.date}, node ${process.version}\n`;
 for (const route of args.route.split(',')) {
   log(`profile: ${route} route (${args.warm} s warm-up, ${args.seconds} s sampled, wrk 32 connections, servers on CPU 0, wrk on CPU 1)`);
   const daemon = await profile('daemon', route, (port) => daemonArgv(setup, port, ['--perf-basic-prof']));
-  const bare = await profile('bare', route, async (port) => bareArgv(setup, port, route, bodyBytes[route], ['--perf-basic-prof']));
+  const bare = await profile('bare', route, async (port) => bareArgv(setup, port, route, bodyBytes[route], [...bareFlags, '--perf-basic-prof']));
   const d = (n) => per(n, daemon.requests);
   const b = (n) => per(n, bare.requests);
   const gap = d(daemon.total) - b(bare.total);
