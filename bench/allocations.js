@@ -15,8 +15,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { NODE_FLAGS, ROOT, fmt, freePort, installCleanup, readyz, sleep, spawnTracked, stop, table, waitForOutput, waitUntil } from './lib.js';
-import { bareArgv, daemonArgv, perRequestSetup, routeTarget } from './per-request.js';
+import { NODE_FLAGS, ROOT, fmt, installCleanup, sleep, stop, table, waitUntil } from './lib.js';
+import { allAnswered, bareArgv, daemonArgv, perRequestSetup, pinnedLoad, startPinned } from './per-request.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,7 +30,7 @@ const log = (s) => process.stderr.write(s + '\n');
 installCleanup();
 
 const setup = await perRequestSetup('bench:allocations', 'taskset', 'util-linux', log);
-const { gen, dir, emu } = setup;
+const { dir, emu } = setup;
 const probe = ['--import', join(ROOT, 'bench', 'alloc-probe.js')];
 
 /** Bytes per allocation site (function < caller < caller's caller) and in all, from a sampling heap profile. */
@@ -53,19 +53,14 @@ function sites(profile) {
 
 /** Starts a server with the probe, loads it, samples its allocations under load → bytes per request by site. */
 async function allocations(name, route, argvFor) {
-  const port = await freePort();
   const out = join(dir, `alloc-${name}-${route}.json`);
-  const argv = await argvFor(port);
-  const proc = spawnTracked(argv[0], argv.slice(1), { cpu: '0', env: { ...process.env, BENCH_ALLOC_OUT: out } });
+  const { proc, target, bodyBytes: size } = await startPinned(setup, name, route, argvFor, { ...process.env, BENCH_ALLOC_OUT: out });
   try {
-    if (name === 'bare') await waitForOutput(proc, /bare listening/);
-    else await waitUntil(`${name} ready`, async () => (await readyz(port)) === 200, 30_000, 50);
-    const { target, bodyBytes: size } = await routeTarget(setup, name, route, port);
     bodyBytes[route] ??= size;
-    const warm = await gen.run({ ...target, seconds: Number(args.warm), connections: 32, cpu: '1' });
+    const warm = await pinnedLoad(setup, target, Number(args.warm));
     proc.child.kill('SIGUSR2');
     await sleep(100);
-    const r = await gen.run({ ...target, seconds: Number(args.seconds), connections: 32, cpu: '1' });
+    const r = await pinnedLoad(setup, target, Number(args.seconds));
     proc.child.kill('SIGUSR2');
     let profile;
     await waitUntil(`${name}'s allocation profile`, () => {
@@ -76,7 +71,7 @@ async function allocations(name, route, argvFor) {
         return false;
       }
     }, 60_000, 200);
-    if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${name}: ${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
+    allAnswered(name, warm, r);
     const s = sites(profile);
     log(`  ${name} ${route}: ${r.total} requests sampled (${fmt(r.rps, 0)} req/s), ${fmt(s.total / r.total, 0)} bytes allocated per request`);
     return { requests: r.total, ...s };

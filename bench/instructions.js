@@ -23,7 +23,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { NODE_FLAGS, fmt, freePort, installCleanup, readyz, spawnTracked, stop, table, waitUntil } from './lib.js';
-import { bareArgv, daemonArgv, perRequestSetup, routeTarget } from './per-request.js';
+import { allAnswered, bareArgv, daemonArgv, perRequestSetup, routeTarget } from './per-request.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -94,7 +94,7 @@ async function measure(name, route, argvFor) {
     const r = await gen.run({ ...target, seconds: Number(args.measure), connections });
     await run('callgrind_control', ['-i', 'off', String(server.pid)]);
     await run('callgrind_control', ['-d', String(server.pid)]);
-    if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${name}: ${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
+    allAnswered(name, warm, r);
     const t = totals(server, r.total);
     const misses = t.cycles === undefined ? '' : `; main thread: ${fmt(t.l1Misses, 0)} L1 and ${fmt(t.llMisses, 0)} last-level misses, ${fmt(t.cycles, 0)} estimated cycles`;
     log(`  ${name} ${route}: ${r.total} requests measured (after ${warm.total} to warm up): ${fmt(t.main, 0)} instructions per request on the main thread, ${fmt(t.all, 0)} on all threads${misses}`);

@@ -1,4 +1,4 @@
-// What `npm run bench:instructions` and `npm run bench:profile` share: the tool each
+// What `npm run bench:instructions`, `bench:profile` and `bench:allocations` share: the tool each
 // needs and wrk, an identity and the emulator, the daemon's and the bare server's
 // command lines, and the request each route sends.
 import { execFile } from 'node:child_process';
@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadGenerator } from './load.js';
-import { CLI, NODE_FLAGS, ROLE_NAME, ROOT, httpRequest, imdsToken, makeCA, makeLeaf, spawnEmulator, tempDir, writeDaemonConfig } from './lib.js';
+import { CLI, NODE_FLAGS, ROLE_NAME, ROOT, freePort, httpRequest, imdsToken, makeCA, makeLeaf, readyz, spawnEmulator, spawnTracked, stop, tempDir, waitForOutput, waitUntil, writeDaemonConfig } from './lib.js';
 
 const run = promisify(execFile);
 
@@ -61,4 +61,34 @@ export async function routeTarget(setup, name, route, port) {
   const sample = await httpRequest(port, 'GET', new URL(target.url).pathname, target.headers);
   if (sample.status !== 200) throw new Error(`${name} answered ${sample.status} before the measurement`);
   return { target, bodyBytes: Buffer.byteLength(sample.body) };
+}
+
+/**
+ * Starts a server (`argvFor(port)`: its command line) pinned to CPU 0, as `npm run bench`
+ * runs it, and waits until it serves (the bare server's "listening" line, the daemon's
+ * /readyz 200) → { proc, pid, port, target, bodyBytes } (see routeTarget). `env`: its
+ * environment (default: this process's).
+ */
+export async function startPinned(setup, name, route, argvFor, env) {
+  const port = await freePort();
+  const argv = await argvFor(port);
+  const proc = spawnTracked(argv[0], argv.slice(1), { cpu: '0', ...(env === undefined ? {} : { env }) });
+  try {
+    if (name === 'bare') await waitForOutput(proc, /bare listening/);
+    else await waitUntil(`${name} ready`, async () => (await readyz(port)) === 200, 30_000, 50);
+    return { proc, pid: proc.child.pid, port, ...(await routeTarget(setup, name, route, port)) };
+  } catch (err) {
+    await stop(proc);
+    throw err;
+  }
+}
+
+/** `seconds` of wrk load on `target` from CPU 1 with 32 connections, as `npm run bench` drives it. */
+export const pinnedLoad = (setup, target, seconds) => setup.gen.run({ ...target, seconds, connections: 32, cpu: '1' });
+
+/** Throws when any of `runs` (wrk results) had a non-2xx answer or an error: a measurement of refusals is not one of serving. */
+export function allAnswered(name, ...runs) {
+  const non2xx = runs.reduce((n, r) => n + r.non2xx, 0);
+  const errors = runs.reduce((n, r) => n + r.errors, 0);
+  if (non2xx + errors > 0) throw new Error(`${name}: ${non2xx} non-2xx answers, ${errors} errors`);
 }

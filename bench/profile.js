@@ -29,8 +29,8 @@ import { execFile, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
-import { NODE_FLAGS, fmt, freePort, installCleanup, readyz, spawnTracked, stop, table, waitForOutput, waitUntil } from './lib.js';
-import { bareArgv, daemonArgv, perRequestSetup, routeTarget } from './per-request.js';
+import { NODE_FLAGS, fmt, installCleanup, stop, table } from './lib.js';
+import { allAnswered, bareArgv, daemonArgv, perRequestSetup, pinnedLoad, startPinned } from './per-request.js';
 
 const run = promisify(execFile);
 const { values: args } = parseArgs({
@@ -47,7 +47,7 @@ const log = (s) => process.stderr.write(s + '\n');
 installCleanup();
 
 const setup = await perRequestSetup('bench:profile', 'perf', 'apt-get install linux-perf', log);
-const { gen, dir, emu } = setup;
+const { dir, emu } = setup;
 const PER = 100_000;
 const bareFlags = args['bare-flags'].split(/\s+/).filter(Boolean);
 
@@ -147,29 +147,23 @@ async function preemptions(file, pid) {
 
 /** Starts a server pinned to CPU 0 with --perf-basic-prof, loads it, samples it under load → per-request figures. */
 async function profile(name, route, argvFor) {
-  const port = await freePort();
-  const argv = await argvFor(port);
-  const proc = spawnTracked(argv[0], argv.slice(1), { cpu: '0' });
-  const pid = proc.child.pid;
+  const { proc, pid, target, bodyBytes: size } = await startPinned(setup, name, route, argvFor);
   try {
-    if (name === 'bare') await waitForOutput(proc, /bare listening/);
-    else await waitUntil(`${name} ready`, async () => (await readyz(port)) === 200, 30_000, 50);
-    const { target, bodyBytes: size } = await routeTarget(setup, name, route, port);
     bodyBytes[route] ??= size;
-    const warm = await gen.run({ ...target, seconds: Number(args.warm), connections: 32, cpu: '1' });
+    const warm = await pinnedLoad(setup, target, Number(args.warm));
     const data = join(dir, `perf-${name}-${route}.data`);
     const cs0 = switches(pid);
     const perf = spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '2000', '-p', String(pid), '-o', data], { stdio: 'ignore' });
     const schedData = join(dir, `sched-${name}-${route}.data`);
     const sched = args.sched ? spawn('perf', ['record', '-q', '-e', 'sched:sched_switch', '-C', '0', '-o', schedData], { stdio: 'ignore' }) : undefined;
-    const r = await gen.run({ ...target, seconds: Number(args.seconds), connections: 32, cpu: '1' });
+    const r = await pinnedLoad(setup, target, Number(args.seconds));
     const cs1 = switches(pid);
     for (const p of [perf, sched]) {
       if (p === undefined) continue;
       p.kill('SIGINT');
       await new Promise((resolve) => p.once('close', resolve));
     }
-    if (r.non2xx + r.errors + warm.non2xx + warm.errors > 0) throw new Error(`${name}: ${r.non2xx + warm.non2xx} non-2xx answers, ${r.errors + warm.errors} errors`);
+    allAnswered(name, warm, r);
     const s = await samples(data);
     const cs = {};
     for (const kind of Object.keys(cs1)) cs[kind] = { all: cs1[kind].all - (cs0[kind]?.all ?? 0), preempted: cs1[kind].preempted - (cs0[kind]?.preempted ?? 0) };
