@@ -63,14 +63,8 @@ async function allocations(name, route, argvFor) {
     const r = await pinnedLoad(setup, target, Number(args.seconds));
     proc.child.kill('SIGUSR2');
     let profile;
-    await waitUntil(`${name}'s allocation profile`, () => {
-      try {
-        profile = JSON.parse(readFileSync(out, 'utf8'));
-        return true;
-      } catch {
-        return false;
-      }
-    }, 60_000, 200);
+    // The probe renames the finished file into place; until then reading it throws, and waitUntil tries again.
+    await waitUntil(`${name}'s allocation profile`, () => (profile = JSON.parse(readFileSync(out, 'utf8'))), 60_000, 200);
     allAnswered(name, warm, r);
     const s = sites(profile);
     log(`  ${name} ${route}: ${r.total} requests sampled (${fmt(r.rps, 0)} req/s), ${fmt(s.total / r.total, 0)} bytes allocated per request`);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { loadGenerator } from './load.js';
-import { CLI, NODE_FLAGS, ROLE_NAME, ROOT, freePort, httpRequest, imdsToken, makeCA, makeLeaf, readyz, spawnEmulator, spawnTracked, stop, tempDir, waitForOutput, waitUntil, writeDaemonConfig } from './lib.js';
+import { CLI, NODE_FLAGS, ROLE_NAME, ROOT, freePort, httpRequest, imdsToken, makeCA, makeLeaf, readyz, spawnEmulator, spawnTracked, stop, tempDir, waitUntil, writeDaemonConfig } from './lib.js';
 
 const run = promisify(execFile);
 
@@ -48,34 +48,35 @@ export function bareArgv(setup, port, route, bodyBytes, nodeArgs = []) {
   ];
 }
 
-/**
- * The request `route` sends to a server on `port` ({ url, headers }), after checking it
- * answers 200 → { target, bodyBytes } (the body's size, for the bare server's).
- */
-export async function routeTarget(setup, name, route, port) {
-  const token = readFileSync(setup.tokenFile, 'utf8');
-  const target =
-    route === 'container'
-      ? { url: `http://127.0.0.1:${port}/v1/credentials`, headers: { authorization: token } }
-      : { url: `http://127.0.0.1:${port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': await imdsToken(port) } };
+/** The request `route` sends to a server on `port` with the endpoint `token` → { url, headers } (IMDS: with a fresh IMDSv2 token from that server). */
+export async function routeRequest(route, port, token) {
+  if (route === 'container') return { url: `http://127.0.0.1:${port}/v1/credentials`, headers: { authorization: token } };
+  return { url: `http://127.0.0.1:${port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': await imdsToken(port) } };
+}
+
+/** routeRequest, after checking the server answers it 200 → { target, bodyBytes } (the body's size, for the bare server's). */
+export async function sampledRoute(name, route, port, token) {
+  const target = await routeRequest(route, port, token);
   const sample = await httpRequest(port, 'GET', new URL(target.url).pathname, target.headers);
   if (sample.status !== 200) throw new Error(`${name} answered ${sample.status} before the measurement`);
   return { target, bodyBytes: Buffer.byteLength(sample.body) };
 }
 
+/** sampledRoute with the endpoint token of `setup`. */
+export const routeTarget = (setup, name, route, port) => sampledRoute(name, route, port, readFileSync(setup.tokenFile, 'utf8'));
+
 /**
  * Starts a server (`argvFor(port)`: its command line) pinned to CPU 0, as `npm run bench`
- * runs it, and waits until it serves (the bare server's "listening" line, the daemon's
- * /readyz 200) → { proc, pid, port, target, bodyBytes } (see routeTarget). `env`: its
- * environment (default: this process's).
+ * runs it, and waits until it serves (/readyz 200: the daemon once it holds credentials,
+ * the bare server once it listens) → { proc, pid, port, target, bodyBytes } (see
+ * routeTarget). `env`: its environment (default: this process's).
  */
 export async function startPinned(setup, name, route, argvFor, env) {
   const port = await freePort();
   const argv = await argvFor(port);
   const proc = spawnTracked(argv[0], argv.slice(1), { cpu: '0', ...(env === undefined ? {} : { env }) });
   try {
-    if (name === 'bare') await waitForOutput(proc, /bare listening/);
-    else await waitUntil(`${name} ready`, async () => (await readyz(port)) === 200, 30_000, 50);
+    await waitUntil(`${name} ready`, async () => (await readyz(port)) === 200, 30_000, 20);
     return { proc, pid: proc.child.pid, port, ...(await routeTarget(setup, name, route, port)) };
   } catch (err) {
     await stop(proc);

@@ -17,8 +17,9 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadGenerator, pinningAvailable } from './load.js';
+import { routeRequest, sampledRoute } from './per-request.js';
 import {
-  ARNS, CLI, cpuMs, memKb, NODE_FLAGS, ROLE_NAME, ROOT, fmt, freePort, httpRequest, imdsToken, installCleanup, makeCA, makeLeaf, median, openssl,
+  ARNS, CLI, cpuMs, memKb, NODE_FLAGS, ROLE_NAME, ROOT, fmt, freePort, httpRequest, installCleanup, makeCA, makeLeaf, median, openssl,
   readyz, rssKb, rssSlopeLastHalf, sampleRss, sleep, spawnDaemon, spawnEmulator, spawnTracked, spread, stop, table, tempDir,
   waitForOutput, waitUntil, writeDaemonConfig,
 } from './lib.js';
@@ -191,11 +192,9 @@ async function startBare(containerBytes, imdsBytes) {
 
 /** The daemon's body sizes, so the bare server sends equally sized bodies. */
 async function bodySizes(d) {
-  const c = await httpRequest(d.port, 'GET', '/v1/credentials', { authorization: d.token });
-  const tok = await imdsToken(d.port);
-  const i = await httpRequest(d.port, 'GET', `/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, { 'x-aws-ec2-metadata-token': tok });
-  if (c.status !== 200 || i.status !== 200) throw new Error(`daemon answered ${c.status}/${i.status} before the benchmark`);
-  return { container: Buffer.byteLength(c.body), imds: Buffer.byteLength(i.body) };
+  const c = await sampledRoute('daemon', 'container', d.port, d.token);
+  const i = await sampledRoute('daemon', 'imds', d.port, d.token);
+  return { container: c.bodyBytes, imds: i.bodyBytes };
 }
 
 async function readyDaemon() {
@@ -206,17 +205,14 @@ async function readyDaemon() {
 
 async function readyBare(sizes) {
   const b = await startBare(sizes.container, sizes.imds);
-  const tok = await imdsToken(b.port);
-  const check = await httpRequest(b.port, 'GET', `/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, { 'x-aws-ec2-metadata-token': tok });
-  if (check.status !== 200 || Buffer.byteLength(check.body) !== sizes.imds) throw new Error('bare server IMDS body differs in size');
+  // The IMDS route needs no endpoint token.
+  const { bodyBytes } = await sampledRoute('bare server', 'imds', b.port, undefined);
+  if (bodyBytes !== sizes.imds) throw new Error('bare server IMDS body differs in size');
   return b;
 }
 
 /** The request of `route` against a server: { url, headers } (a fresh IMDSv2 token per server). */
-async function routeTarget(route, server, token) {
-  if (route === 'container') return { url: `http://127.0.0.1:${server.port}/v1/credentials`, headers: { authorization: token } };
-  return { url: `http://127.0.0.1:${server.port}/latest/meta-data/iam/security-credentials/${ROLE_NAME}`, headers: { 'x-aws-ec2-metadata-token': await imdsToken(server.port) } };
-}
+const routeTarget = (route, server, token) => routeRequest(route, server.port, token);
 
 const load = (t, seconds, connections = 32) => gen.run({ ...t, seconds, connections, ...SCHED.load });
 
