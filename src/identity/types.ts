@@ -1,6 +1,42 @@
 import type { X509Certificate } from 'node:crypto';
-import type { KeySourceOptions } from './key-sources.js';
 import type { Signer } from './signer.js';
+
+/** What a key source may need besides the spec itself. Sources add optional fields here. */
+export interface KeySourceOptions {
+  /** Password of an encrypted key file (or the key's auth value, for sources that have one). */
+  password?: string;
+  /** The TPM key's auth value is empty, even where the key file says otherwise (aws_signing_helper's --no-tpm-key-password). */
+  noTpmKeyPassword?: boolean;
+  /** PKCS#11 module (--pkcs11-lib); default: the URI's module-path, else p11-kit's proxy module. */
+  pkcs11Lib?: string;
+  /** Token PIN from --pkcs11-pin-file / ROLESANYWHERE_PKCS11_PIN (a PIN in the URI wins). Secret. */
+  pkcs11Pin?: string;
+  /** Where pkcs11Pin came from, for messages ("--pkcs11-pin-file /etc/ra/pin"); never the PIN. */
+  pkcs11PinOrigin?: string;
+  /** --reuse-pin: log in again with the PIN for keys that want it for every signature (CKA_ALWAYS_AUTHENTICATE). */
+  reusePin?: boolean;
+  /** The certificate the key must match, when already read (picks among several matching keys). */
+  certificate?: X509Certificate;
+}
+
+/** A certificate held by a key source, and the spec + options of the private key next to it. */
+export interface SourceCertificate {
+  der: Buffer;
+  keySpec: string;
+  keyOptions: KeySourceOptions;
+  /** Secret-free description for messages. */
+  description: string;
+}
+
+export interface KeySource {
+  readonly name: string;
+  /** A URI scheme (`handle`, `pkcs11`) whose specs name a key in a device, not a file. */
+  readonly scheme?: string;
+  claims(spec: string): boolean;
+  open(spec: string, options: KeySourceOptions): Promise<Signer>;
+  /** Reads a certificate stored in the key source (`--certificate pkcs11:…`). */
+  readCertificate?(spec: string, options: KeySourceOptions): Promise<SourceCertificate>;
+}
 
 /** What to load: the paths and password sources a user gave. */
 export interface IdentitySource extends Pick<KeySourceOptions, 'pkcs11Lib' | 'pkcs11Pin' | 'pkcs11PinOrigin' | 'reusePin' | 'noTpmKeyPassword'> {

@@ -1,7 +1,8 @@
-// The source folders form a one-way graph: read every `import … from '…'` in
-// src/ and check that no folder depends (directly or through others) on a
-// folder that depends back on it, and that the Roles Anywhere client stays a
-// pure client that knows nothing of the configuration.
+// The source folders, and the files within them, form a one-way graph: read
+// every `import … from '…'` in src/ (type-only imports too) and check that no
+// folder or file depends (directly or through others) on one that depends back
+// on it, and that the Roles Anywhere client stays a pure client that knows
+// nothing of the configuration.
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -27,10 +28,11 @@ function importsOf(file: string): string[] {
 }
 
 const files = sourceFiles(SRC);
+const fileImports = new Map(files.map((f) => [f, importsOf(f).filter((target) => files.includes(target))]));
 const graph = new Map<string, Map<string, string>>(); // folder → (folder it imports → one file that does)
 for (const f of files) {
   const from = folderOf(f);
-  for (const target of importsOf(f)) {
+  for (const target of fileImports.get(f)!) {
     const to = folderOf(target);
     if (to === from) continue;
     if (!graph.has(from)) graph.set(from, new Map());
@@ -38,11 +40,11 @@ for (const f of files) {
   }
 }
 
-/** A path of folders from `a` back to `a`, if any. */
-function cycleFrom(a: string): string[] | undefined {
+/** A path from `a` back to `a` through `edges`, if any. */
+function cycleFrom(a: string, edges: (node: string) => Iterable<string>): string[] | undefined {
   const seen = new Set<string>();
   const walk = (node: string, path: string[]): string[] | undefined => {
-    for (const next of graph.get(node)?.keys() ?? []) {
+    for (const next of edges(node)) {
       if (next === a) return [...path, next];
       if (seen.has(next)) continue;
       seen.add(next);
@@ -61,10 +63,21 @@ t.test('the scan sees the source', async (t) => {
 
 t.test('no import cycle between folders', async (t) => {
   for (const folder of graph.keys()) {
-    const cycle = cycleFrom(folder);
+    const cycle = cycleFrom(folder, (f) => graph.get(f)?.keys() ?? []);
     const detail = cycle ? cycle.slice(0, -1).map((f, i) => graph.get(f)!.get(cycle[i + 1]!)).join('; ') : '';
     t.notOk(cycle, cycle ? `cycle ${cycle.join(' → ')} (${detail})` : `${folder}: no cycle`);
   }
+});
+
+t.test('no import cycle between files', async (t) => {
+  let cycles = 0;
+  for (const file of files) {
+    const cycle = cycleFrom(file, (f) => fileImports.get(f) ?? []);
+    if (!cycle) continue;
+    cycles++;
+    t.fail(`cycle ${cycle.map((f) => relative(SRC, f)).join(' → ')}`);
+  }
+  t.equal(cycles, 0, `${files.length} files, no file on a cycle`);
 });
 
 t.test('rolesanywhere/ is a pure client: it imports nothing from config/ or runtime/', async (t) => {

@@ -6,7 +6,7 @@ import { UserError } from '../../errors.js';
 import { readInputFile } from '../files.js';
 import { keyTypeProblem, parsePrivateKey } from '../keys.js';
 import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
-import type { KeySourceOptions } from '../key-sources.js';
+import type { KeySourceOptions } from '../types.js';
 
 /**
  * A key whose type Roles Anywhere cannot use at all (Ed25519, DSA, …): no

@@ -35,7 +35,7 @@ import { decodeOid, parseDer, TAG } from '../../asn1/reader.js';
 import { fileError, readPasswordFile } from '../files.js';
 import { describeKeyType, spkiOf } from '../keys.js';
 import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from '../pkcs11-uri.js';
-import type { KeySourceOptions, SourceCertificate } from '../key-sources.js';
+import type { KeySourceOptions, SourceCertificate } from '../types.js';
 import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
 import { clampDelay } from '../../timers.js';
 

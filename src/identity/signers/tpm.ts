@@ -37,7 +37,7 @@ import { readInputFile } from '../files.js';
 import { describeKeyType, keyTypeProblem, PASSWORD_HINT } from '../keys.js';
 import { parsePem, PemError } from '../pem.js';
 import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
-import type { KeySourceOptions } from '../key-sources.js';
+import type { KeySourceOptions } from '../types.js';
 
 export const name = 'tpm';
 /** `handle:0x81000001` names a key, not a file. */
