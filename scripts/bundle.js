@@ -73,14 +73,14 @@ export async function bundle() {
     ...common,
     entryPoints: {
       main: join(root, 'dist', 'cli.js'),
-      'pkcs11-worker': join(root, 'dist', 'identity', 'signers', 'pkcs11-worker.js'),
+      'pkcs11-worker': join(root, 'dist', 'identity', 'signers', 'pkcs11', 'pkcs11-worker.js'),
     },
     outdir: BUNDLE_DIR,
     minifySyntax: true,
     minifyWhitespace: false,
     minifyIdentifiers: false,
     legalComments: 'none',
-    // import.meta.url is the bundle file's own URL (pkcs11.ts finds its worker and
+    // import.meta.url is the bundle file's own URL (pkcs11/worker-host.ts finds its worker and pkcs11/binding.ts
     // pkcs11js from it). In the single-file executable __filename is the executable.
     define: { 'import.meta.url': '__bundleUrl' },
     banner: { js: `var __bundleUrl = require('node:url').pathToFileURL(__filename).href;` },
