@@ -40,6 +40,8 @@
 //   required the "required: …" message when a profile must have it.
 //   help     the --help line(s) ('\n' continues on the next line).
 //   secret   true for values that must never be logged or shown (passwords).
+//   keepsCredentials  true for a profile setting a reload may change while the profile keeps
+//            serving its cached credentials (Server reload: RELOAD_KEEPS_CREDENTIALS).
 //   commands which commands take the flag (default: profile/inherited → serve,
 //            credential-process, update; daemon → serve); 'check' must be listed to get it.
 // Then document the flag/env in README.md's option tables and the key in
@@ -76,6 +78,12 @@ interface Common {
   short?: string;
   /** Always present after validation even without a default (computed, e.g. region). */
   always?: boolean;
+  /**
+   * A profile setting a reload may change while the profile keeps serving its cached credentials: it changes
+   * how the next session is asked for or who may have it, not whose credentials these are. A change to any
+   * other profile setting (identity, key source, role, profile, trust anchor…) drops them.
+   */
+  keepsCredentials?: true;
 }
 export interface StringSetting extends Common {
   type: 'string' | 'path';
@@ -197,7 +205,7 @@ export const SETTINGS = [
     help: 'arn:aws:iam::<account>:role/<name>',
   },
   {
-    key: 'region', flag: 'region', arg: 'REGION', scope: 'inherited', type: 'string', always: true,
+    key: 'region', keepsCredentials: true, flag: 'region', arg: 'REGION', scope: 'inherited', type: 'string', always: true,
     parse: (text: string): Parsed<string> => {
       const v = text.trim();
       return isValidRegion(v) ? { value: v } : { error: `not an AWS region name (expected e.g. us-east-1), got ${show(v)}` };
@@ -205,7 +213,7 @@ export const SETTINGS = [
     help: "default: the trust anchor ARN's region",
   },
   {
-    key: 'endpoint', flag: 'endpoint', arg: 'URL', scope: 'inherited', type: 'string',
+    key: 'endpoint', keepsCredentials: true, flag: 'endpoint', arg: 'URL', scope: 'inherited', type: 'string',
     parse: (text: string): Parsed<string> => {
       const r = checkEndpoint(text.trim());
       return r.error !== undefined ? { error: r.error } : { value: r.url! };
@@ -213,12 +221,12 @@ export const SETTINGS = [
     help: 'Roles Anywhere endpoint (https; http only for loopback hosts)',
   },
   {
-    key: 'sessionDuration', flag: 'session-duration', arg: 'SECONDS', scope: 'inherited', type: 'int', min: 900, max: 43200,
+    key: 'sessionDuration', keepsCredentials: true, flag: 'session-duration', arg: 'SECONDS', scope: 'inherited', type: 'int', min: 900, max: 43200,
     range: 'a whole number of seconds from 900 to 43200 (15 minutes to 12 hours)', default: DEFAULT_SESSION_DURATION,
-    help: '900..43200 (default 3600)',
+    help: `900..43200 (default ${DEFAULT_SESSION_DURATION})`,
   },
   {
-    key: 'roleSessionName', flag: 'role-session-name', arg: 'NAME', scope: 'profile', type: 'string',
+    key: 'roleSessionName', keepsCredentials: true, flag: 'role-session-name', arg: 'NAME', scope: 'profile', type: 'string',
     parse: (v: string): Parsed<string> =>
       isValidRoleSessionName(v) ? { value: v } : { error: `must be 2-64 characters of letters, digits and _+=,.@- , got ${show(v)}` },
     help: '2-64 characters [A-Za-z0-9_+=,.@-]',
@@ -261,28 +269,28 @@ export const SETTINGS = [
     help: 'log in again with the PIN for keys that want it for every\nsignature (CKA_ALWAYS_AUTHENTICATE, e.g. YubiKey PIV slot 9c)',
   },
   {
-    key: 'caBundle', flag: 'ca-bundle', arg: 'FILE', scope: 'inherited', type: 'path',
+    key: 'caBundle', keepsCredentials: true, flag: 'ca-bundle', arg: 'FILE', scope: 'inherited', type: 'path',
     help: "extra PEM roots trusted for the endpoint's TLS certificate",
   },
   {
-    key: 'noVerifySsl', flag: 'no-verify-ssl', scope: 'inherited', type: 'boolean', default: false,
+    key: 'noVerifySsl', keepsCredentials: true, flag: 'no-verify-ssl', scope: 'inherited', type: 'boolean', default: false,
     help: "do not verify the endpoint's TLS certificate (testing only)",
   },
   {
-    key: 'withProxy', flag: 'with-proxy', negFlag: 'without-proxy', scope: 'inherited', type: 'boolean', default: true,
+    key: 'withProxy', keepsCredentials: true, flag: 'with-proxy', negFlag: 'without-proxy', scope: 'inherited', type: 'boolean', default: true,
     help: 'accepted for compatibility: HTTPS_PROXY/NO_PROXY are honoured by default',
     negHelp: 'ignore HTTPS_PROXY and connect directly',
   },
   {
     // Serve only: a mapping no flag can express; the top-level one is every profile's default.
-    key: 'callers', scope: 'inherited', type: 'section', commands: ['serve'], validate: validateCallers,
+    key: 'callers', keepsCredentials: true, scope: 'inherited', type: 'section', commands: ['serve'], validate: validateCallers,
     defaultText: "the daemon's own user",
     help: 'local users/groups (names or ids) allowed to get credentials over loopback:\n{ users: [...], groups: [...] }',
   },
   {
-    key: 'expiryWarningDays', flag: 'expiry-warning-days', arg: 'N', scope: 'inherited', type: 'int', min: 0, max: 3650,
+    key: 'expiryWarningDays', keepsCredentials: true, flag: 'expiry-warning-days', arg: 'N', scope: 'inherited', type: 'int', min: 0, max: 3650,
     range: 'a whole number of days from 0 to 3650', default: DEFAULT_EXPIRY_WARNING_DAYS, commands: [...PROFILE_COMMANDS, 'check'],
-    help: 'warn when the certificate expires within N days (default 7)',
+    help: `warn when the certificate expires within N days (default ${DEFAULT_EXPIRY_WARNING_DAYS})`,
   },
 
   // ---- daemon settings (serve) ----
@@ -425,6 +433,9 @@ export function settingOfFlag(flag: string): Setting | undefined {
 export const PROFILE_SETTINGS = ROWS.filter((s) => (s.scope === 'profile' || s.scope === 'inherited') && s.key !== undefined);
 /** Keys a profile mapping may hold (YAML, camelCase). */
 export const PROFILE_KEYS = PROFILE_SETTINGS.map((s) => s.key!);
+
+/** The profile settings a reload may change while the profile keeps its cached credentials (the rows' keepsCredentials). */
+export const RELOAD_KEEPS_CREDENTIALS: ReadonlySet<string> = new Set(PROFILE_SETTINGS.filter((s) => s.keepsCredentials).map((s) => s.key!));
 /** Settings whose top-level value is every profile's default. */
 export const INHERITED_SETTINGS = ROWS.filter((s) => s.scope === 'inherited');
 

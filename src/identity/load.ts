@@ -37,7 +37,7 @@ export { readPasswordFile, identityFingerprint } from './files.js';
 export { checkCertificateRules, checkCaRules, checkChain, type RuleResult, type RuleOptions } from './requirements.js';
 
 export interface LoadOptions {
-  /** Warn when the leaf expires within this many days (default 7). */
+  /** Warn when the leaf expires within this many days (the setting expiryWarningDays; absent: no early warning). */
   expiryWarningDays?: number;
   now?: Date;
 }
@@ -329,7 +329,7 @@ function checkedIdentity(m: IdentityMaterial, options: LoadOptions): Identity {
   try {
     rules = checkCertificateRules(m.leaf, {
       now: options.now ?? new Date(),
-      expiryWarningDays: options.expiryWarningDays ?? 7,
+      ...(options.expiryWarningDays !== undefined && { expiryWarningDays: options.expiryWarningDays }),
     });
   } catch (err) {
     throw new UserError(`${source.certificate}: certificate could not be parsed (corrupt or unusual encoding)`, { reason: 'cert_corrupt', cause: err });

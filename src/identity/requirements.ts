@@ -33,7 +33,13 @@ export interface RuleResult {
 
 export interface RuleOptions {
   now?: Date;
-  /** Warn when the certificate expires within this many days (default 7). */
+}
+
+export interface LeafRuleOptions extends RuleOptions {
+  /**
+   * Warn when the certificate expires within this many days: the setting expiryWarningDays, whose default
+   * lives in the settings table (the runtime always passes it). Absent: no early warning, only expiry itself.
+   */
   expiryWarningDays?: number;
 }
 
@@ -97,10 +103,10 @@ function validityRules(cert: X509Certificate, f: CertificateFields, now: Date, w
  * Checks a client (leaf) certificate against every Roles Anywhere rule.
  * Returns one result per rule; `loadIdentity` throws on the first failed error.
  */
-export function checkCertificateRules(certInput: X509Certificate | Buffer, options: RuleOptions = {}): RuleResult[] {
+export function checkCertificateRules(certInput: X509Certificate | Buffer, options: LeafRuleOptions = {}): RuleResult[] {
   const cert = asCert(certInput);
   const now = options.now ?? new Date();
-  const warnDays = options.expiryWarningDays ?? 7;
+  const warnDays = options.expiryWarningDays ?? 0;
   const f = parseCertificateFields(cert.raw);
   const out: RuleResult[] = [];
 

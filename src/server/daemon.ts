@@ -1,4 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
+import { RELOAD_KEEPS_CREDENTIALS } from '../config/settings.js';
 import type { DaemonConfig, ProfileConfig } from '../config/types.js';
 import { CallLimiter } from '../credentials/limiter.js';
 import type { CredentialSession, FetchCredentials } from '../credentials/session.js';
@@ -43,19 +44,10 @@ function sessionRefreshSettings(refresh: DaemonConfig['refresh']): { backoffInit
   return { backoffInitialMs: refresh.backoffInitialMs, backoffMaxMs: refresh.backoffMaxMs };
 }
 
-/**
- * Profile settings a reload may change while the profile keeps serving its
- * cached credentials: they change how the next session is asked for or who may
- * have it, not whose credentials these are. A change to anything else (the
- * identity files or key source, the role, the profile, the trust anchor, and
- * any setting not listed here) drops them.
- */
-const KEEPS_CREDENTIALS = new Set(['sessionDuration', 'roleSessionName', 'endpoint', 'region', 'caBundle', 'noVerifySsl', 'withProxy', 'expiryWarningDays', 'callers']);
-
 function sameCredentialSubject(a: ProfileConfig, b: ProfileConfig): boolean {
   const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
   for (const k of keys) {
-    if (KEEPS_CREDENTIALS.has(k)) continue;
+    if (RELOAD_KEEPS_CREDENTIALS.has(k)) continue; // the settings table's keepsCredentials rows
     if (!isDeepStrictEqual((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
   }
   return true;

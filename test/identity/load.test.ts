@@ -209,7 +209,7 @@ t.test('expiring soon is a warning, not an error', async (t) => {
   const dir = await tempDir();
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'soon', { days: 3 });
-  const id = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath });
+  const id = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath }, { expiryWarningDays: 7 });
   t.equal(id.warnings.length, 1);
   t.match(id.warnings[0], /expires in [23] days/);
   t.match(id.warnings[0], leaf.certPath);
