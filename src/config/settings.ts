@@ -47,6 +47,8 @@
 // Then document the flag/env in README.md's option tables and the key in
 // config/daemon.example.yaml (tests fail until you do).
 import type { ParseArgsConfig } from 'node:util';
+import { DEFAULT_MAX_CALLS_PER_SECOND, DEFAULT_MAX_CONCURRENT } from '../credentials/limiter.js';
+import { DEFAULT_BACKOFF_INITIAL_MS, DEFAULT_BACKOFF_MAX_MS } from '../credentials/session.js';
 import { isPkcs11Uri, parsePkcs11Uri } from '../identity/pkcs11-uri.js';
 import { checkRolesAnywhereArn, isValidRegion, checkRoleArn } from '../rolesanywhere/arn.js';
 import { checkEndpointUrl, isValidRoleSessionName } from '../rolesanywhere/endpoint.js';
@@ -337,19 +339,19 @@ export const SETTINGS = [
     help: 'the profile the profile options define or override\n(default: the config\'s only profile, or "default")',
   },
   {
-    key: 'refresh.backoffInitialMs', scope: 'daemon', type: 'int', min: 1, max: 3_600_000, range: 'milliseconds from 1 to 3600000', default: 1000,
+    key: 'refresh.backoffInitialMs', scope: 'daemon', type: 'int', min: 1, max: 3_600_000, range: 'milliseconds from 1 to 3600000', default: DEFAULT_BACKOFF_INITIAL_MS,
     help: 'first retry delay after a failed refresh',
   },
   {
-    key: 'refresh.backoffMaxMs', scope: 'daemon', type: 'int', min: 1, max: 3_600_000, range: 'milliseconds from 1 to 3600000', default: 30_000,
+    key: 'refresh.backoffMaxMs', scope: 'daemon', type: 'int', min: 1, max: 3_600_000, range: 'milliseconds from 1 to 3600000', default: DEFAULT_BACKOFF_MAX_MS,
     help: 'cap for the retry delay',
   },
   {
-    key: 'refresh.maxConcurrent', scope: 'daemon', type: 'int', min: 1, max: 1000, range: 'a number of calls from 1 to 1000', defaultText: '4',
+    key: 'refresh.maxConcurrent', scope: 'daemon', type: 'int', min: 1, max: 1000, range: 'a number of calls from 1 to 1000', defaultText: String(DEFAULT_MAX_CONCURRENT),
     help: 'CreateSession calls in flight at once across all profiles',
   },
   {
-    key: 'refresh.maxCallsPerSecond', scope: 'daemon', type: 'int', min: 1, max: 10_000, range: 'calls per second from 1 to 10000', defaultText: '10',
+    key: 'refresh.maxCallsPerSecond', scope: 'daemon', type: 'int', min: 1, max: 10_000, range: 'calls per second from 1 to 10000', defaultText: String(DEFAULT_MAX_CALLS_PER_SECOND),
     help: 'CreateSession calls started per second across all profiles',
   },
   {

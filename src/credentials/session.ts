@@ -8,6 +8,10 @@ import { backoffDelay, clampDelay } from '../timers.js';
 /** Gets fresh credentials for an identity (CreateSession). Must honour `signal`. */
 export type FetchCredentials = (identity: Identity, signal: AbortSignal) => Promise<AwsCredentials>;
 
+/** Retry delays after a failed refresh (the settings refresh.backoffInitialMs / refresh.backoffMaxMs default to these). */
+export const DEFAULT_BACKOFF_INITIAL_MS = 1000;
+export const DEFAULT_BACKOFF_MAX_MS = 30_000;
+
 export interface SessionOptions {
   profile: string;
   identity: Identity;
@@ -141,8 +145,8 @@ export class CredentialSession {
     this.profile = options.profile;
     this.identityValue = options.identity;
     this.fetchCredentials = options.fetchCredentials;
-    this.backoffInitialMs = Math.max(1, options.backoffInitialMs ?? 1000);
-    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoffMaxMs ?? 30_000);
+    this.backoffInitialMs = Math.max(1, options.backoffInitialMs ?? DEFAULT_BACKOFF_INITIAL_MS);
+    this.backoffMaxMs = Math.max(this.backoffInitialMs, options.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.log = (options.logger ?? silentLogger()).child({ profile: options.profile });
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
