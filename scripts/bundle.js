@@ -11,7 +11,7 @@
 // of `serve` one by one, and the dependencies go through a second (CommonJS)
 // loader; one CommonJS script skips both. Measured: idle RSS 8.5 MB lower and
 // spawn-to-ready ~65 ms faster than dist/cli.js, the same instructions per request
-// (docs/benchmarks.md, "one bundle for every home").
+// (docs/benchmarks.md, "One bundle for every home").
 // The lazy `import()`s of optional parts (yaml, https-proxy-agent, node-forge,
 // pino-pretty, each command) stay lazy: esbuild makes them module initialisers
 // that run on first use.
