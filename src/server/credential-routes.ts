@@ -24,43 +24,18 @@
 // answer with. A check may return a promise (e.g. a first lookup it must do I/O for), but
 // should answer synchronously from a cache (per socket, per token) whenever it can: the
 // synchronous path allocates no promise, the asynchronous one costs a promise, closures
-// and a microtask turn per request. `perConnection()` below memoizes a per-connection
+// and a microtask turn per request. `perConnection()` (checks.ts) memoizes a per-connection
 // lookup that way (value once known, a promise only while the first lookup runs).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { isLoopbackHostHeader, isLoopbackHostname } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { parseTtl, type ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics, RouteCounter } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
+import { isThenable, refusal, type Check, type CheckContext, type CredentialRoute, type Refusal } from './checks.js';
 import { nameList } from '../problems.js';
 import { isoSeconds } from '../timers.js';
-
-/** An answer that refuses the request: HTTP status and the endpoint's `{Code, Message}`. */
-export interface Refusal {
-  status: number;
-  code: string;
-  message: string;
-}
-
-export type CredentialRoute = 'container' | 'imds';
-
-/** What a check sees besides the request. */
-export interface CheckContext {
-  /** The state of this request (swapped as a whole on reload). */
-  readonly state: ServerState;
-  readonly route: CredentialRoute;
-  /**
-   * In `authenticate`: the profile named in the path (container route) or undefined; a
-   * check may set it (a binding that picks the profile). In `authorize`: the profile that
-   * will be served.
-   */
-  profile: string | undefined;
-}
-
-/** One step of a route's checks: undefined = pass, a Refusal = answer with it. */
-export type Check = (req: IncomingMessage, ctx: CheckContext) => Refusal | undefined | Promise<Refusal | undefined>;
 
 export interface RouteChecks {
   /** Before the profile is resolved: who is asking. */
@@ -150,42 +125,6 @@ export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal |
     return ok ? undefined : TARGET_REFUSAL;
   }
   return hostIsLoopback(req.headers.host) ? undefined : HOST_REFUSAL;
-}
-
-/**
- * Memoizes an asynchronous per-connection lookup (such as the caller's uid from
- * /proc/net/tcp) for checks: returns the value once the connection's first lookup
- * has finished — synchronously, so later requests on a keep-alive connection stay on
- * the synchronous path — and the pending promise until then. A rejected lookup is
- * not remembered (the next request tries again).
- */
-export function perConnection<T>(lookup: (socket: Socket) => Promise<T>): (socket: Socket) => T | Promise<T> {
-  const known = new WeakMap<Socket, { value: T }>();
-  const pending = new WeakMap<Socket, Promise<T>>();
-  return (socket) => {
-    const hit = known.get(socket);
-    if (hit !== undefined) return hit.value;
-    let p = pending.get(socket);
-    if (p === undefined) {
-      p = lookup(socket).then(
-        (value) => {
-          known.set(socket, { value });
-          pending.delete(socket);
-          return value;
-        },
-        (err: unknown) => {
-          pending.delete(socket);
-          throw err;
-        },
-      );
-      pending.set(socket, p);
-    }
-    return p;
-  };
-}
-
-export function refusal(status: number, code: string, message: string): Refusal {
-  return { status, code, message };
 }
 
 // ---- default checks -------------------------------------------------------------------------
@@ -309,11 +248,6 @@ const ROLE_PREFIX = '/latest/meta-data/iam/security-credentials/';
 const JSON_ERROR = 'application/json; charset=utf-8';
 
 const NO_CHECKS: Check[] = [];
-
-/** Whether a check's (or a `perConnection` lookup's) result is a promise. */
-export function isThenable<T>(v: unknown): v is Promise<T> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}
 
 /**
  * Runs `checks[i..]`; synchronous while every check is. Returns the first refusal,

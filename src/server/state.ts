@@ -1,5 +1,5 @@
 import type { CredentialSession } from '../credentials/session.js';
-import type { CallerState } from './callers.js';
+import type { CallerState } from './caller-policy.js';
 import type { TokenVerifier } from './token.js';
 
 export interface ServedProfile {

@@ -11,11 +11,10 @@ import {
   clientUidIn,
   decodeProcAddress,
   findClientUid,
-  parseAccounts,
   parseProcNetTcp,
   refusalMessage,
-  resolveCallers,
 } from '../../src/server/callers.js';
+import { parseAccounts, resolveCallers } from '../../src/server/caller-policy.js';
 
 const selfUid = process.getuid!();
 
