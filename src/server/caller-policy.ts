@@ -52,6 +52,8 @@ export class CallerPolicy {
     private readonly uids: ReadonlySet<number>,
     /** Where this policy comes from, for messages: `callers` or `profiles.NAME.callers`. */
     readonly setting: string,
+    /** Configured (`callers:` given), not the default (the daemon's own user). */
+    readonly explicit = true,
   ) {}
 
   allows(uid: number): boolean {
@@ -79,7 +81,7 @@ export function resolveCallers(spec: CallersSpec | undefined, accounts: Accounts
   const uids = new Set<number>();
   if (spec === undefined || (spec.users === undefined && spec.groups === undefined)) {
     uids.add(selfUid);
-    return new CallerPolicy(uids, setting);
+    return new CallerPolicy(uids, setting, false);
   }
   const problems: string[] = [];
   for (const u of spec.users ?? []) {
@@ -118,14 +120,16 @@ export function describeUid(uid: number, accounts: Accounts | undefined): string
   return name ? `uid ${uid} (${name})` : `uid ${uid}`;
 }
 
-/** Which uids may have each profile's credentials; absent when callers cannot be identified here (no /proc). */
+/** Which uids may have each profile's credentials. */
 export interface CallerState {
   policies: ReadonlyMap<string, CallerPolicy>;
   accounts: Accounts;
+  /** allowUnidentifiedCallers: serve local callers whose user cannot be looked up (no readable /proc/net/tcp). */
+  allowUnidentified: boolean;
 }
 
 /** Resolves every profile's `callers` (inherited from the top level) against the local accounts. */
-export function callerStateFor(profiles: Record<string, { callers?: CallersSpec }>, accounts: Accounts, selfUid: number): CallerState {
+export function callerStateFor(profiles: Record<string, { callers?: CallersSpec }>, accounts: Accounts, selfUid: number, allowUnidentified = false): CallerState {
   const policies = new Map<string, CallerPolicy>();
   const problems: string[] = [];
   for (const [name, p] of Object.entries(profiles)) {
@@ -136,6 +140,6 @@ export function callerStateFor(profiles: Record<string, { callers?: CallersSpec 
     }
   }
   if (problems.length > 0) throw new UserError(`invalid callers setting: ${problems.join('; ')}`, { reason: 'callers' });
-  return { policies, accounts };
+  return { policies, accounts, allowUnidentified };
 }
 

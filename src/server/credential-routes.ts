@@ -9,7 +9,8 @@
 // absolute-form target) reaches fastify and gets its 404.
 //
 // Every GET runs, in this order:
-//   1. the Host guard (DNS rebinding), when every listen address is loopback;
+//   1. the Host guard (DNS rebinding), on connections made to a loopback address; IMDS is
+//      refused on the others unless imds.onNonLoopbackUnsafe;
 //   2. the route's `authenticate` checks — who is asking (default: the endpoint token for
 //      the container route, the IMDSv2 session token for IMDS); a check may pick the
 //      profile (`ctx.profile`), e.g. from a service-account binding;
@@ -113,10 +114,21 @@ export function lastCallMemo<K, V>(fn: (key: K) => V): (key: K) => V {
 }
 
 const hostIsLoopback = lastCallMemo(isLoopbackHostHeader);
+const addressIsLoopback = lastCallMemo(isLoopbackHostname);
 
-/** The DNS-rebinding guard, shared by these routes and fastify's hook: a refusal when the Host is not loopback on a loopback-only server. */
-export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal | undefined {
-  if (!state.loopbackOnly) return undefined;
+/** Whether the connection of `req` was made to a loopback address (our end of it; a wildcard listener has both kinds). */
+export function toLoopback(req: IncomingMessage): boolean {
+  return addressIsLoopback(req.socket.localAddress ?? '');
+}
+
+/**
+ * The DNS-rebinding guard, shared by these routes, the health routes and fastify's hook: on a
+ * connection made to a loopback address, a refusal when the Host (or an absolute-form target)
+ * is not a loopback name. Decided per connection, so a non-loopback listener beside a loopback
+ * one does not switch it off there.
+ */
+export function hostRefusal(req: IncomingMessage): Refusal | undefined {
+  if (!toLoopback(req)) return undefined;
   const url = req.url;
   if (url !== undefined && url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
     // Absolute-form: the target's authority replaces the Host header (RFC 9112 §3.2.2), so it is what the guard checks.
@@ -125,6 +137,21 @@ export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal |
     return ok ? undefined : TARGET_REFUSAL;
   }
   return hostIsLoopback(req.headers.host) ? undefined : HOST_REFUSAL;
+}
+
+export const IMDS_DISABLED = refusal(404, 'NotFound', 'the instance metadata endpoint is disabled');
+
+export const IMDS_OFF_LOOPBACK = refusal(
+  403,
+  'AccessDenied',
+  'IMDS is served only on loopback addresses (it needs no secret, so every client that can connect here would get credentials); connect to 127.0.0.1 or [::1], use the container endpoint with its token, or set imds.onNonLoopbackUnsafe: true',
+);
+
+/** Why IMDS is not served on this request's connection, if it is not. */
+function imdsRefusal(state: ServerState, req: IncomingMessage): Refusal | undefined {
+  if (!state.imds.enabled) return IMDS_DISABLED;
+  if (!state.imds.onNonLoopback && !toLoopback(req)) return IMDS_OFF_LOOPBACK;
+  return undefined;
 }
 
 // ---- default checks -------------------------------------------------------------------------
@@ -494,9 +521,8 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     const state = getState();
     const exchange = new Exchange(shared, req, res, state, route, TOKEN_PATH);
     try {
-      const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
+      const denied = (surface.noHostGuard ? undefined : hostRefusal(req)) ?? imdsRefusal(state, req);
       if (denied !== undefined) exchange.refuse(denied);
-      else if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
       else exchange.startToken();
     } catch (err) {
       exchange.fail(err);
@@ -537,13 +563,14 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     const state = getState();
     const exchange = new Exchange(shared, req, res, state, route, path);
     try {
-      const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
+      const denied = surface.noHostGuard ? undefined : hostRefusal(req);
       if (denied !== undefined) {
         exchange.refuse(denied);
         return true;
       }
       if (route.route === 'imds') {
-        if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
+        const off = imdsRefusal(state, req);
+        if (off !== undefined) exchange.refuse(off);
         else exchange.start();
         return true;
       }

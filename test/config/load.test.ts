@@ -141,7 +141,10 @@ t.test('--port and ROLESANYWHERE_PORT', async (t) => {
 
 t.test('listen addresses', async (t) => {
   t.same(parseListenAddress('[::1]:9911').address, { host: '::1', port: 9911 });
-  t.same(parseListenAddress('localhost:80').address, { host: 'localhost', port: 80 });
+  // #21 item 6: a host name is checked by its text but bound by what it resolves to (a private /etc/hosts can make app.localhost 0.0.0.0).
+  for (const name of ['localhost:80', 'app.localhost:9911', 'metadata.internal:80']) {
+    t.match(parseListenAddress(name).error, /is not an IP address; give an IP address \(127\.0\.0\.1:PORT, \[::1\]:PORT\), not a host name/, name);
+  }
   t.match(parseListenAddress('::1:9911').error, /brackets/);
   t.match(parseListenAddress('127.0.0.1').error, /expected "host:port"/);
   t.match(parseListenAddress('127.0.0.1:70000').error, /1\.\.65535/);
