@@ -47,7 +47,9 @@ t.test('flags alone: defaults', async (t) => {
   t.same(cfg.listen, [{ host: '127.0.0.1', port: 9911 }]);
   t.equal(cfg.allowNonLoopback, false);
   t.equal(cfg.tokenFile, '/run/user/1000/rolesanywhere-credentiald/token');
-  t.same(cfg.imds, { enabled: true, allowV1: false, profile: 'default' });
+  t.same(cfg.imds, { enabled: true, allowV1: false, onNonLoopbackUnsafe: false, profile: 'default' });
+  t.same(cfg.connections, { max: 4096, maxPerUser: 256 });
+  t.equal(cfg.allowUnidentifiedCallers, false);
   t.equal(cfg.defaultProfile, 'default');
   t.equal(cfg.logLevel, 'info');
   t.same(cfg.refresh, { backoffInitialMs: 1000, backoffMaxMs: 30000 });
