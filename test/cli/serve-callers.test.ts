@@ -4,7 +4,7 @@
 // once its user is listed in `callers` (SIGHUP reload); the daemon's own user
 // needs no configuration.
 import { execFile, spawn } from 'node:child_process';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
@@ -125,7 +125,7 @@ interface Ask {
 }
 
 /** Runs HTTP requests in order as `user` (setpriv; 'nobody' or a numeric uid), optionally in network namespace `ns`; statuses and Messages. */
-async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<Array<{ status: number; message: string }>> {
+async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<Array<{ status: number; message: string; body: string }>> {
   const script = `
     const http = require('http');
     const asks = JSON.parse(process.env.ASKS);
@@ -135,7 +135,7 @@ async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<
         out.push(await new Promise((res) => {
           const req = http.request({ host: a.host, port: a.port, method: a.method, path: a.path, headers: { host: a.host + ':' + a.port, ...a.headers }, agent: false }, (r) => {
             let b = ''; r.setEncoding('utf8'); r.on('data', (d) => (b += d));
-            r.on('end', () => { let m = ''; try { m = JSON.parse(b).Message || ''; } catch {} res({ status: r.statusCode, message: r.statusCode === 200 ? '' : m || b.slice(0, 300) }); });
+            r.on('end', () => { let m = ''; try { m = JSON.parse(b).Message || ''; } catch {} res({ status: r.statusCode, message: r.statusCode === 200 ? '' : m || b.slice(0, 300), body: r.statusCode === 200 && a.path !== '/readyz' ? '' : b.slice(0, 4000) }); });
           });
           req.on('error', (e) => res({ status: 0, message: String(e) }));
           req.end();
@@ -147,7 +147,7 @@ async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<
   const id = user === 'nobody' ? ['--reuid=nobody', '--regid=nogroup'] : [`--reuid=${user}`, `--regid=${user}`];
   const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'setpriv', ...id, '--clear-groups', process.execPath, '-e', script];
   const { stdout } = await run(cmd[0]!, cmd.slice(1), { env: { ASKS: JSON.stringify(asks) } });
-  return JSON.parse(stdout) as Array<{ status: number; message: string }>;
+  return JSON.parse(stdout) as Array<{ status: number; message: string; body: string }>;
 }
 
 const ALICE = 4101; // a local user listed in callers (a uid without a passwd entry is a user all the same)
@@ -230,5 +230,75 @@ profiles:
     const [aliceToken] = await asUser(ALICE, imdsAt(HOST_IP, 9912), ns);
     t.equal(aliceToken!.status, 200, 'alice gets an IMDS token there');
     t.match(d.output(), /refused a local caller that callers does not allow/, 'the refusals are logged');
+  },
+);
+
+t.test(
+  '#21 item 2: with /proc/<pid>/net hidden by a mount, callers fails closed: no start with callers; without, IMDS is refused to every local user',
+  { skip: isRoot ? false : 'needs root for a mount namespace and a client of another user' },
+  async (t) => {
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const ca = await makeCA(dir);
+    const leaf = await makeLeaf(dir, ca, 'serve-callers-mnt');
+    const fake = await startFakeServer(t, [freshCredentials]);
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    const cfg = join(dir, 'daemon.yaml');
+    // The daemon in a mount namespace of its own, an empty directory mounted over its /proc/<pid>/net ($$ is the pid exec keeps).
+    const hidden = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `mount --bind ${empty} /proc/$$/net && exec "$0" "$@"`, process.execPath, ...NODE_FLAGS, CLI] as [string, ...string[]];
+
+    await writeFile(cfg, configYaml(dir, leaf, fake.url, `callers: { users: [${ALICE}] }`));
+    const refused = spawnServe(t, ['--config', cfg], {}, hidden);
+    t.equal((await refused.exited).code, 1, 'callers configured: the daemon does not start');
+    t.match(refused.stderr(), /cannot identify local callers: \/proc\/self\/net\/tcp does not exist .*callers setting \(profiles main\) cannot be enforced/);
+
+    await writeFile(cfg, configYaml(dir, leaf, fake.url, ''));
+    const d = spawnServe(t, ['--config', cfg], {}, hidden);
+    const port = await d.port();
+    t.match(d.output(), /local users cannot be told apart, so the container endpoint is served to any local process holding the endpoint token, and IMDS \(which needs no secret\) is refused/);
+    await waitUntil('ready', async () => (await httpRequest(port, 'GET', '/readyz')).status === 200);
+    const token = await readFile(join(dir, 'token'), 'utf8');
+    t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'the container endpoint, with its token');
+    const [imds] = await asUser('nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
+    t.equal(imds!.status, 403, 'mallory gets no IMDS token');
+    t.match(imds!.message, /cannot tell which local user is calling: \/proc\/self\/net\/tcp does not exist/);
+  },
+);
+
+t.test(
+  "#21 item 8 and #24 item 5: a refused user gets /readyz's status but not its reasons, no /metrics, and is logged",
+  { skip: isRoot ? false : 'needs root to run a client as another user' },
+  async (t) => {
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const ca = await makeCA(dir);
+    const leaf = await makeLeaf(dir, ca, 'serve-callers-ready');
+    const cfg = join(dir, 'daemon.yaml');
+    // Nothing listens on port 1: the profile is never ready, and /readyz says why (the endpoint, the trust anchor ARN).
+    await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'callers: { users: [root] }'));
+    const d = spawnServe(t, ['--config', cfg]);
+    const port = await d.port();
+    await waitUntil('a failed refresh', async () => /"reason"/.test((await httpRequest(port, 'GET', '/readyz')).body));
+    const own = await httpRequest(port, 'GET', '/readyz');
+    t.equal(own.status, 503);
+    t.match(JSON.parse(own.body).profiles.main.reason, /./, 'an allowed user reads why');
+    t.equal((await httpRequest(port, 'GET', '/metrics')).status, 200, 'and /metrics');
+
+    const [ready, metrics, container] = await asUser('nobody', [
+      { host: '127.0.0.1', port, method: 'GET', path: '/readyz' },
+      { host: '127.0.0.1', port, method: 'GET', path: '/metrics' },
+      { host: '127.0.0.1', port, method: 'GET', path: '/v1/credentials' },
+    ]);
+    t.equal(ready!.status, 503, 'mallory: the probe status is kept');
+    t.same(JSON.parse(ready!.body).profiles, { main: { ready: false } }, 'but not why (no ARNs, no certificate subject)');
+    t.equal(metrics!.status, 403, 'mallory: no /metrics');
+    t.match(metrics!.message, /health\.listen/);
+    t.equal(container!.status, 401, 'no token: refused before the caller check');
+    await asUser('nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
+    const line = (await d.waitForOutput(/.*refused a local caller that callers does not allow.*/))[0];
+    t.match(line, /"uid":\s*\d+/);
+    t.match(line, /"user":\s*"nobody"/, 'the user name');
+    t.match(line, /"route":\s*"IMDS"/, 'the route');
   },
 );
