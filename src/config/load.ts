@@ -439,6 +439,7 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
     ...sections,
     listen,
     allowNonLoopback: allowNonLoopback?.value ?? false,
+    allowUnidentifiedCallers: daemonSetting<boolean>('allowUnidentifiedCallers')?.value ?? false,
     tokenFile,
     imds,
     profiles,

@@ -302,7 +302,7 @@ export const SETTINGS = [
   },
   {
     key: 'listen', flag: 'listen', arg: 'HOST:PORT', scope: 'daemon', type: 'list', multiple: true,
-    help: 'address to serve on, repeatable (env: comma-separated); [::1]:9911 for IPv6',
+    help: 'IP address and port to serve on, repeatable (env: comma-separated);\n[::1]:9911 for IPv6; host names are refused',
   },
   {
     flag: 'port', arg: 'N', scope: 'daemon', type: 'int', min: 0, max: 65535, range: 'a port number 1..65535 (0 picks a free port)',
@@ -311,6 +311,10 @@ export const SETTINGS = [
   {
     key: 'allowNonLoopback', flag: 'allow-non-loopback', scope: 'daemon', type: 'boolean', default: false,
     help: 'permit listen addresses other machines can reach',
+  },
+  {
+    key: 'allowUnidentifiedCallers', flag: 'allow-unidentified-callers', scope: 'daemon', type: 'boolean', default: false,
+    help: 'serve local callers whose user cannot be looked up (no readable\n/proc/net/tcp, e.g. macOS): callers is then not enforced and every\nlocal user gets IMDS credentials',
   },
   {
     key: 'tokenFile', flag: 'token-file', arg: 'FILE', scope: 'daemon', type: 'path', always: true,
@@ -329,6 +333,10 @@ export const SETTINGS = [
   {
     key: 'imds.allowV1', flag: 'imds-allow-v1', scope: 'daemon', type: 'boolean', default: false,
     help: 'also answer IMDSv1 (token-less) requests',
+  },
+  {
+    key: 'imds.onNonLoopbackUnsafe', flag: 'imds-on-non-loopback-unsafe', scope: 'daemon', type: 'boolean', default: false,
+    help: 'also serve IMDS on non-loopback listen addresses: IMDS needs no secret,\nso every client that can connect there gets credentials',
   },
   {
     key: 'logLevel', flag: 'log-level', arg: 'LEVEL', scope: 'daemon', type: 'enum', values: LOG_LEVELS, default: 'info',
@@ -361,6 +369,14 @@ export const SETTINGS = [
   {
     key: 'watch.recheckIntervalMs', scope: 'daemon', type: 'int', min: 1, max: 86_400_000, range: 'milliseconds from 1 to 86400000', default: 60_000,
     help: 'periodic re-check of certificate files',
+  },
+  {
+    key: 'connections.max', flag: 'max-connections', arg: 'N', scope: 'daemon', type: 'int', min: 1, max: 1_000_000, range: 'a number of connections from 1 to 1000000', default: 4096,
+    help: 'open connections at most, over all listeners (more are closed at once)',
+  },
+  {
+    key: 'connections.maxPerUser', flag: 'max-connections-per-user', arg: 'N', scope: 'daemon', type: 'int', min: 1, max: 1_000_000, range: 'a number of connections from 1 to 1000000', default: 256,
+    help: 'open connections at most per local user (uid)',
   },
   {
     key: 'podIdentity', scope: 'daemon', type: 'section', validate: checkPodIdentity, finish: finishPodIdentity,

@@ -32,6 +32,8 @@ export type DaemonConfig = DaemonSections & {
   listen: ListenAddress[];
   /** Permit non-loopback listen addresses (warned). */
   allowNonLoopback: boolean;
+  /** Serve local callers whose user cannot be looked up (no readable /proc/net/tcp): callers unenforced. */
+  allowUnidentifiedCallers: boolean;
   /** Endpoint token file (created with 0600 when missing). */
   tokenFile: string;
   /** Keyed by profile name; at least one. */

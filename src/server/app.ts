@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { callerCheck, type CallerLookup } from './callers.js';
+import { callerCheck, healthAccess, refusalLogger, type CallerLookup } from './callers.js';
 import { BodyCache, credentialRoutes, defaultSurface, errorBody, type CredentialSurface } from './credential-routes.js';
 import { healthRoutes } from './health.js';
 import { ImdsTokenStore } from './imds-tokens.js';
@@ -17,7 +17,7 @@ export interface AppOptions {
   metrics?: RequestMetrics;
   imdsTokens?: ImdsTokenStore;
   logger?: Logger;
-  /** Identifies loopback callers; with it, the credential routes and the IMDS token PUT check the state's `callers` policies. */
+  /** Identifies local callers; with it, the credential routes and the IMDS token PUT check the state's `callers` policies, and /readyz's reasons and /metrics go only to allowed callers. */
   callers?: CallerLookup;
 }
 
@@ -59,7 +59,7 @@ export function buildApp(options: AppOptions): DaemonApp {
   let closed = false;
   const load = (): Promise<FastifyInstance> =>
     (loading ??= import('./fastify-app.js').then(async ({ buildFastify }) => {
-      const f = buildFastify(options.getState, metrics, log);
+      const f = buildFastify(metrics, log);
       await f.ready();
       routing = f.routing;
       return f;
@@ -76,11 +76,15 @@ export function buildApp(options: AppOptions): DaemonApp {
     );
   };
 
-  const health = healthRoutes({ getState: options.getState, metrics, reasons: true, hostGuard: true });
-  const surface = defaultSurface(imdsTokens);
   const callers = options.callers;
+  const health = healthRoutes({ getState: options.getState, metrics, reasons: true, hostGuard: true, access: callers && healthAccess(callers) });
+  const surface = defaultSurface(imdsTokens);
   if (callers) {
-    const checkCaller = callerCheck(callers, (c) => metrics.recordCallerRefusal(c.kind === 'local' ? c.uid : undefined));
+    const logRefusal = refusalLogger(log);
+    const checkCaller = callerCheck(callers, (r) => {
+      metrics.recordCallerRefusal(r.caller.kind === 'local' ? r.caller.uid : undefined);
+      logRefusal(r);
+    });
     surface.container!.authorize.push(checkCaller);
     surface.imds!.authorize.push(checkCaller);
     // Only callers allowed the IMDS profile's credentials get tokens (so others cannot fill the token store either).

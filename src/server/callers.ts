@@ -1,19 +1,20 @@
-// Who is calling? For a connection made to a loopback address, the kernel
-// knows the local user that owns the client's socket: /proc/net/tcp and
-// /proc/net/tcp6 list every TCP socket of this network namespace with its
-// owner uid. The client's socket is the one whose local end is the
-// connection's remote end and whose remote end is our listening address.
+// Who is calling? For a connection from a local process (a client address that is
+// loopback or one of this host's), the kernel knows the local user that owns the
+// client's socket: /proc/net/tcp and /proc/net/tcp6 list every TCP socket of this
+// network namespace with its owner uid. The client's socket is the one whose local
+// end is the connection's remote end and whose remote end is our listening address.
 //
-// Callers are then authorized by a policy built from `callers: { users,
-// groups }` (names or numeric ids, resolved against /etc/passwd and
-// /etc/group). The default policy allows only the daemon's own user.
-import { readFile } from 'node:fs/promises';
+// Callers are then authorized by the policies of caller-policy.ts (`callers:`).
+import type { IncomingMessage } from 'node:http';
+import { open } from 'node:fs/promises';
 import { isIP, type Socket } from 'node:net';
-import { endianness } from 'node:os';
-import type { CallersSpec } from '../config/callers.js';
-import { UserError } from '../errors.js';
+import { endianness, networkInterfaces } from 'node:os';
+import type { Logger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
-import { isThenable, perConnection, type Check, type CheckContext, type Refusal } from './credential-routes.js';
+import { describeUid, type Accounts, type CallerPolicy, type CallerState } from './caller-policy.js';
+import { isThenable, perConnection, type Check, type CheckContext, type CredentialRoute, type Refusal } from './checks.js';
+import { NO_DETAILS, type HealthAccess } from './health.js';
+import type { ServerState } from './state.js';
 
 /** The two ends of an accepted connection, as the server sees them. */
 export interface ConnectionEnds {
@@ -141,17 +142,101 @@ export function findClientUid(sockets: ProcSocket[], conn: ConnectionEnds): numb
 
 /** What is known about the caller of a connection. */
 export type Caller =
-  /** The connection is not made to a loopback address: the check does not apply. */
+  /** The client is not a process of this host (its address is none of this host's): the check does not apply. */
   | { kind: 'remote' }
   /** The caller's socket belongs to this uid. */
   | { kind: 'local'; uid: number }
-  /** A loopback connection whose socket is not listed (it closed already, or another network namespace). */
-  | { kind: 'unknown' };
+  /** A local caller whose socket is not listed (it closed already, or another network namespace). */
+  | { kind: 'unknown' }
+  /** A local caller whose user cannot be looked up: the socket table cannot be read (no /proc, a mount over it) or is too large. */
+  | { kind: 'unidentified'; why: string };
+
+/** The most of a socket table read for one batch of lookups: ~55,000 sockets (150 bytes a row). */
+export const MAX_TABLE_BYTES = 8 * 1024 * 1024;
+const CHUNK_BYTES = 64 * 1024;
+
+/** Reads a file in chunks (latin1 text); stopping the iteration closes it. */
+export type ReadChunks = (path: string) => AsyncIterable<string>;
+
+export async function* readChunks(path: string): AsyncIterable<string> {
+  const fh = await open(path, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(CHUNK_BYTES);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, CHUNK_BYTES, null);
+      if (bytesRead === 0) return;
+      yield buf.toString('latin1', 0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A socket table cannot be read (or is larger than MAX_TABLE_BYTES): the callers it was read for are unidentified. */
+export class TableUnreadable extends Error {}
+
+/** The lookups sharing one read of a table, by the client port as the kernel prints it (`C350`). */
+class Batch {
+  readonly byPort = new Map<string, Array<{ conn: ConnectionEnds; resolve: (uid: number | undefined) => void; reject: (err: Error) => void }>>();
+  left = 0;
+
+  add(conn: ConnectionEnds): Promise<number | undefined> {
+    return new Promise((resolve, reject) => {
+      const port = conn.remotePort.toString(16).toUpperCase().padStart(4, '0');
+      let list = this.byPort.get(port);
+      if (list === undefined) this.byPort.set(port, (list = []));
+      list.push({ conn, resolve, reject });
+      this.left++;
+    });
+  }
+
+  /** One row: answers the lookups whose client it is. */
+  row(line: string, littleEndian: boolean): void {
+    // `   7: 0100007F:C350 0100007F:1F90 01 …`: the local port follows the first address.
+    const sep = line.indexOf(':', line.indexOf(':') + 2);
+    if (sep === -1) return;
+    const list = this.byPort.get(line.slice(sep + 1, sep + 5));
+    if (list === undefined) return;
+    const row = parseProcNetRow(line, littleEndian);
+    if (row === undefined) return;
+    for (let i = list.length - 1; i >= 0; i--) {
+      const w = list[i]!;
+      const uid = findClientUid([row], w.conn);
+      if (uid === undefined) continue;
+      w.resolve(uid);
+      list.splice(i, 1);
+      this.left--;
+    }
+  }
+
+  /** The read ended: whoever is not answered is not listed (or, on `err`, unidentified). */
+  end(err?: Error): void {
+    for (const list of this.byPort.values()) for (const w of list) (err ? w.reject(err) : w.resolve(undefined));
+    this.byPort.clear();
+    this.left = 0;
+  }
+}
+
+/** The addresses of this host's interfaces (this network namespace), as `addressKey`s. */
+function interfaceAddresses(): Set<string> {
+  const out = new Set<string>();
+  for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) {
+    const k = addressKey(a.address);
+    if (k) out.add(k);
+  }
+  return out;
+}
+
+/** How long a miss in the host's address list is answered from the list it has before it is read again. */
+const ADDRESSES_REREAD_MS = 1000;
 
 /**
- * Finds the uid behind loopback connections, once per connection (the
- * answer is kept with the socket). `available()` tells whether /proc is
- * there at all (another OS, or /proc not mounted).
+ * Finds the uid behind connections from local processes, once per connection (the
+ * answer is kept with the socket). A client is a local process when its address is
+ * loopback or one of this host's own: a connection to a non-loopback address of this
+ * host from a local process comes from a local address too (the kernel refuses
+ * packets from outside that claim one of them). Its socket is then listed in
+ * /proc/net/tcp{,6} with its owner's uid.
  */
 export class CallerLookup {
   /**
@@ -159,36 +244,46 @@ export class CallerLookup {
    * shares it, and the next read starts only when the one in flight has finished.
    * A burst of new connections (a client opening its pool, a node's pods starting)
    * costs a read per read-time, not one per connection. A read never serves a
-   * lookup made after it started (that connection might not be listed yet).
+   * lookup made after it started (that connection might not be listed yet). A read
+   * stops once every lookup it serves is answered, and after MAX_TABLE_BYTES.
    */
-  private readonly nextRead = new Map<string, Promise<string | undefined>>();
+  private readonly nextRead = new Map<string, { batch: Batch; started: Promise<void> }>();
   /** The read of each table in flight. */
-  private readonly lastRead = new Map<string, Promise<unknown>>();
+  private readonly lastRead = new Map<string, Promise<void>>();
+  private addresses: Set<string> | undefined;
+  private addressesReadAt = 0;
 
   // /proc/self/net, not /proc/net: the latter is hidden by systemd's ProcSubset=pid.
   constructor(
-    private readonly procNet = '/proc/self/net',
-    private readonly read: (path: string) => Promise<string> = (path) => readFile(path, 'latin1'),
+    readonly procNet = '/proc/self/net',
+    private readonly chunks: ReadChunks = readChunks,
+    private readonly hostAddresses: () => Set<string> = interfaceAddresses,
+    private readonly maxTableBytes = MAX_TABLE_BYTES,
   ) {}
 
-  /** Whether /proc/net/tcp can be read here. */
-  async available(): Promise<boolean> {
+  /** Why /proc/net/tcp cannot be read here, or undefined when it can. */
+  async unavailable(): Promise<string | undefined> {
     try {
-      await this.read(`${this.procNet}/tcp`);
-      return true;
-    } catch {
-      return false;
+      for await (const _ of this.chunks(`${this.procNet}/tcp`)) break;
+      return undefined;
+    } catch (err) {
+      return unreadableWhy(`${this.procNet}/tcp`, err);
     }
   }
 
-  /** The caller of the connection `socket`: looked up once per connection, then answered synchronously. */
-  readonly callerOf: (socket: Socket) => Caller | Promise<Caller> = perConnection((socket) =>
-    this.lookup({
-      localAddress: socket.localAddress ?? '',
-      localPort: socket.localPort ?? 0,
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-    }),
+  /** The caller of the connection `socket`: looked up once per connection, then answered synchronously. A failed lookup is not kept (the next request tries again). */
+  readonly callerOf: (socket: Socket) => Caller | Promise<Caller> = ((memo: (socket: Socket) => Caller | Promise<Caller>) => (socket: Socket) => {
+    const c = memo(socket);
+    return isThenable<Caller>(c) ? c.catch((err: unknown) => ({ kind: 'unidentified' as const, why: err instanceof TableUnreadable ? err.message : String(err) })) : c;
+  })(
+    perConnection((socket) =>
+      this.lookup({
+        localAddress: socket.localAddress ?? '',
+        localPort: socket.localPort ?? 0,
+        remoteAddress: socket.remoteAddress ?? '',
+        remotePort: socket.remotePort ?? 0,
+      }, true),
+    ),
   );
 
   /** The caller of `socket` if already looked up, else undefined. */
@@ -197,157 +292,103 @@ export class CallerLookup {
     return isThenable(c) ? undefined : c;
   }
 
-  async lookup(conn: ConnectionEnds): Promise<Caller> {
-    if (!isLoopbackHostname(conn.localAddress)) return { kind: 'remote' };
-    // The client's socket is IPv4 (tcp) or IPv6 (tcp6, also when it speaks v4-mapped): look in both.
-    for (const file of ['tcp', 'tcp6']) {
-      const text = await this.table(file);
-      const uid = text === undefined ? undefined : clientUidIn(text, conn);
-      if (uid !== undefined) return { kind: 'local', uid };
+  /** Whether `address` is loopback or one of this host's (the list is read again, at most once a second, when it is not in it). */
+  isLocalAddress(address: string): boolean {
+    if (isLoopbackHostname(address)) return true;
+    const key = addressKey(address);
+    if (key === undefined) return false;
+    if (this.addresses?.has(key)) return true;
+    const now = Date.now();
+    if (this.addresses === undefined || now - this.addressesReadAt >= ADDRESSES_REREAD_MS) {
+      this.addresses = this.hostAddresses();
+      this.addressesReadAt = now;
+    }
+    return this.addresses.has(key);
+  }
+
+  /** The caller of a connection; `rejectUnreadable`: throw TableUnreadable instead of answering `unidentified`. */
+  async lookup(conn: ConnectionEnds, rejectUnreadable = false): Promise<Caller> {
+    if (!this.isLocalAddress(conn.remoteAddress)) return { kind: 'remote' };
+    // An IPv4 client's socket is IPv4 (tcp) or an IPv6 one speaking v4-mapped (tcp6); an IPv6 client's is in tcp6.
+    // The first table must be readable; the second may be missing (IPv6 disabled).
+    const v6 = addressKey(conn.remoteAddress)?.startsWith('6:') === true;
+    const files = v6 ? ['tcp6'] : ['tcp', 'tcp6'];
+    try {
+      for (const [i, file] of files.entries()) {
+        let uid: number | undefined;
+        try {
+          uid = await this.inTable(file, conn);
+        } catch (err) {
+          if (i === 0) throw err;
+        }
+        if (uid !== undefined) return { kind: 'local', uid };
+      }
+    } catch (err) {
+      if (rejectUnreadable || !(err instanceof TableUnreadable)) throw err;
+      return { kind: 'unidentified', why: err.message };
     }
     return { kind: 'unknown' };
   }
 
   /**
-   * The text of /proc/net/`file` (undefined when unreadable) from the next read: it
-   * starts once the read in flight (if any) has finished and the event loop has
-   * turned, and every lookup asking until then shares it.
+   * The uid of `conn`'s client in /proc/net/`file`, from the next read: it starts
+   * once the read in flight (if any) has finished and the event loop has turned, and
+   * every lookup asking until then shares it.
    */
-  private table(file: string): Promise<string | undefined> {
+  private inTable(file: string, conn: ConnectionEnds): Promise<number | undefined> {
     let next = this.nextRead.get(file);
     if (next === undefined) {
-      const previous = this.lastRead.get(file);
-      next = (previous ?? Promise.resolve())
+      const batch = new Batch();
+      const started = (this.lastRead.get(file) ?? Promise.resolve())
         .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
         .then(() => {
           this.nextRead.delete(file);
-          const reading = this.read(`${this.procNet}/${file}`).catch(() => undefined);
+          const reading = this.scan(`${this.procNet}/${file}`, batch);
           this.lastRead.set(file, reading);
-          // Forget it once read (a busy node's table is megabytes): the lookups that share it hold the text while they need it.
           void reading.then(() => {
             if (this.lastRead.get(file) === reading) this.lastRead.delete(file);
           });
-          return reading;
         });
+      next = { batch, started };
       this.nextRead.set(file, next);
     }
-    return next;
-  }
-}
-
-// ---- who may call ---------------------------------------------------------------------------
-
-
-/** The accounts of /etc/passwd and /etc/group that matter here. */
-export interface Accounts {
-  users: Array<{ name: string; uid: number; gid: number }>;
-  groups: Array<{ name: string; gid: number; members: string[] }>;
-}
-
-/** Largest /etc/passwd or /etc/group read (a directory server's dump can be large, but not this large). */
-const MAX_ACCOUNTS_FILE_BYTES = 16 * 1024 * 1024;
-
-/** Parses /etc/passwd and /etc/group texts (`name:x:uid:gid:…`, `name:x:gid:a,b`). */
-export function parseAccounts(passwd: string, group: string): Accounts {
-  const users: Accounts['users'] = [];
-  for (const line of passwd.split('\n')) {
-    const f = line.split(':');
-    if (f.length < 4 || line.startsWith('#') || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!)) continue;
-    users.push({ name: f[0]!, uid: Number(f[2]), gid: Number(f[3]) });
-  }
-  const groups: Accounts['groups'] = [];
-  for (const line of group.split('\n')) {
-    const f = line.split(':');
-    if (f.length < 3 || line.startsWith('#') || !/^\d+$/.test(f[2]!)) continue;
-    groups.push({ name: f[0]!, gid: Number(f[2]), members: (f[3] ?? '').split(',').map((m) => m.trim()).filter(Boolean) });
-  }
-  return { users, groups };
-}
-
-async function readSmall(path: string): Promise<string> {
-  try {
-    const text = await readFile(path, 'utf8');
-    return text.length > MAX_ACCOUNTS_FILE_BYTES ? '' : text;
-  } catch {
-    return '';
-  }
-}
-
-/** Reads the local accounts (missing files read as empty). */
-export async function readAccounts(passwd = '/etc/passwd', group = '/etc/group'): Promise<Accounts> {
-  return parseAccounts(await readSmall(passwd), await readSmall(group));
-}
-
-/** Which uids may get credentials, and how to say so in a refusal. */
-export class CallerPolicy {
-  constructor(
-    private readonly uids: ReadonlySet<number>,
-    /** Where this policy comes from, for messages: `callers` or `profiles.NAME.callers`. */
-    readonly setting: string,
-  ) {}
-
-  allows(uid: number): boolean {
-    return this.uids.has(uid);
+    return next.batch.add(conn);
   }
 
-  /** The allowed uids, sorted (for logs and tests). */
-  get allowed(): number[] {
-    return [...this.uids].sort((a, b) => a - b);
-  }
-}
-
-function asId(v: string | number): number | undefined {
-  if (typeof v === 'number') return Number.isInteger(v) && v >= 0 ? v : undefined;
-  return /^\d+$/.test(v.trim()) ? Number(v.trim()) : undefined;
-}
-
-/**
- * Resolves a `callers` setting into the set of allowed uids. No setting →
- * the daemon's own user only. A user matches a group when the group is its
- * primary group (/etc/passwd) or lists it as a member (/etc/group). Unknown
- * names are a UserError naming the setting.
- */
-export function resolveCallers(spec: CallersSpec | undefined, accounts: Accounts, selfUid: number, setting = 'callers'): CallerPolicy {
-  const uids = new Set<number>();
-  if (spec === undefined || (spec.users === undefined && spec.groups === undefined)) {
-    uids.add(selfUid);
-    return new CallerPolicy(uids, setting);
-  }
-  const problems: string[] = [];
-  for (const u of spec.users ?? []) {
-    const id = asId(u);
-    if (id !== undefined) {
-      uids.add(id);
-      continue;
-    }
-    const user = accounts.users.find((a) => a.name === u);
-    if (user) uids.add(user.uid);
-    else problems.push(`${setting}.users: no local user "${String(u)}" in /etc/passwd; use an existing user name or a numeric uid`);
-  }
-  for (const g of spec.groups ?? []) {
-    let gid = asId(g);
-    const group = gid === undefined ? accounts.groups.find((a) => a.name === g) : accounts.groups.find((a) => a.gid === gid);
-    if (gid === undefined) {
-      if (!group) {
-        problems.push(`${setting}.groups: no local group "${String(g)}" in /etc/group; use an existing group name or a numeric gid`);
-        continue;
+  /** Reads `path` for the lookups of `batch`, row by row, until all are answered or the table ends (or is too large). */
+  private async scan(path: string, batch: Batch): Promise<void> {
+    const littleEndian = endianness() === 'LE';
+    let carry = '';
+    let bytes = 0;
+    try {
+      for await (const chunk of this.chunks(path)) {
+        bytes += chunk.length;
+        const text = carry + chunk;
+        let start = 0;
+        for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+          batch.row(text.slice(start, nl), littleEndian);
+          start = nl + 1;
+        }
+        carry = text.slice(start);
+        if (batch.left === 0) break;
+        if (bytes >= this.maxTableBytes) {
+          batch.end(new TableUnreadable(`${path} is larger than ${this.maxTableBytes} bytes (too many sockets on this host) and the caller's socket is not in the part read`));
+          return;
+        }
       }
-      gid = group.gid;
-    }
-    for (const user of accounts.users) if (user.gid === gid) uids.add(user.uid);
-    for (const member of group?.members ?? []) {
-      const user = accounts.users.find((a) => a.name === member);
-      if (user) uids.add(user.uid);
+      if (carry !== '') batch.row(carry, littleEndian);
+      batch.end();
+    } catch (err) {
+      batch.end(new TableUnreadable(unreadableWhy(path, err)));
     }
   }
-  if (problems.length > 0) throw new UserError(problems.join('\n'), { reason: 'callers' });
-  return new CallerPolicy(uids, setting);
 }
 
-/** The name of `uid` in `accounts`, for messages (`uid 65534 (nobody)`). */
-export function describeUid(uid: number, accounts: Accounts | undefined): string {
-  const name = accounts?.users.find((u) => u.uid === uid)?.name;
-  return name ? `uid ${uid} (${name})` : `uid ${uid}`;
+/** Why a socket table cannot be read, for messages. */
+function unreadableWhy(path: string, err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return `${path} does not exist (not Linux, /proc not mounted, or something mounted over it)`;
+  return `${path} cannot be read (${code ?? (err as Error).message})`;
 }
 
 /** The refusal text for a caller: names the uid and the setting that would let it in. */
@@ -355,50 +396,109 @@ export function refusalMessage(caller: Caller, policy: CallerPolicy, accounts: A
   if (caller.kind === 'unknown') {
     return `cannot tell which local user is calling (its socket is not in /proc/net/tcp); credentials are served only to callers allowed by ${policy.setting}`;
   }
+  if (caller.kind === 'unidentified') {
+    return `cannot tell which local user is calling: ${caller.why}; credentials are served only to callers allowed by ${policy.setting} (allowUnidentifiedCallers: true serves every local user)`;
+  }
   const who = caller.kind === 'local' ? describeUid(caller.uid, accounts) : 'this caller';
   return `the calling process runs as ${who}, which is not allowed to get these credentials; add it to ${policy.setting}.users (or one of its groups to ${policy.setting}.groups) in the daemon's configuration`;
 }
 
-
-/** Which uids may have each profile's credentials; absent when callers cannot be identified here (no /proc). */
-export interface CallerState {
-  policies: ReadonlyMap<string, CallerPolicy>;
+/** What a refused caller asked for (for the log and the metrics). */
+export interface RefusedCall {
+  caller: Caller;
+  route: CredentialRoute;
+  profile: string;
   accounts: Accounts;
 }
 
-/** Resolves every profile's `callers` (inherited from the top level) against the local accounts. */
-export function callerStateFor(profiles: Record<string, { callers?: CallersSpec }>, accounts: Accounts, selfUid: number): CallerState {
-  const policies = new Map<string, CallerPolicy>();
-  const problems: string[] = [];
-  for (const [name, p] of Object.entries(profiles)) {
-    try {
-      policies.set(name, resolveCallers(p.callers, accounts, selfUid, `callers (top level, or profiles.${name}.callers)`));
-    } catch (err) {
-      problems.push((err as Error).message);
-    }
+/**
+ * Whether `caller` may have `profile`'s credentials over `route`. A remote client is
+ * not a local user: the policy does not apply (the endpoint token does). A local
+ * caller whose user cannot be identified (no readable socket table) is refused,
+ * unless allowUnidentifiedCallers, or it asks the container route (which needs
+ * the endpoint token) for a profile without a `callers` setting of its own.
+ */
+export function callerAllowed(caller: Caller, callers: CallerState, profile: string, route: CredentialRoute): boolean {
+  if (caller.kind === 'remote') return true;
+  const policy = callers.policies.get(profile);
+  if (policy === undefined) return true;
+  switch (caller.kind) {
+    case 'local':
+      return policy.allows(caller.uid);
+    case 'unidentified':
+      return callers.allowUnidentified || (route === 'container' && !policy.explicit);
+    case 'unknown':
+      return false;
   }
-  if (problems.length > 0) throw new UserError(`invalid callers setting: ${problems.join('; ')}`, { reason: 'callers' });
-  return { policies, accounts };
 }
 
 /**
- * The credential routes' caller authorization (an `authorize` check): a loopback
+ * The credential routes' caller authorization (an `authorize` check): a local
  * caller gets the profile's credentials only when its uid is allowed by the
  * profile's policy. Answers from the per-socket cache when it can (no promise).
  */
-export function callerCheck(lookup: CallerLookup, onRefused: (caller: Caller) => void): Check {
+export function callerCheck(lookup: CallerLookup, onRefused: (refused: RefusedCall) => void): Check {
   const decide = (caller: Caller, ctx: CheckContext): Refusal | undefined => {
-    if (caller.kind === 'remote') return undefined;
     const callers = ctx.state.callers;
-    const policy = ctx.profile === undefined ? undefined : callers?.policies.get(ctx.profile);
-    if (callers === undefined || policy === undefined) return undefined;
-    if (caller.kind === 'local' && policy.allows(caller.uid)) return undefined;
-    onRefused(caller);
-    return { status: 403, code: 'AccessDenied', message: refusalMessage(caller, policy, callers.accounts) };
+    const profile = ctx.profile;
+    if (callers === undefined || profile === undefined || callerAllowed(caller, callers, profile, ctx.route)) return undefined;
+    onRefused({ caller, route: ctx.route, profile, accounts: callers.accounts });
+    return { status: 403, code: 'AccessDenied', message: refusalMessage(caller, callers.policies.get(profile)!, callers.accounts) };
   };
   return (req, ctx) => {
     if (ctx.state.callers === undefined) return undefined;
     const caller = lookup.callerOf(req.socket);
     return isThenable<Caller>(caller) ? caller.then((c) => decide(c, ctx)) : decide(caller, ctx);
+  };
+}
+
+/**
+ * Who may read the health routes' details (main listeners): why a profile is not ready
+ * only to callers allowed that profile's credentials; /metrics only to a caller allowed
+ * some profile's. A remote client gets neither (the health listener is for those).
+ */
+export function healthAccess(lookup: CallerLookup): (req: IncomingMessage, state: ServerState) => HealthAccess | Promise<HealthAccess> {
+  const decide = (caller: Caller, state: ServerState): HealthAccess => {
+    const callers = state.callers;
+    if (callers === undefined) return FULL_DETAILS;
+    if (caller.kind === 'remote') return NO_DETAILS;
+    const reasons = (profile: string) => callerAllowed(caller, callers, profile, 'container');
+    let metrics = false;
+    for (const profile of callers.policies.keys()) if ((metrics = reasons(profile))) break;
+    return { reasons, metrics };
+  };
+  return (req, state) => {
+    const caller = lookup.callerOf(req.socket);
+    return isThenable<Caller>(caller) ? caller.then((c) => decide(c, state)) : decide(caller, state);
+  };
+}
+
+const FULL_DETAILS: HealthAccess = { reasons: () => true, metrics: true };
+
+/** How often one refused caller (uid, or kind) is logged at most. */
+export const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
+/**
+ * Logs refused local callers (uid, user name, route, profile), each at most once per
+ * `intervalMs`, with how many refusals were not logged since: a refused user sees only
+ * its SDK's "Unable to locate credentials", the operator sees who and why here.
+ */
+export function refusalLogger(log: Logger, intervalMs = REFUSAL_LOG_INTERVAL_MS, now: () => number = Date.now): (refused: RefusedCall) => void {
+  const last = new Map<string, { at: number; quiet: number }>();
+  return ({ caller, route, profile, accounts }) => {
+    const key = caller.kind === 'local' ? `uid:${caller.uid}` : caller.kind;
+    const t = now();
+    const seen = last.get(key);
+    if (seen !== undefined && t - seen.at < intervalMs) {
+      seen.quiet++;
+      return;
+    }
+    if (last.size >= 10_000) last.clear();
+    last.set(key, { at: t, quiet: 0 });
+    const who =
+      caller.kind === 'local'
+        ? { uid: caller.uid, user: accounts.users.find((u) => u.uid === caller.uid)?.name ?? null }
+        : { uid: null, why: caller.kind === 'unidentified' ? caller.why : 'its socket is not in /proc/net/tcp' };
+    log.warn({ ...who, route: route === 'imds' ? 'IMDS' : 'container endpoint', profile, ...(seen ? { notLogged: seen.quiet } : {}) }, 'refused a local caller that callers does not allow');
   };
 }

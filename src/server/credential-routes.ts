@@ -9,7 +9,8 @@
 // absolute-form target) reaches fastify and gets its 404.
 //
 // Every GET runs, in this order:
-//   1. the Host guard (DNS rebinding), when every listen address is loopback;
+//   1. the Host guard (DNS rebinding), on connections made to a loopback address; IMDS is
+//      refused on the others unless imds.onNonLoopbackUnsafe;
 //   2. the route's `authenticate` checks — who is asking (default: the endpoint token for
 //      the container route, the IMDSv2 session token for IMDS); a check may pick the
 //      profile (`ctx.profile`), e.g. from a service-account binding;
@@ -24,43 +25,18 @@
 // answer with. A check may return a promise (e.g. a first lookup it must do I/O for), but
 // should answer synchronously from a cache (per socket, per token) whenever it can: the
 // synchronous path allocates no promise, the asynchronous one costs a promise, closures
-// and a microtask turn per request. `perConnection()` below memoizes a per-connection
+// and a microtask turn per request. `perConnection()` (checks.ts) memoizes a per-connection
 // lookup that way (value once known, a promise only while the first lookup runs).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import { isLoopbackHostHeader, isLoopbackHostname } from '../net/loopback.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { parseTtl, type ImdsTokenStore } from './imds-tokens.js';
 import type { RequestMetrics, RouteCounter } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
+import { isThenable, refusal, type Check, type CheckContext, type CredentialRoute, type Refusal } from './checks.js';
 import { nameList } from '../problems.js';
 import { isoSeconds } from '../timers.js';
-
-/** An answer that refuses the request: HTTP status and the endpoint's `{Code, Message}`. */
-export interface Refusal {
-  status: number;
-  code: string;
-  message: string;
-}
-
-export type CredentialRoute = 'container' | 'imds';
-
-/** What a check sees besides the request. */
-export interface CheckContext {
-  /** The state of this request (swapped as a whole on reload). */
-  readonly state: ServerState;
-  readonly route: CredentialRoute;
-  /**
-   * In `authenticate`: the profile named in the path (container route) or undefined; a
-   * check may set it (a binding that picks the profile). In `authorize`: the profile that
-   * will be served.
-   */
-  profile: string | undefined;
-}
-
-/** One step of a route's checks: undefined = pass, a Refusal = answer with it. */
-export type Check = (req: IncomingMessage, ctx: CheckContext) => Refusal | undefined | Promise<Refusal | undefined>;
 
 export interface RouteChecks {
   /** Before the profile is resolved: who is asking. */
@@ -138,10 +114,21 @@ export function lastCallMemo<K, V>(fn: (key: K) => V): (key: K) => V {
 }
 
 const hostIsLoopback = lastCallMemo(isLoopbackHostHeader);
+const addressIsLoopback = lastCallMemo(isLoopbackHostname);
 
-/** The DNS-rebinding guard, shared by these routes and fastify's hook: a refusal when the Host is not loopback on a loopback-only server. */
-export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal | undefined {
-  if (!state.loopbackOnly) return undefined;
+/** Whether the connection of `req` was made to a loopback address (our end of it; a wildcard listener has both kinds). */
+export function toLoopback(req: IncomingMessage): boolean {
+  return addressIsLoopback(req.socket.localAddress ?? '');
+}
+
+/**
+ * The DNS-rebinding guard, shared by these routes, the health routes and fastify's hook: on a
+ * connection made to a loopback address, a refusal when the Host (or an absolute-form target)
+ * is not a loopback name. Decided per connection, so a non-loopback listener beside a loopback
+ * one does not switch it off there.
+ */
+export function hostRefusal(req: IncomingMessage): Refusal | undefined {
+  if (!toLoopback(req)) return undefined;
   const url = req.url;
   if (url !== undefined && url.charCodeAt(0) !== 47 /* / */ && url !== '*') {
     // Absolute-form: the target's authority replaces the Host header (RFC 9112 §3.2.2), so it is what the guard checks.
@@ -152,40 +139,19 @@ export function hostRefusal(state: ServerState, req: IncomingMessage): Refusal |
   return hostIsLoopback(req.headers.host) ? undefined : HOST_REFUSAL;
 }
 
-/**
- * Memoizes an asynchronous per-connection lookup (such as the caller's uid from
- * /proc/net/tcp) for checks: returns the value once the connection's first lookup
- * has finished — synchronously, so later requests on a keep-alive connection stay on
- * the synchronous path — and the pending promise until then. A rejected lookup is
- * not remembered (the next request tries again).
- */
-export function perConnection<T>(lookup: (socket: Socket) => Promise<T>): (socket: Socket) => T | Promise<T> {
-  const known = new WeakMap<Socket, { value: T }>();
-  const pending = new WeakMap<Socket, Promise<T>>();
-  return (socket) => {
-    const hit = known.get(socket);
-    if (hit !== undefined) return hit.value;
-    let p = pending.get(socket);
-    if (p === undefined) {
-      p = lookup(socket).then(
-        (value) => {
-          known.set(socket, { value });
-          pending.delete(socket);
-          return value;
-        },
-        (err: unknown) => {
-          pending.delete(socket);
-          throw err;
-        },
-      );
-      pending.set(socket, p);
-    }
-    return p;
-  };
-}
+export const IMDS_DISABLED = refusal(404, 'NotFound', 'the instance metadata endpoint is disabled');
 
-export function refusal(status: number, code: string, message: string): Refusal {
-  return { status, code, message };
+export const IMDS_OFF_LOOPBACK = refusal(
+  403,
+  'AccessDenied',
+  'IMDS is served only on loopback addresses (it needs no secret, so every client that can connect here would get credentials); connect to 127.0.0.1 or [::1], use the container endpoint with its token, or set imds.onNonLoopbackUnsafe: true',
+);
+
+/** Why IMDS is not served on this request's connection, if it is not. */
+function imdsRefusal(state: ServerState, req: IncomingMessage): Refusal | undefined {
+  if (!state.imds.enabled) return IMDS_DISABLED;
+  if (!state.imds.onNonLoopback && !toLoopback(req)) return IMDS_OFF_LOOPBACK;
+  return undefined;
 }
 
 // ---- default checks -------------------------------------------------------------------------
@@ -309,11 +275,6 @@ const ROLE_PREFIX = '/latest/meta-data/iam/security-credentials/';
 const JSON_ERROR = 'application/json; charset=utf-8';
 
 const NO_CHECKS: Check[] = [];
-
-/** Whether a check's (or a `perConnection` lookup's) result is a promise. */
-export function isThenable<T>(v: unknown): v is Promise<T> {
-  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
-}
 
 /**
  * Runs `checks[i..]`; synchronous while every check is. Returns the first refusal,
@@ -560,9 +521,8 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     const state = getState();
     const exchange = new Exchange(shared, req, res, state, route, TOKEN_PATH);
     try {
-      const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
+      const denied = (surface.noHostGuard ? undefined : hostRefusal(req)) ?? imdsRefusal(state, req);
       if (denied !== undefined) exchange.refuse(denied);
-      else if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
       else exchange.startToken();
     } catch (err) {
       exchange.fail(err);
@@ -603,13 +563,14 @@ export function credentialRoutes(options: CredentialRoutesOptions): (req: Incomi
     const state = getState();
     const exchange = new Exchange(shared, req, res, state, route, path);
     try {
-      const denied = surface.noHostGuard ? undefined : hostRefusal(state, req);
+      const denied = surface.noHostGuard ? undefined : hostRefusal(req);
       if (denied !== undefined) {
         exchange.refuse(denied);
         return true;
       }
       if (route.route === 'imds') {
-        if (!state.imds.enabled) exchange.refuse(refusal(404, 'NotFound', 'the instance metadata endpoint is disabled'));
+        const off = imdsRefusal(state, req);
+        if (off !== undefined) exchange.refuse(off);
         else exchange.start();
         return true;
       }

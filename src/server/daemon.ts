@@ -11,7 +11,9 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
 import { buildApp } from './app.js';
-import { CallerLookup, callerStateFor, readAccounts, type CallerState } from './callers.js';
+import { CallerLookup } from './callers.js';
+import { callerStateFor, readAccounts, type CallerState } from './caller-policy.js';
+import { ConnectionLimits } from './connections.js';
 import { healthHandler } from './health.js';
 import { ImdsTokenStore } from './imds-tokens.js';
 import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
@@ -81,8 +83,10 @@ export class Daemon {
   readonly limiter: CallLimiter;
   /** Shares certificate file watchers between profiles. */
   readonly watchers = new WatcherRegistry();
-  /** Finds the local user behind loopback connections; undefined where /proc is not available. */
-  private callerLookup: CallerLookup | undefined;
+  /** Finds the local user behind connections from local processes. */
+  private readonly callerLookup: CallerLookup;
+  /** connections.max and connections.maxPerUser over every listener. */
+  private readonly connections: ConnectionLimits;
   private closed = false;
 
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
@@ -92,6 +96,7 @@ export class Daemon {
     this.deps = deps;
     this.log = deps.logger ?? silentLogger();
     this.callerLookup = new CallerLookup(deps.procNet);
+    this.connections = new ConnectionLimits(config.connections, this.metrics, this.callerLookup, this.log);
     this.limiter = new CallLimiter(limiterOptions(config.refresh));
   }
 
@@ -103,12 +108,7 @@ export class Daemon {
   static async start(config: DaemonConfig, deps: DaemonDeps): Promise<Daemon> {
     const d = new Daemon(config, deps);
     const token = await d.readToken(config);
-    // Caller authorization needs /proc/net/tcp (Linux): elsewhere, say so and serve as before.
-    d.callerLookup = (await d.callerLookup?.available()) ? d.callerLookup : undefined;
-    if (!d.callerLookup) {
-      d.log.warn('cannot identify local callers (/proc/net/tcp is not readable on this system): the callers setting is not enforced; any local user who holds the endpoint token, and any local process over IMDS, can get credentials');
-    }
-    const callers = await d.callerState(config);
+    const callers = await d.callerState(config, 'start');
     const pod = config.podIdentity ? await d.buildPodIdentity(config, config.podIdentity) : undefined;
     let runtimes: Map<string, ProfileRuntime>;
     try {
@@ -120,11 +120,12 @@ export class Daemon {
     d.runtimes = runtimes;
     d.pod = pod;
     d.state = d.stateFor(config, runtimes, token, callers);
-    const loopbackOnly = config.listen.every((a) => isLoopbackHostname(a.host));
-    if (!loopbackOnly) {
+    if (!config.listen.every((a) => isLoopbackHostname(a.host))) {
       d.log.warn(
         { listen: config.listen.map((a) => urlHost(a.host, a.port)) },
-        'listening on a non-loopback address: anyone who can reach it and holds the endpoint token gets AWS credentials',
+        config.imds.enabled && config.imds.onNonLoopbackUnsafe
+          ? 'listening on a non-loopback address with imds.onNonLoopbackUnsafe: IMDS needs no secret, so every client that can reach it gets AWS credentials (and the container endpoint to anyone holding the endpoint token); local users there are still checked against callers'
+          : 'listening on a non-loopback address: anyone who can reach it and holds the endpoint token gets AWS credentials from the container endpoint (local users are still checked against callers); IMDS is not served there (imds.onNonLoopbackUnsafe)',
       );
     }
     const app = buildApp({ getState: () => d.state, metrics: d.metrics, imdsTokens: d.imdsTokens, logger: d.log, callers: d.callerLookup });
@@ -153,6 +154,7 @@ export class Daemon {
       await app.close().catch(() => undefined);
       throw err;
     }
+    for (const b of [...d.bound, ...d.podBound, ...d.healthBound]) d.connections.watch(b.server);
     for (const rt of runtimes.values()) d.activate(rt, config);
     d.log.info(
       { listen: d.bound.map((b) => urlHost(b.host, b.port)), profiles: [...runtimes.keys()], imds: config.imds.enabled ? config.imds.profile ?? null : false },
@@ -236,7 +238,7 @@ export class Daemon {
   async reload(config: DaemonConfig): Promise<void> {
     if (this.closed) return;
     const token = await this.readToken(config);
-    const callers = await this.callerState(config);
+    const callers = await this.callerState(config, 'reload');
     const podChanged = !isDeepStrictEqual(config.podIdentity, this.config.podIdentity);
     const pod = podChanged && config.podIdentity ? await this.buildPodIdentity(config, config.podIdentity) : podChanged ? undefined : this.pod;
     // Unchanged profiles keep their runtime (and cached credentials) even when the
@@ -256,6 +258,7 @@ export class Daemon {
       return;
     }
     this.limiter.configure(limiterOptions(config.refresh));
+    this.connections.configure(config.connections);
     const added: string[] = [];
     const changed: string[] = [];
     const removed: string[] = [];
@@ -310,11 +313,34 @@ export class Daemon {
     return new TokenVerifier(t.value);
   }
 
-  /** Every profile's allowed callers, resolved against /etc/passwd and /etc/group now (start-up, reload). */
-  private async callerState(config: DaemonConfig): Promise<CallerState | undefined> {
-    if (!this.callerLookup) return undefined;
-    const state = callerStateFor(config.profiles, await readAccounts(), process.getuid?.() ?? 0);
+  /**
+   * Every profile's allowed callers, resolved against /etc/passwd and /etc/group now
+   * (start-up, reload), and whether local callers can be identified now: where the socket
+   * table cannot be read (no /proc: macOS; a mount over /proc/self/net), a config with
+   * `callers` does not start (without allowUnidentifiedCallers), and otherwise the daemon
+   * says what it serves. Every lookup checks again: a table that becomes unreadable
+   * later refuses those callers then, one that becomes readable serves them.
+   */
+  private async callerState(config: DaemonConfig, when: 'start' | 'reload'): Promise<CallerState> {
+    const state = callerStateFor(config.profiles, await readAccounts(), process.getuid?.() ?? 0, config.allowUnidentifiedCallers);
     for (const [profile, policy] of state.policies) this.log.debug({ profile, uids: policy.allowed }, 'callers allowed');
+    const why = await this.callerLookup.unavailable();
+    if (why === undefined) return state;
+    const configured = Object.values(config.profiles).filter((p) => p.callers !== undefined).map((p) => p.name);
+    if (config.allowUnidentifiedCallers) {
+      this.log.warn({ why }, 'cannot identify local callers, and allowUnidentifiedCallers is set: callers is not enforced; every local user gets IMDS credentials, and the container endpoint to anyone holding the endpoint token');
+      return state;
+    }
+    if (configured.length > 0) {
+      const message = `cannot identify local callers: ${why}, so the callers setting (profiles ${configured.join(', ')}) cannot be enforced; run where /proc/self/net/tcp is readable (Linux), or remove callers (the container endpoint then needs only the endpoint token, and IMDS is not served), or set allowUnidentifiedCallers: true to serve every local user`;
+      if (when === 'start') throw new UserError(message, { reason: 'callers' });
+      this.log.error(message);
+      return state;
+    }
+    this.log.warn(
+      { why },
+      `cannot identify local callers: local users cannot be told apart, so the container endpoint is served to any local process holding the endpoint token${config.imds.enabled ? ', and IMDS (which needs no secret) is refused to them; set allowUnidentifiedCallers: true to serve IMDS to every local user' : ''}`,
+    );
     return state;
   }
 
@@ -331,10 +357,8 @@ export class Daemon {
     return {
       profiles,
       defaultProfile: config.defaultProfile ?? (config.imds.enabled ? imdsProfile : undefined) ?? (names.length === 1 ? names[0] : undefined),
-      imds: { enabled: config.imds.enabled, profile: imdsProfile, allowV1: config.imds.allowV1 },
+      imds: { enabled: config.imds.enabled, profile: imdsProfile, allowV1: config.imds.allowV1, onNonLoopback: config.imds.onNonLoopbackUnsafe },
       token,
-      // From the addresses bound, not the new config's: a listen change is not applied until a restart.
-      loopbackOnly: this.listening.every((a) => isLoopbackHostname(a.host)),
       extraMetrics: config.podIdentity ? () => this.podMetrics.render() : undefined,
       callers,
     };

@@ -7,7 +7,6 @@ import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from '../log.js';
 import { errorBody, hostRefusal } from './credential-routes.js';
 import type { RequestMetrics } from './metrics.js';
-import type { ServerState } from './state.js';
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string): FastifyReply {
   return reply.code(status).header('content-type', 'application/json; charset=utf-8').header('cache-control', 'no-store').send(errorBody(code, message));
@@ -19,7 +18,7 @@ const noSchemas = () => () => () => {
   throw new Error('routes of this application have no schemas');
 };
 
-export function buildFastify(getState: () => ServerState, metrics: RequestMetrics, log: Logger): FastifyInstance {
+export function buildFastify(metrics: RequestMetrics, log: Logger): FastifyInstance {
   const app = Fastify({
     logger: false,
     bodyLimit: 1024,
@@ -36,7 +35,7 @@ export function buildFastify(getState: () => ServerState, metrics: RequestMetric
   });
 
   app.addHook('onRequest', async (req, reply) => {
-    const denied = hostRefusal(getState(), req.raw);
+    const denied = hostRefusal(req.raw);
     if (denied) return sendError(reply, denied.status, denied.code, denied.message);
   });
 

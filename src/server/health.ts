@@ -4,6 +4,7 @@
 // paths so that kubelet probes and Prometheus can reach them from outside the pod
 // while the credential routes stay on loopback.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { isThenable } from './checks.js';
 import { errorBody, hostRefusal } from './credential-routes.js';
 import { renderMetrics, type RequestMetrics } from './metrics.js';
 import type { ServerState } from './state.js';
@@ -27,7 +28,7 @@ interface ProfileReadiness {
  * message carries the service's error text, ARNs and certificate subjects): for
  * listeners reachable from outside.
  */
-export function readiness(state: ServerState, reasons: boolean): { status: 200 | 503; body: Record<string, unknown> } {
+export function readiness(state: ServerState, reasons: boolean | ((profile: string) => boolean)): { status: 200 | 503; body: Record<string, unknown> } {
   const profiles: Record<string, ProfileReadiness> = {};
   const notReady: string[] = [];
   for (const [name, p] of state.profiles) {
@@ -36,7 +37,7 @@ export function readiness(state: ServerState, reasons: boolean): { status: 200 |
       profiles[name] = { ready: true, expiration: isoSeconds(found.credentials.expiration) };
       continue;
     }
-    profiles[name] = reasons ? { ready: false, reason: found.message } : { ready: false };
+    profiles[name] = (typeof reasons === 'function' ? reasons(name) : reasons) ? { ready: false, reason: found.message } : { ready: false };
     // A pod-identity binding's session that is idle (stopped until a pod asks) is not "not ready".
     if (!(p.onDemand && !p.session.isRunning)) notReady.push(name);
   }
@@ -51,14 +52,30 @@ export function metricsText(state: ServerState, metrics: RequestMetrics): string
 
 const HEALTH_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
 
+/** What a caller may see beyond the status codes: why a profile is not ready (/readyz), and /metrics. */
+export interface HealthAccess {
+  reasons: (profile: string) => boolean;
+  metrics: boolean;
+}
+
 export interface HealthRoutesOptions {
   getState: () => ServerState;
   metrics: RequestMetrics;
-  /** /readyz says why a profile is not ready (loopback listeners) or only which (the health listener). */
+  /**
+   * /readyz says why a profile is not ready (true), or only which (the health listener), or
+   * as `access` decides per caller (the main listeners: only to callers allowed that profile).
+   */
   reasons: boolean;
-  /** Refuse requests whose Host is not loopback when the state says so (the main listeners). */
+  /** Per caller: which reasons it may read and whether it may read /metrics (default: `reasons`, and /metrics). */
+  access?: (req: IncomingMessage, state: ServerState) => HealthAccess | Promise<HealthAccess>;
+  /** Refuse requests whose Host is not loopback on connections made to a loopback address (the main listeners). */
   hostGuard: boolean;
 }
+
+const METRICS_REFUSED = errorBody(
+  'AccessDenied',
+  "/metrics here is served only to the local users callers allows; list the user in callers, or scrape the health listener (health.listen), which serves /metrics to anyone who can reach it",
+);
 
 function send(res: ServerResponse, status: number, type: string, body: string): void {
   res.writeHead(status, ['content-type', type, 'cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body))]);
@@ -72,7 +89,25 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
  * cost its memory in every pod.
  */
 export function healthRoutes(options: HealthRoutesOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { getState, metrics, reasons, hostGuard } = options;
+  const { getState, metrics, reasons, hostGuard, access } = options;
+  const answer = (res: ServerResponse, path: string, state: ServerState, allowed: HealthAccess | undefined): void => {
+    let status: number;
+    if (path === '/healthz') {
+      status = 200;
+      send(res, status, 'application/json; charset=utf-8', HEALTHZ_BODY);
+    } else if (path === '/readyz') {
+      const r = readiness(state, allowed?.reasons ?? reasons);
+      status = r.status;
+      send(res, status, 'application/json; charset=utf-8', JSON.stringify(r.body));
+    } else if (allowed !== undefined && !allowed.metrics) {
+      status = 403;
+      send(res, status, 'application/json; charset=utf-8', METRICS_REFUSED);
+    } else {
+      status = 200;
+      send(res, status, METRICS_CONTENT_TYPE, metricsText(state, metrics));
+    }
+    metrics.record(path, status);
+  };
   return (req, res) => {
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
     const url = req.url ?? '';
@@ -80,26 +115,30 @@ export function healthRoutes(options: HealthRoutesOptions): (req: IncomingMessag
     const path = q === -1 ? url : url.slice(0, q);
     if (!HEALTH_ROUTES.has(path)) return false;
     const state = getState();
-    const denied = hostGuard ? hostRefusal(state, req) : undefined;
-    let status: number;
+    const denied = hostGuard ? hostRefusal(req) : undefined;
     if (denied !== undefined) {
-      status = denied.status;
-      send(res, status, 'application/json; charset=utf-8', errorBody(denied.code, denied.message));
-    } else if (path === '/healthz') {
-      status = 200;
-      send(res, status, 'application/json; charset=utf-8', HEALTHZ_BODY);
-    } else if (path === '/readyz') {
-      const r = readiness(state, reasons);
-      status = r.status;
-      send(res, status, 'application/json; charset=utf-8', JSON.stringify(r.body));
-    } else {
-      status = 200;
-      send(res, status, METRICS_CONTENT_TYPE, metricsText(state, metrics));
+      send(res, denied.status, 'application/json; charset=utf-8', errorBody(denied.code, denied.message));
+      metrics.record(path, denied.status);
+      return true;
     }
-    metrics.record(path, status);
+    // /healthz says nothing about anyone: no lookup of who is asking.
+    const allowed = access === undefined || path === '/healthz' ? undefined : access(req, state);
+    if (isThenable<HealthAccess>(allowed)) {
+      allowed.then(
+        (a) => {
+          if (!res.destroyed) answer(res, path, state, a);
+        },
+        () => {
+          if (!res.destroyed) answer(res, path, state, NO_DETAILS);
+        },
+      );
+    } else answer(res, path, state, allowed);
     return true;
   };
 }
+
+/** No reasons, no /metrics. */
+export const NO_DETAILS: HealthAccess = { reasons: () => false, metrics: false };
 
 const NOT_HERE = errorBody('NotFound', 'this listener answers only GET /healthz, /readyz and /metrics');
 

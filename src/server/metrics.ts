@@ -28,6 +28,11 @@ export class RequestMetrics {
   /** Credential requests refused because of who the caller is, by uid ('unknown' when it could not be told). */
   readonly callerRefusals = new Map<string, number>();
 
+  /** Open connections over all listeners (set by ConnectionLimits). */
+  connectionsOpen: () => number = () => 0;
+  /** New connections closed at once by a limit, by reason (max_connections, max_per_user). */
+  readonly connectionRefusals = new Map<string, number>();
+
   recordCallerRefusal(uid: number | undefined): void {
     const key = uid === undefined ? 'unknown' : String(uid);
     this.callerRefusals.set(key, (this.callerRefusals.get(key) ?? 0) + 1);
@@ -137,6 +142,13 @@ export function renderMetrics(statuses: SessionStatus[], requests: RequestMetric
     'counter',
     'Credential requests refused because the calling local user is not allowed (callers setting), by uid.',
     [...requests.callerRefusals].map(([uid, n]) => [{ uid }, n]),
+  );
+  w.family('rolesanywhere_connections_open', 'gauge', 'Open connections over all listeners.', [[{}, requests.connectionsOpen()]]);
+  w.family(
+    'rolesanywhere_connections_refused_total',
+    'counter',
+    'New connections closed at once because of connections.max (max_connections) or connections.maxPerUser (max_per_user).',
+    [...requests.connectionRefusals].map(([reason, n]) => [{ reason }, n]),
   );
   w.family('rolesanywhere_process_start_time_seconds', 'gauge', 'Start time of the daemon (Unix time).', [[{}, requests.startedAt / 1000]]);
   w.family('rolesanywhere_process_uptime_seconds', 'gauge', 'Seconds since the daemon started.', [[{}, Math.round((now - requests.startedAt) / 1000)]]);

@@ -9,7 +9,8 @@
 // synchronous: one hash, two map lookups.
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { refusal, type CredentialSurface, type Refusal } from './credential-routes.js';
+import { refusal, type Refusal } from './checks.js';
+import type { CredentialSurface } from './credential-routes.js';
 import { bindingName, matchBinding, type Binding } from '../podidentity/bindings.js';
 import type { PodIdentityMetrics } from './pod-metrics.js';
 import type { OnDemandSessions } from '../podidentity/sessions.js';

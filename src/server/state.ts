@@ -1,5 +1,5 @@
 import type { CredentialSession } from '../credentials/session.js';
-import type { CallerState } from './callers.js';
+import type { CallerState } from './caller-policy.js';
 import type { TokenVerifier } from './token.js';
 
 export interface ServedProfile {
@@ -15,12 +15,11 @@ export interface ServerState {
   profiles: Map<string, ServedProfile>;
   /** Served at GET /v1/credentials. */
   defaultProfile?: string;
-  imds: { enabled: boolean; profile?: string; allowV1: boolean };
+  /** onNonLoopback: serve IMDS on connections made to a non-loopback address too (imds.onNonLoopbackUnsafe). */
+  imds: { enabled: boolean; profile?: string; allowV1: boolean; onNonLoopback?: boolean };
   token: TokenVerifier;
-  /** Every listen address is loopback: refuse requests whose Host is not a loopback name (DNS rebinding). */
-  loopbackOnly: boolean;
   /** More Prometheus families appended to /metrics (pod identity). */
   extraMetrics?: () => string;
-  /** Which local users may have each profile's credentials (loopback connections); absent when callers cannot be identified (no /proc). */
+  /** Which local users may have each profile's credentials (connections from local processes); absent: no caller check (tests). */
   callers?: CallerState;
 }

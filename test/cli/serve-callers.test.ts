@@ -3,13 +3,17 @@
 // endpoint, the IMDS token PUT and the IMDS credentials by default, and 200
 // once its user is listed in `callers` (SIGHUP reload); the daemon's own user
 // needs no configuration.
-import { execFile } from 'node:child_process';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import t from 'tap';
 import { startFakeServer, freshCredentials } from '../helpers/fake-rolesanywhere.js';
+import { CLI, NODE_FLAGS } from '../helpers/cli.js';
 import { httpRequest, serveYaml, spawnServe, waitUntil } from '../helpers/daemon.js';
+import { DEFAULT_ARNS } from '../helpers/emulator.js';
+import { makeNetns } from '../helpers/netns.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
 const run = promisify(execFile);
@@ -109,4 +113,237 @@ t.test('an unknown user in callers is a start-up error naming the setting', asyn
   const d2 = spawnServe(t, ['--config', cfg]);
   t.equal((await d2.exited).code, 1);
   t.match(d2.stderr(), /profiles\.main\.callers.*no local user "no-such-user-here" in \/etc\/passwd/, 'an unknown name stops the start with the fix');
+});
+
+// ---- #21's attacks, reproduced against `serve` ------------------------------------------------
+
+interface Ask {
+  host: string;
+  port: number;
+  method: string;
+  path: string;
+  headers?: Record<string, string>;
+}
+
+/** Runs HTTP requests in order as `user` (setpriv; 'nobody' or a numeric uid), optionally in network namespace `ns`; statuses and Messages. */
+async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<Array<{ status: number; message: string; body: string }>> {
+  const script = `
+    const http = require('http');
+    const asks = JSON.parse(process.env.ASKS);
+    (async () => {
+      const out = [];
+      for (const a of asks) {
+        out.push(await new Promise((res) => {
+          const req = http.request({ host: a.host, port: a.port, method: a.method, path: a.path, headers: { host: a.host + ':' + a.port, ...a.headers }, agent: false }, (r) => {
+            let b = ''; r.setEncoding('utf8'); r.on('data', (d) => (b += d));
+            r.on('end', () => { let m = ''; try { m = JSON.parse(b).Message || ''; } catch {} res({ status: r.statusCode, message: r.statusCode === 200 ? '' : m || b.slice(0, 300), body: r.statusCode === 200 && a.path.startsWith('/v1/') ? '' : b.slice(0, 20000) }); });
+          });
+          req.on('error', (e) => res({ status: 0, message: String(e) }));
+          req.end();
+        }));
+      }
+      process.stdout.write(JSON.stringify(out));
+    })();
+  `;
+  const id = user === 'nobody' ? ['--reuid=nobody', '--regid=nogroup'] : [`--reuid=${user}`, `--regid=${user}`];
+  const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'setpriv', ...id, '--clear-groups', process.execPath, '-e', script];
+  const { stdout } = await run(cmd[0]!, cmd.slice(1), { env: { ASKS: JSON.stringify(asks) } });
+  return JSON.parse(stdout) as Array<{ status: number; message: string; body: string }>;
+}
+
+const ALICE = 4101; // a local user listed in callers (a uid without a passwd entry is a user all the same)
+
+t.test(
+  "#21 item 1: a non-loopback listener neither opens IMDS to other local users nor switches off the Host guard on loopback",
+  { skip: isRoot ? false : 'needs root for a network namespace and clients of other users' },
+  async (t) => {
+    const made = await makeNetns(t, 'ra-callers');
+    if ('skip' in made) return t.skip(made.skip);
+    const { ns } = made;
+    // This host (the namespace) has a non-loopback address of its own (on lo: no dummy/veth module needed).
+    const HOST_IP = '10.231.0.1';
+    await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+    await run('ip', ['-n', ns, 'addr', 'add', `${HOST_IP}/32`, 'dev', 'lo']);
+
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const ca = await makeCA(dir, 'Callers Netns CA');
+    const leaf = await makeLeaf(dir, ca, 'callers-netns');
+    const emulator = spawn('ip', ['netns', 'exec', ns, process.execPath, ...NODE_FLAGS, CLI, 'emulator', '--trust-anchor-ca', ca.certPath, '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    t.teardown(() => emulator.kill('SIGKILL'));
+    let emulatorOut = '';
+    emulator.stdout!.setEncoding('utf8').on('data', (c: string) => (emulatorOut += c));
+    await waitUntil('the emulator', () => /emulator listening on http/.test(emulatorOut));
+    const endpoint = /emulator listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(emulatorOut)![1]!;
+    const cfg = join(dir, 'daemon.yaml');
+    const yaml = (extra: string) => `listen: ["127.0.0.1:9911", "0.0.0.0:9912"]
+allowNonLoopback: true
+tokenFile: ${join(dir, 'token')}
+imds: { enabled: true${extra} }
+callers: { users: [${ALICE}] }
+profiles:
+  main:
+    certificate: ${leaf.certPath}
+    privateKey: ${leaf.keyPath}
+    trustAnchorArn: ${DEFAULT_ARNS.trustAnchorArn}
+    profileArn: ${DEFAULT_ARNS.profileArn}
+    roleArn: ${DEFAULT_ARNS.roleArn}
+    endpoint: ${endpoint}
+`;
+    await writeFile(cfg, yaml(''));
+    const d = spawnServe(t, ['--config', cfg], {}, ['ip', 'netns', 'exec', ns, process.execPath, ...NODE_FLAGS, CLI]);
+    await d.waitForOutput(/serving credentials/);
+    t.match(d.output(), /non-loopback address: anyone who can reach it and holds the endpoint token gets AWS credentials from the container endpoint \(local users are still checked against callers\); IMDS is not served there/, 'the warning says what is served there (IMDS needs no token)');
+    t.notMatch(d.output(), /any local process over IMDS/);
+    const token = await readFile(join(dir, 'token'), 'utf8');
+    await waitUntil('ready', async () => (await asUser(ALICE, [{ host: '127.0.0.1', port: 9911, method: 'GET', path: '/v1/credentials', headers: { authorization: token } }], ns))[0]!.status === 200);
+
+    const imdsAt = (host: string, port: number): Ask[] => [
+      { host, port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } },
+    ];
+    const containerAt = (host: string, port: number): Ask => ({ host, port, method: 'GET', path: '/v1/credentials', headers: { authorization: token } });
+    const nobodyUid = Number((await run('id', ['-u', 'nobody'])).stdout.trim());
+
+    // mallory (nobody, not in callers), at this host's own non-loopback address.
+    const [imdsThere, containerThere, imdsLoopback] = await asUser('nobody', [...imdsAt(HOST_IP, 9912), containerAt(HOST_IP, 9912), ...imdsAt('127.0.0.1', 9911)], ns);
+    t.equal(imdsThere!.status, 403, 'mallory: no IMDS token at the non-loopback address');
+    t.match(imdsThere!.message, /IMDS is served only on loopback addresses/);
+    t.equal(containerThere!.status, 403, 'mallory, with the endpoint token, at the non-loopback address: refused as a local user');
+    t.match(containerThere!.message, new RegExp(`uid ${nobodyUid} \\(nobody\\).*callers`));
+    t.equal(imdsLoopback!.status, 403, 'mallory on loopback: refused (as before)');
+
+    // alice: served on loopback and, with the token, at the non-loopback address; no IMDS there.
+    const alice = await asUser(ALICE, [containerAt(HOST_IP, 9912), ...imdsAt('127.0.0.1', 9911), ...imdsAt(HOST_IP, 9912)], ns);
+    t.same(alice.map((r) => r.status), [200, 200, 403], 'alice: container endpoint at the non-loopback address, IMDS on loopback only');
+
+    // DNS rebinding against alice's browser: Host evil.example on the loopback listener, a non-loopback listener beside it.
+    const rebound = await asUser(ALICE, [{ ...imdsAt('127.0.0.1', 9911)[0]!, headers: { host: 'evil.example', 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }, { ...containerAt('127.0.0.1', 9911), headers: { host: 'evil.example', authorization: token } }], ns);
+    t.same(rebound.map((r) => r.status), [403, 403], 'Host: evil.example on 127.0.0.1 is refused');
+    t.match(rebound[0]!.message, /Host header is not a loopback address/);
+
+    // Even with IMDS opened on non-loopback addresses on purpose, a local user at this host's address is checked.
+    await writeFile(cfg, yaml(', onNonLoopbackUnsafe: true'));
+    d.child.kill('SIGHUP');
+    await d.waitForOutput(/configuration reloaded/);
+    const [malloryThere] = await asUser('nobody', imdsAt(HOST_IP, 9912), ns);
+    t.equal(malloryThere!.status, 403, 'mallory at the non-loopback address: refused by callers');
+    t.match(malloryThere!.message, new RegExp(`uid ${nobodyUid} \\(nobody\\)`));
+    const [aliceToken] = await asUser(ALICE, imdsAt(HOST_IP, 9912), ns);
+    t.equal(aliceToken!.status, 200, 'alice gets an IMDS token there');
+    t.match(d.output(), /refused a local caller that callers does not allow/, 'the refusals are logged');
+  },
+);
+
+t.test(
+  '#21 item 2: with /proc/<pid>/net hidden by a mount, callers fails closed: no start with callers; without, IMDS is refused to every local user',
+  { skip: isRoot ? false : 'needs root for a mount namespace and a client of another user' },
+  async (t) => {
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const ca = await makeCA(dir);
+    const leaf = await makeLeaf(dir, ca, 'serve-callers-mnt');
+    const fake = await startFakeServer(t, [freshCredentials]);
+    const empty = join(dir, 'empty');
+    await mkdir(empty);
+    const cfg = join(dir, 'daemon.yaml');
+    // The daemon in a mount namespace of its own, an empty directory mounted over its /proc/<pid>/net ($$ is the pid exec keeps).
+    const hidden = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', `mount --bind ${empty} /proc/$$/net && exec "$0" "$@"`, process.execPath, ...NODE_FLAGS, CLI] as [string, ...string[]];
+
+    await writeFile(cfg, configYaml(dir, leaf, fake.url, `callers: { users: [${ALICE}] }`));
+    const refused = spawnServe(t, ['--config', cfg], {}, hidden);
+    t.equal((await refused.exited).code, 1, 'callers configured: the daemon does not start');
+    t.match(refused.stderr(), /cannot identify local callers: \/proc\/self\/net\/tcp does not exist .*callers setting \(profiles main\) cannot be enforced/);
+
+    await writeFile(cfg, configYaml(dir, leaf, fake.url, ''));
+    const d = spawnServe(t, ['--config', cfg], {}, hidden);
+    const port = await d.port();
+    t.match(d.output(), /local users cannot be told apart, so the container endpoint is served to any local process holding the endpoint token, and IMDS \(which needs no secret\) is refused/);
+    await waitUntil('ready', async () => (await httpRequest(port, 'GET', '/readyz')).status === 200);
+    const token = await readFile(join(dir, 'token'), 'utf8');
+    t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'the container endpoint, with its token');
+    const [imds] = await asUser('nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
+    t.equal(imds!.status, 403, 'mallory gets no IMDS token');
+    t.match(imds!.message, /cannot tell which local user is calling: \/proc\/self\/net\/tcp does not exist/);
+  },
+);
+
+t.test(
+  "#21 item 8 and #24 item 5: a refused user gets /readyz's status but not its reasons, no /metrics, and is logged",
+  { skip: isRoot ? false : 'needs root to run a client as another user' },
+  async (t) => {
+    const dir = await tempDir();
+    await chmod(dir, 0o755);
+    const ca = await makeCA(dir);
+    const leaf = await makeLeaf(dir, ca, 'serve-callers-ready');
+    const cfg = join(dir, 'daemon.yaml');
+    // Nothing listens on port 1: the profile is never ready, and /readyz says why (the endpoint, the trust anchor ARN).
+    await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'callers: { users: [root] }'));
+    const d = spawnServe(t, ['--config', cfg]);
+    const port = await d.port();
+    await waitUntil('a failed refresh', async () => /"reason"/.test((await httpRequest(port, 'GET', '/readyz')).body));
+    const own = await httpRequest(port, 'GET', '/readyz');
+    t.equal(own.status, 503);
+    t.match(JSON.parse(own.body).profiles.main.reason, /./, 'an allowed user reads why');
+    t.equal((await httpRequest(port, 'GET', '/metrics')).status, 200, 'and /metrics');
+
+    const [ready, metrics, container] = await asUser('nobody', [
+      { host: '127.0.0.1', port, method: 'GET', path: '/readyz' },
+      { host: '127.0.0.1', port, method: 'GET', path: '/metrics' },
+      { host: '127.0.0.1', port, method: 'GET', path: '/v1/credentials' },
+    ]);
+    t.equal(ready!.status, 503, 'mallory: the probe status is kept');
+    t.same(JSON.parse(ready!.body).profiles, { main: { ready: false } }, 'but not why (no ARNs, no certificate subject)');
+    t.equal(metrics!.status, 403, 'mallory: no /metrics');
+    t.match(metrics!.message, /health\.listen/);
+    t.equal(container!.status, 401, 'no token: refused before the caller check');
+    await asUser('nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
+    const line = (await d.waitForOutput(/.*refused a local caller that callers does not allow.*/))[0];
+    t.match(line, /"uid":\s*\d+/);
+    t.match(line, /"user":\s*"nobody"/, 'the user name');
+    t.match(line, /"route":\s*"IMDS"/, 'the route');
+  },
+);
+
+t.test('#21 item 7: connections are limited per local user and overall; the rest are closed at once and counted', { skip: isRoot ? false : 'needs root to run a client as another user' }, async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'serve-callers-limits');
+  const cfg = join(dir, 'daemon.yaml');
+  await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'connections: { max: 100, maxPerUser: 5 }\ncallers: { users: [root, nobody] }'));
+  const d = spawnServe(t, ['--config', cfg]);
+  const port = await d.port();
+  const sockets: Socket[] = [];
+  const open = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      const s = connect({ host: '127.0.0.1', port });
+      s.on('error', () => undefined);
+      t.teardown(() => s.destroy());
+      sockets.push(s);
+    }
+  };
+  const closed = () => sockets.filter((s) => s.closed).length;
+  // One user holding idle connections (15,000 of them took the daemon from 79 to 308 MB).
+  open(8);
+  await waitUntil('3 connections closed', () => closed() >= 3, 4000, 10);
+  t.equal(closed(), 3, 'this user: 5 stay open, the next 3 are closed');
+  // Asked by another user (this one has no room left).
+  const metricsAs = async () => (await asUser('nobody', [{ host: '127.0.0.1', port, method: 'GET', path: '/metrics' }]))[0]!;
+  const asked = await metricsAs();
+  t.equal(asked.status, 200, 'another user is served meanwhile');
+  const metrics = asked.body;
+  t.match(metrics, /rolesanywhere_connections_refused_total\{reason="max_per_user"\} 3/);
+  t.match(metrics, /rolesanywhere_connections_open 6/, 'the 5 held and the one asking');
+  t.match(d.output(), /closed a new connection: uid \d+ has connections.maxPerUser \(5\) connections open/);
+  for (const s of sockets) s.destroy();
+  sockets.length = 0;
+
+  await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'connections: { max: 4, maxPerUser: 100 }\ncallers: { users: [root, nobody] }'));
+  d.child.kill('SIGHUP');
+  await d.waitForOutput(/configuration reloaded/);
+  await waitUntil('the old connections gone', async () => /rolesanywhere_connections_open 1\n/.test((await metricsAs()).body));
+  open(6);
+  await waitUntil('2 connections closed', () => closed() >= 2, 4000, 10);
+  t.equal(closed(), 2, 'overall: 4 stay open, the next 2 are closed');
+  for (const s of sockets) s.destroy();
+  await waitUntil('room again', async () => (await metricsAs()).body.includes('reason="max_connections"} 2'));
 });

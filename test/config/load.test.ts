@@ -47,7 +47,9 @@ t.test('flags alone: defaults', async (t) => {
   t.same(cfg.listen, [{ host: '127.0.0.1', port: 9911 }]);
   t.equal(cfg.allowNonLoopback, false);
   t.equal(cfg.tokenFile, '/run/user/1000/rolesanywhere-credentiald/token');
-  t.same(cfg.imds, { enabled: true, allowV1: false, profile: 'default' });
+  t.same(cfg.imds, { enabled: true, allowV1: false, onNonLoopbackUnsafe: false, profile: 'default' });
+  t.same(cfg.connections, { max: 4096, maxPerUser: 256 });
+  t.equal(cfg.allowUnidentifiedCallers, false);
   t.equal(cfg.defaultProfile, 'default');
   t.equal(cfg.logLevel, 'info');
   t.same(cfg.refresh, { backoffInitialMs: 1000, backoffMaxMs: 30000 });
@@ -141,7 +143,10 @@ t.test('--port and ROLESANYWHERE_PORT', async (t) => {
 
 t.test('listen addresses', async (t) => {
   t.same(parseListenAddress('[::1]:9911').address, { host: '::1', port: 9911 });
-  t.same(parseListenAddress('localhost:80').address, { host: 'localhost', port: 80 });
+  // #21 item 6: a host name is checked by its text but bound by what it resolves to (a private /etc/hosts can make app.localhost 0.0.0.0).
+  for (const name of ['localhost:80', 'app.localhost:9911', 'metadata.internal:80']) {
+    t.match(parseListenAddress(name).error, /is not an IP address; give an IP address \(127\.0\.0\.1:PORT, \[::1\]:PORT\), not a host name/, name);
+  }
   t.match(parseListenAddress('::1:9911').error, /brackets/);
   t.match(parseListenAddress('127.0.0.1').error, /expected "host:port"/);
   t.match(parseListenAddress('127.0.0.1:70000').error, /1\.\.65535/);

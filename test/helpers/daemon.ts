@@ -30,12 +30,14 @@ export function daemonConfig(dir: string, profiles: ProfileConfig[], extra: Part
   return {
     listen: [{ host: '127.0.0.1', port: 0 }],
     allowNonLoopback: false,
+    allowUnidentifiedCallers: false,
     tokenFile: join(dir, 'token'),
     imds: { enabled: true, allowV1: false },
     profiles: Object.fromEntries(profiles.map((p) => [p.name, p])),
     logLevel: 'info',
     refresh: { backoffInitialMs: 200, backoffMaxMs: 1000 },
     watch: { debounceMs: 100, recheckIntervalMs: 1000 },
+    connections: { max: 4096, maxPerUser: 256 },
     ...extra,
   };
 }
