@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { open, readFile, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import { userInfo } from 'node:os';
 import { UserError } from '../errors.js';
@@ -115,20 +116,23 @@ export const MAX_FILE_BYTES: Partial<Record<FileRole, number>> = {
   'CA certificate': 4 * 1024 * 1024,
 };
 
+/** The cap for a role without its own (callers give `maxBytes`): every read has one. */
+const DEFAULT_MAX_FILE_BYTES = 4 * 1024 * 1024;
+
 /**
  * Reads a whole input file; a missing, unreadable or empty file is a UserError.
  * A file larger than `maxBytes` (default: the role's MAX_FILE_BYTES) is refused
  * from its size, before it is read.
  */
-export async function readInputFile(path: string, role: FileRole, opts: { maxBytes?: number } = {}): Promise<Buffer> {
+export async function readInputFile(path: string, role: FileRole, opts: { maxBytes?: number; onRead?: (st: Stats, data: Buffer) => void } = {}): Promise<Buffer> {
   let data: Buffer;
-  const maxBytes = opts.maxBytes ?? MAX_FILE_BYTES[role];
+  const maxBytes = opts.maxBytes ?? MAX_FILE_BYTES[role] ?? DEFAULT_MAX_FILE_BYTES;
   try {
     const tooLarge = (size: number | undefined) =>
       new UserError(`${path}: ${role} file is ${size === undefined ? `more than the ${maxBytes} bytes` : `${size} bytes, more than the ${maxBytes}`} a ${role} file can be; check the path`, {
         reason: 'file_too_large',
       });
-    data = maxBytes === undefined ? await readFile(path) : await readAtMost(path, maxBytes, tooLarge);
+    data = await readAtMost(path, maxBytes, tooLarge, opts.onRead);
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw fileError(path, role, err);
@@ -145,38 +149,63 @@ export async function readInputFile(path: string, role: FileRole, opts: { maxByt
  * size (/dev/zero) is refused once more than `max` bytes have come, so no
  * path can make this read more than that into memory.
  */
-export async function readAtMost(path: string, max: number, tooLarge: (size: number | undefined) => Error): Promise<Buffer> {
+export async function readAtMost(path: string, max: number, tooLarge: (size: number | undefined) => Error, onRead?: (st: Stats, data: Buffer) => void): Promise<Buffer> {
   const fh = await open(path, 'r');
   try {
-    const size = (await fh.stat()).size;
-    if (size > max) throw tooLarge(size);
-    const chunks: Buffer[] = [];
-    let got = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(Math.min(Math.max(size + 1, 16 * 1024), max + 1 - got));
-      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) return Buffer.concat(chunks, got);
-      chunks.push(chunk.subarray(0, bytesRead));
-      got += bytesRead;
-      if (got > max) throw tooLarge(undefined); // grew, or a pipe or device: its real size is unknown
-    }
+    const st = await fh.stat();
+    const data = await readHandle(fh, st.size, max);
+    if (data === undefined) throw tooLarge(st.isFile() && st.size > max ? st.size : undefined); // grew, or a pipe or device: its real size is unknown
+    onRead?.(st, data);
+    return data;
   } finally {
     await fh.close().catch(() => undefined);
   }
 }
+
+/** The bytes of an open file, at most `max` of them (undefined when there are more); `size` is what fstat said (0 for a pipe or device). */
+async function readHandle(fh: FileHandle, size: number, max: number): Promise<Buffer | undefined> {
+  if (size > max) return undefined;
+  const chunks: Buffer[] = [];
+  let got = 0;
+  for (;;) {
+    const chunk = Buffer.allocUnsafe(Math.min(Math.max(size + 1, 16 * 1024), max + 1 - got));
+    const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
+    if (bytesRead === 0) return Buffer.concat(chunks, got);
+    chunks.push(chunk.subarray(0, bytesRead));
+    got += bytesRead;
+    if (got > max) return undefined;
+  }
+}
+
+/**
+ * Passwords read from a pipe, a socket or a device (`--key-password-file <(…)`),
+ * by the handle's device and inode: such a source can be read only once, and a
+ * second read would find it empty — with a TPM key, a wrong password costs a
+ * dictionary-attack try. A reload (a rotated certificate) takes the value read
+ * first. The value is held anyway, in the identity it unlocks.
+ */
+const readOnce = new Map<string, Buffer>();
 
 /**
  * Reads a password file (--key-password-file, keyPasswordFile,
  * --pfx-password-file): the whole content minus one trailing newline (LF or
  * CRLF), so `echo secret > file` works. An empty password is allowed. `flag`,
  * when given, leads the error message (`--pfx-password-file FILE: …`). The
- * content never appears in a message.
+ * content never appears in a message. A source that is not a regular file
+ * (a pipe) is read once per process and its first content kept.
  */
 export async function readPasswordFile(path: string, flag?: string): Promise<string> {
   const name = flag ? `${flag} ${path}` : path;
   let data: Buffer;
   try {
-    data = await readInputFile(path, 'password');
+    const known = await stat(path).then((st) => (st.isFile() ? undefined : readOnce.get(`${st.dev}:${st.ino}`)), () => undefined);
+    data =
+      known ??
+      (await readInputFile(path, 'password', {
+        onRead: (st, bytes) => {
+          if (!st.isFile()) readOnce.set(`${st.dev}:${st.ino}`, bytes);
+        },
+      }));
   } catch (err) {
     if (!(err instanceof UserError)) throw err;
     if (err.reason === 'file_empty') return '';
@@ -195,14 +224,32 @@ export function withoutFinalNewline(text: string): string {
 /** Files larger than every cap are not read to be hashed: their size and mtime stand in (any change still shows). */
 const MAX_HASHED_BYTES = 8 * 1024 * 1024;
 
-/** The content of `path` for change detection: its bytes, or a marker for a missing or oversized file. */
+/**
+ * The content of `path` for change detection: a regular file's bytes (read
+ * from the handle whose fstat was checked, at most MAX_HASHED_BYTES), or a
+ * marker for a missing or oversized file. Anything else — a pipe, a socket, a
+ * device (/dev/zero) — is never read here: its size says nothing (0), reading
+ * it could go on for ever, and reading a pipe would consume what the loader
+ * must parse (`--key-password-file <(…)`). It stands in by its device and inode;
+ * the loader reads it once, with the role's cap.
+ */
 export async function hashableContent(path: string): Promise<Buffer> {
+  let fh: FileHandle | undefined;
+  const notAFile = (st: Stats) => Buffer.from(`\0not-a-file:${st.mode & constants.S_IFMT}:${st.dev}:${st.ino}:${st.rdev}\0`);
   try {
-    const st = await stat(path);
-    if (st.size > MAX_HASHED_BYTES) return Buffer.from(`\0too-large:${st.size}:${st.mtimeMs}:${st.ino}\0`);
-    return await readFile(path);
+    // Not even opened unless it is a regular file: opening a named pipe would let its
+    // writer go ahead, and closing it again would leave that writer without a reader.
+    const first = await stat(path);
+    if (!first.isFile()) return notAFile(first);
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const st = await fh.stat(); // what is read is what was opened, whatever the path points to by now
+    if (!st.isFile()) return notAFile(st);
+    const data = await readHandle(fh, st.size, MAX_HASHED_BYTES);
+    return data ?? Buffer.from(`\0too-large:${st.size}:${st.mtimeMs}:${st.ino}\0`);
   } catch (err) {
     return Buffer.from(`\0error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}\0`);
+  } finally {
+    await fh?.close().catch(() => undefined);
   }
 }
 

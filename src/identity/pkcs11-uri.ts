@@ -78,21 +78,55 @@ export function isPkcs11Uri(spec: string): boolean {
  */
 export function redactPkcs11Uri(spec: string): string {
   const q = spec.indexOf('?');
-  const path = (q < 0 ? spec : spec.slice(0, q)).split(';').map(redactAttribute).join(';');
-  return q < 0 ? path : `${path}?${spec.slice(q + 1).split('&').map(redactAttribute).join('&')}`;
+  const path = redactParts((q < 0 ? spec : spec.slice(0, q)).split(';'), PATH_ATTRS).join(';');
+  return q < 0 ? path : `${path}?${redactParts(spec.slice(q + 1).split('&'), QUERY_ATTRS).join('&')}`;
 }
 
-function redactAttribute(part: string): string {
+/**
+ * `parts` with PIN values redacted. A PIN holding an unencoded `&` (or `;` in
+ * the path) splits into parts after the PIN attribute that name no known
+ * attribute: they are the rest of the PIN, and are left out with it.
+ */
+function redactParts(parts: string[], known: Record<string, keyof Pkcs11Uri>): string[] {
+  const out: string[] = [];
+  let inPin = false;
+  for (const part of parts) {
+    if (inPin && !isAttribute(part, known)) continue;
+    const redacted = redactAttribute(part);
+    inPin = redacted !== part;
+    out.push(redacted);
+  }
+  return out;
+}
+
+/** The attribute name of `part` (`name=value`), percent-decoded and lower-cased; undefined without `=`. */
+function attributeName(part: string): string | undefined {
   const eq = part.indexOf('=');
-  if (eq < 0) return part;
+  if (eq < 0) return undefined;
   let name = part.slice(0, eq);
   try {
     name = decodeURIComponent(name);
   } catch {
     // a malformed escape: judge the name as written
   }
-  name = name.toLowerCase();
-  return name.includes('pin') && !name.endsWith('pin-source') ? `${part.slice(0, eq + 1)}REDACTED` : part;
+  return name.toLowerCase();
+}
+
+/** `part` names one of `known` (so it is not the tail of a PIN split at an unencoded `&` or `;`). */
+function isAttribute(part: string, known: Record<string, keyof Pkcs11Uri> = QUERY_ATTRS): boolean {
+  const name = attributeName(part);
+  return name !== undefined && Object.hasOwn(known, name);
+}
+
+function redactAttribute(part: string): string {
+  const name = attributeName(part);
+  if (name === undefined) return part;
+  return name.includes('pin') && !name.endsWith('pin-source') ? `${part.slice(0, part.indexOf('=') + 1)}REDACTED` : part;
+}
+
+/** The refusal of a query part that follows a PIN and is no known attribute: most likely the PIN's own `&`, so nothing of it is shown. */
+function failPinAmpersand(spec: string): never {
+  fail(spec, 'the part after pin-value is no query attribute; if the PIN holds "&", write it as %26 (or use pin-source=file:/path)');
 }
 
 function fail(spec: string, what: string): never {
@@ -139,13 +173,18 @@ export function parsePkcs11Uri(spec: string): Pkcs11Uri {
   const query = q < 0 ? '' : rest.slice(q + 1);
   const uri: Pkcs11Uri = {};
   const seen = new Set<string>();
+  let afterPin = false;
   const take = (part: string, table: Record<string, keyof Pkcs11Uri>, where: 'path' | 'query') => {
     if (part === '') return;
+    if (where === 'query') {
+      if (afterPin && !isAttribute(part)) failPinAmpersand(spec);
+      afterPin = attributeName(part) === 'pin-value';
+    }
     const eq = part.indexOf('=');
     if (eq <= 0) fail(spec, `attribute "${redactPkcs11Uri(part)}" has no name=value form`);
     const name = part.slice(0, eq).toLowerCase();
     const raw = part.slice(eq + 1);
-    const field = table[name];
+    const field = Object.hasOwn(table, name) ? table[name] : undefined;
     if (!field) {
       const other = where === 'path' ? QUERY_ATTRS[name] : PATH_ATTRS[name];
       if (other) fail(spec, `${name} belongs in the ${where === 'path' ? 'query (after ?)' : 'path (before ?)'}`);
@@ -210,6 +249,8 @@ export function takePinValue(spec: string): { spec: string; pin?: string } {
   const parts = spec.slice(q + 1).split('&');
   const pinParts = parts.filter((p) => /^pin-value=/i.test(p));
   if (pinParts.length !== 1) return { spec }; // none, or repeated: the parser reports it
+  const after = parts.slice(parts.indexOf(pinParts[0]!) + 1).find((p) => p !== '');
+  if (after !== undefined && !isAttribute(after)) failPinAmpersand(spec);
   if (parts.some((p) => /^pin-source=/i.test(p))) {
     fail(spec, 'give either pin-value or pin-source, not both');
   }

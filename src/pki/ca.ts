@@ -400,6 +400,11 @@ export async function issueClientCertificate(opts: IssueOptions): Promise<IssueR
   const ca = await loadCa(dir, now);
   // Read and verify the request before anything is checked or written.
   const csr = opts.csr !== undefined ? await readCertificationRequest(opts.csr) : undefined;
+  if (csr?.subjectProblem !== undefined && opts.subject === undefined) {
+    throw new UserError(`${opts.csr}: the request's subject ${csr.subjectProblem}; give the certificate's subject with --subject "/CN=NAME/O=ORG"`, {
+      reason: 'csr_subject',
+    });
+  }
   await checkTargets(dir, csr ? [certPath] : [certPath, keyPath, ...(pfxPath ? [pfxPath] : [])], opts.force ?? false);
 
   const keyType = opts.keyType ?? pkiKeyTypeOf(ca.privateKey) ?? 'rsa';

@@ -14,6 +14,7 @@ import { describeKeyType, keyTypeProblem } from '../identity/keys.js';
 import { looksLikePem, parsePem, PemError } from '../identity/pem.js';
 import { isStrongSignature } from '../identity/requirements.js';
 import { mlDsaUnsupported } from '../identity/signer.js';
+import { subjectNameProblem } from './name.js';
 import { isMlDsaOid, keyAlgorithmOid, parseAlgorithm } from '../identity/x509-fields.js';
 
 /** Far above any real CSR (an ML-DSA-87 one is under 8 KB); larger input is not read. */
@@ -25,6 +26,8 @@ export interface CertificationRequest {
   subjectName: Buffer;
   /** True when the subject has no attributes (then the caller picks one). */
   subjectEmpty: boolean;
+  /** Why the subject cannot be certified as written (then the caller needs --subject), if it cannot. */
+  subjectProblem?: string;
   publicKey: KeyObject;
   /** e.g. "EC P-256", "RSA 2048-bit", "ML-DSA-65". */
   keyType: string;
@@ -116,9 +119,11 @@ export function parseCertificationRequest(data: Buffer, path: string): Certifica
     });
   }
 
+  const subjectProblem = subjectNameProblem(subject);
   return {
     subjectName: subject.raw,
     subjectEmpty: subject.children.length === 0,
+    ...(subjectProblem !== undefined ? { subjectProblem } : {}),
     publicKey,
     keyType: describeKeyType(publicKey),
     signatureAlgorithm: alg.name,

@@ -5,6 +5,7 @@
  */
 import { UserError } from '../errors.js';
 import { ia5String, isPrintable, oid, printableString, sequence, set, utf8String } from '../asn1/encoder.js';
+import { readOid, TAG, type Asn1 } from '../asn1/reader.js';
 
 export interface NameAttribute {
   /** Short name as written (CN, O, …), upper-cased. */
@@ -109,4 +110,61 @@ export function encodeName(attrs: NameAttribute[]): Buffer {
 /** `CN=x, O=y` for messages. */
 export function formatName(attrs: NameAttribute[]): string {
   return attrs.map((a) => `${a.type}=${a.value}`).join(', ');
+}
+
+/** C0 and C1 control characters (NUL included): never part of a name anyone means. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** The text of a DirectoryString-like value, or undefined when it is no string type. */
+function nameValueText(node: Asn1): string | undefined {
+  if (node.cls !== 0 || node.constructed) return undefined;
+  switch (node.tagNumber) {
+    case TAG.UTF8_STRING:
+      return node.value.toString('utf8');
+    case 0x12: // NumericString
+    case TAG.PRINTABLE_STRING:
+    case 0x14: // TeletexString
+    case TAG.IA5_STRING:
+    case 0x1a: // VisibleString
+      return node.value.toString('latin1');
+    case TAG.BMP_STRING:
+      return Buffer.from(node.value).swap16().toString('utf16le');
+    case 0x1c: {
+      // UniversalString: UTF-32BE
+      let out = '';
+      for (let i = 0; i + 3 < node.value.length; i += 4) out += String.fromCodePoint(Math.min(node.value.readUInt32BE(i), 0x10ffff));
+      return out;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * What is wrong with a requester's subject Name (a CSR's), as a phrase, or
+ * undefined: a name is certified as written only when every RDN holds exactly
+ * one attribute, there is at most one CN, and no value holds a control
+ * character (a NUL inside a CN makes tools disagree on what the name is).
+ */
+export function subjectNameProblem(name: Asn1): string | undefined {
+  let cns = 0;
+  for (const [i, rdn] of name.children.entries()) {
+    if (rdn.tag !== TAG.SET) return `has a part (RDN ${i + 1}) that is not a SET`;
+    if (rdn.children.length === 0) return `has an empty RDN (number ${i + 1})`;
+    if (rdn.children.length > 1) return `has a multi-valued RDN (number ${i + 1}, ${rdn.children.length} attributes joined with "+")`;
+    const atv = rdn.children[0]!;
+    let type: string;
+    try {
+      if (atv.tag !== TAG.SEQUENCE || atv.children.length !== 2) throw new Error('not type and value');
+      type = readOid(atv.children[0]!);
+    } catch {
+      return `has a malformed attribute in RDN ${i + 1}`;
+    }
+    const short = Object.entries(ATTRIBUTES).find(([, a]) => a.oid === type)?.[0] ?? type;
+    if (type === ATTRIBUTES.CN!.oid && ++cns > 1) return 'has more than one CN';
+    const text = nameValueText(atv.children[1]!);
+    if (text === undefined) return `has a ${short} whose value is not a string`;
+    if (CONTROL.test(text)) return `has a control character (such as NUL) in its ${short}`;
+  }
+  return undefined;
 }

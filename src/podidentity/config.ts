@@ -14,6 +14,8 @@ export const DEFAULT_POD_LISTEN: readonly ListenAddress[] = [
 ];
 export const DEFAULT_IDLE_TIMEOUT_SECONDS = 3600;
 export const DEFAULT_REFETCH_INTERVAL_SECONDS = 10;
+/** Longest a pod token may be valid (exp − iat, and exp − now): kubelet's projected tokens live 1 h by default. */
+export const DEFAULT_MAX_TOKEN_LIFETIME_SECONDS = 86_400;
 
 export interface PodIdentityConfig {
   listen: ListenAddress[];
@@ -25,9 +27,11 @@ export interface PodIdentityConfig {
   sessionStart: 'onDemand' | 'atStart';
   /** Suspend a binding-only session nobody asked for in this long; 0 = never. */
   idleTimeoutSeconds: number;
+  /** Tokens valid for longer than this (exp − iat, or exp − now) are refused. */
+  maxTokenLifetimeSeconds: number;
 }
 
-export const POD_IDENTITY_KEYS = ['listen', 'issuer', 'audiences', 'jwks', 'bindings', 'sessionStart', 'idleTimeoutSeconds'] as const;
+export const POD_IDENTITY_KEYS = ['listen', 'issuer', 'audiences', 'jwks', 'bindings', 'sessionStart', 'idleTimeoutSeconds', 'maxTokenLifetimeSeconds'] as const;
 const JWKS_KEYS = ['file', 'url', 'caFile', 'tokenFile', 'refetchIntervalSeconds'] as const;
 const BINDING_KEYS = ['namespace', 'serviceAccount', 'profile'] as const;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -178,8 +182,15 @@ export function checkPodIdentity(raw: unknown, path: string, problems: Problem[]
     else idleTimeoutSeconds = n;
   }
 
+  let maxTokenLifetimeSeconds = DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
+  if (raw.maxTokenLifetimeSeconds !== undefined && raw.maxTokenLifetimeSeconds !== null) {
+    const n = raw.maxTokenLifetimeSeconds;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 600 || n > 31_536_000) add('.maxTokenLifetimeSeconds', `must be whole seconds from 600 to 31536000 (a year), got ${show(n)}`);
+    else maxTokenLifetimeSeconds = n;
+  }
+
   if (problems.length > before || !issuer || !jwks) return undefined;
-  return { listen, issuer, audiences, jwks, bindings, sessionStart, idleTimeoutSeconds };
+  return { listen, issuer, audiences, jwks, bindings, sessionStart, idleTimeoutSeconds, maxTokenLifetimeSeconds };
 }
 
 /** After the whole config is read: paths resolved, bound profiles exist, no address shared with the ordinary listeners. */

@@ -4,11 +4,10 @@
 // re-read on every fetch so their rotation just works). Every read is
 // size-capped before parsing; a key set that is not a JWKS is refused with a
 // message naming the source.
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import type { JSONWebKeySet } from 'jose';
 import { UserError } from '../errors.js';
 import { readInputFile } from '../identity/files.js';
+import { httpRequest, makeAgent, TimeoutError, type HttpResponse } from '../rolesanywhere/transport.js';
 
 /** Largest JWKS document accepted (file or HTTP body). */
 export const MAX_JWKS_BYTES = 256 * 1024;
@@ -16,8 +15,8 @@ export const MAX_JWKS_BYTES = 256 * 1024;
 export const MAX_JWKS_KEYS = 100;
 /** Largest CA bundle / bearer token file read. */
 const MAX_AUX_FILE_BYTES = 256 * 1024;
-/** Deadline of one JWKS URL fetch. */
-const FETCH_TIMEOUT_MS = 5_000;
+/** Deadline of one JWKS URL fetch, from connecting to the last byte of the body. */
+export const JWKS_FETCH_TIMEOUT_MS = 5_000;
 
 export type JwksConfig = { file: string } | { url: string; caFile?: string; tokenFile?: string };
 
@@ -44,31 +43,8 @@ export function parseJwks(text: string, where: string): JSONWebKeySet {
   return { keys: keys as JSONWebKeySet['keys'] };
 }
 
-function get(url: URL, headers: Record<string, string>, ca: Buffer | undefined): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const options = { method: 'GET', headers, timeout: FETCH_TIMEOUT_MS, ...(ca ? { ca } : {}) };
-    const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(url, options, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (d: Buffer) => {
-        size += d.length;
-        if (size > MAX_JWKS_BYTES) {
-          req.destroy(new UserError(`${url.origin}${url.pathname}: the JWKS answer is over ${MAX_JWKS_BYTES} bytes`, { reason: 'jwks_invalid' }));
-          return;
-        }
-        chunks.push(d);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new UserError(`${url.origin}${url.pathname}: no JWKS answer within ${FETCH_TIMEOUT_MS} ms`, { reason: 'jwks_unreachable' })));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Fetches the key set once from its configured source. */
-export async function fetchJwks(config: JwksConfig): Promise<JSONWebKeySet> {
+/** Fetches the key set once from its configured source; `timeoutMs` bounds a URL fetch as a whole (tests shorten it). */
+export async function fetchJwks(config: JwksConfig, { timeoutMs = JWKS_FETCH_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<JSONWebKeySet> {
   if ('file' in config) {
     const data = await readInputFile(config.file, 'JWKS', { maxBytes: MAX_JWKS_BYTES });
     return parseJwks(data.toString('utf8'), config.file);
@@ -83,11 +59,19 @@ export async function fetchJwks(config: JwksConfig): Promise<JSONWebKeySet> {
     headers.authorization = `Bearer ${token}`;
   }
   const ca = config.caFile ? await readInputFile(config.caFile, 'CA certificate', { maxBytes: MAX_AUX_FILE_BYTES }) : undefined;
-  let res: { status: number; body: string };
+  let res: HttpResponse;
   try {
-    res = await get(url, headers, ca);
+    // The cluster CA alone is trusted (Node's roots when none is given); never a proxy: the API server is in the cluster.
+    const tls = { rejectUnauthorized: true, ...(ca ? { ca: [ca.toString('utf8')] } : {}) };
+    const agent = await makeAgent(url, tls);
+    try {
+      res = await httpRequest(url, { method: 'GET', headers, body: '', agent, tls, connectTimeoutMs: timeoutMs, timeoutMs, maxBodyBytes: MAX_JWKS_BYTES });
+    } finally {
+      agent.destroy();
+    }
   } catch (err) {
-    if (err instanceof UserError) throw err;
+    if (err instanceof TimeoutError) throw new UserError(`${where}: no complete JWKS answer within ${timeoutMs} ms`, { reason: 'jwks_unreachable', cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'EBODYTOOLARGE') throw new UserError(`${where}: the JWKS answer is over ${MAX_JWKS_BYTES} bytes`, { reason: 'jwks_invalid' });
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     const tls = typeof code === 'string' && /CERT|SSL|TLS|SELF_SIGNED/i.test(code);
     throw new UserError(

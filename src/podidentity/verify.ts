@@ -11,7 +11,8 @@ import { createLocalJWKSet, errors, jwtVerify, type JSONWebKeySet, type JWTPaylo
 import { describeError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
-import { describeJwks, fetchJwks, type JwksConfig } from './jwks.js';
+import { describeJwks, fetchJwks, JWKS_FETCH_TIMEOUT_MS, type JwksConfig } from './jwks.js';
+import { DEFAULT_MAX_TOKEN_LIFETIME_SECONDS } from './config.js';
 
 /** Largest token accepted (real projected tokens are 1–2 KB). */
 export const MAX_TOKEN_BYTES = 8 * 1024;
@@ -34,6 +35,7 @@ export type TokenCheck =
   | 'audience'
   | 'expired'
   | 'not_yet_valid'
+  | 'lifetime'
   | 'claims'
   | 'keys_unavailable';
 
@@ -57,6 +59,10 @@ export interface VerifierOptions {
   minRefetchIntervalMs?: number;
   /** Keys older than this are re-fetched before the next verification (ms; failures keep the old keys). */
   maxKeyAgeMs?: number;
+  /** Longest validity accepted, seconds (exp − iat, and exp − now; default 24 h). */
+  maxTokenLifetimeSeconds?: number;
+  /** Deadline of one JWKS URL fetch, body included (ms; default JWKS_FETCH_TIMEOUT_MS). */
+  jwksTimeoutMs?: number;
   logger?: Logger;
   /** ms since epoch; tests may inject. */
   now?: () => number;
@@ -193,7 +199,24 @@ export class PodTokenVerifier {
     }
     const identity = podIdentityOf(payload);
     if (typeof identity === 'string') return fail('claims', identity);
+    const tooLong = this.lifetimeProblem(payload);
+    if (tooLong) return fail('lifetime', tooLong);
     return { ok: true, identity, cached: false };
+  }
+
+  /**
+   * Why a token is valid for too long, or undefined: its lifetime (exp − iat)
+   * and its remaining time (exp − now) must both stay within the cap, so a
+   * stolen token cannot serve for ever (an `exp` of 1e20 was once accepted).
+   */
+  private lifetimeProblem(payload: JWTPayload): string | undefined {
+    const max = this.options.maxTokenLifetimeSeconds ?? DEFAULT_MAX_TOKEN_LIFETIME_SECONDS;
+    const exp = payload.exp!;
+    const lifetime = typeof payload.iat === 'number' ? exp - payload.iat : undefined;
+    const remaining = exp - this.now() / 1000;
+    const [what, seconds] = lifetime !== undefined && lifetime > remaining ? ['exp − iat', lifetime] : ['exp − now', remaining];
+    if (seconds <= max + LEEWAY_SECONDS) return undefined;
+    return `the token is valid for ${seconds > 1e12 ? 'ever' : `${Math.round(seconds)} s`} (${what}), more than podIdentity.maxTokenLifetimeSeconds (${max} s); use a projected token with a shorter expirationSeconds (kubelet's default is 3600)`;
   }
 
   private refusal(err: unknown): Verification {
@@ -231,7 +254,7 @@ export class PodTokenVerifier {
       this.lastAttemptAt = this.now();
       this.fetches++;
       try {
-        const set: JSONWebKeySet = await fetchJwks(this.options.jwks);
+        const set: JSONWebKeySet = await fetchJwks(this.options.jwks, { timeoutMs: this.options.jwksTimeoutMs ?? JWKS_FETCH_TIMEOUT_MS });
         const text = JSON.stringify(set);
         if (text !== this.keysText) {
           const kids = set.keys.map((k) => k.kid ?? '(no kid)');

@@ -271,8 +271,8 @@ export class RolesAnywhereClient {
             body,
             agent,
             tls,
-            connectTimeoutMs: o.connectTimeoutMs ?? 5000,
-            timeoutMs: o.timeoutMs ?? 15000,
+            ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+            ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
             signal,
           });
           if (res.status >= 200 && res.status < 300) {

@@ -21,14 +21,23 @@ export interface RequestOptions {
   agent: http.Agent;
   /** TLS trust for the endpoint (passed per request so it also applies through a proxy tunnel). */
   tls?: TlsOptions;
-  /** TCP connect (and TLS handshake) deadline. */
-  connectTimeoutMs: number;
-  /** Whole attempt deadline: connect, send, wait, read. */
-  timeoutMs: number;
+  /** TCP connect (and TLS handshake) deadline (default DEFAULT_CONNECT_TIMEOUT_MS). */
+  connectTimeoutMs?: number;
+  /**
+   * Whole attempt deadline: connect, send, wait, and read the whole body
+   * (default DEFAULT_REQUEST_TIMEOUT_MS). Never only an idle timeout: a server
+   * that sends a byte every few seconds cannot hold a request open.
+   */
+  timeoutMs?: number;
   signal?: AbortSignal;
   /** Largest body we accept (defence against a misbehaving endpoint). */
   maxBodyBytes?: number;
 }
+
+/** Connect deadline of every outbound request that names none. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** Overall deadline (body included) of every outbound request that names none. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 15_000;
 
 /** A transport deadline passed; `phase` says which. */
 export class TimeoutError extends Error {
@@ -48,8 +57,14 @@ export class ProxyRefusedError extends Error {
   }
 }
 
-/** One HTTP exchange with deadlines and abort; resolves on any HTTP status. */
+/**
+ * One HTTP exchange with deadlines and abort; resolves on any HTTP status.
+ * The one outbound transport (Roles Anywhere, the cluster's JWKS, STS): every
+ * request has a connect deadline and an overall one that covers the body.
+ */
 export function httpRequest(url: URL, opts: RequestOptions): Promise<HttpResponse> {
+  const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     if (opts.signal?.aborted) {
       reject(opts.signal.reason);
@@ -81,17 +96,17 @@ export function httpRequest(url: URL, opts: RequestOptions): Promise<HttpRespons
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     const connectTimer = setTimeout(() => {
-      const err = new TimeoutError('connect', opts.connectTimeoutMs);
+      const err = new TimeoutError('connect', connectTimeoutMs);
       finish(err);
       req.destroy(err);
-    }, clampDelay(opts.connectTimeoutMs));
+    }, clampDelay(connectTimeoutMs));
     timers.push(connectTimer);
     timers.push(
       setTimeout(() => {
-        const err = new TimeoutError('response', opts.timeoutMs);
+        const err = new TimeoutError('response', timeoutMs);
         finish(err);
         req.destroy(err);
-      }, clampDelay(opts.timeoutMs)),
+      }, clampDelay(timeoutMs)),
     );
 
     req.on('proxyConnect', (res: { statusCode: number; statusText?: string }) => {

@@ -420,6 +420,7 @@ export class Daemon {
       audiences: pi.audiences,
       jwks: pi.jwks,
       minRefetchIntervalMs: pi.jwks.refetchIntervalSeconds * 1000,
+      maxTokenLifetimeSeconds: pi.maxTokenLifetimeSeconds,
       logger: log,
     });
     try {

@@ -6,7 +6,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CLI, runCli, type CliResult, cleanEnv } from '../helpers/cli.js';
+import { CLI, runCli, runProcess, type CliResult, cleanEnv } from '../helpers/cli.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { convertKey, tempDir } from '../helpers/pki.js';
 
@@ -21,8 +21,10 @@ function errorOf(r: CliResult): string {
 }
 
 /** Starts serve and waits for it to be serving (answer ok) or to exit (answer = its error). */
-async function serveAnswer(args: string[], env: NodeJS.ProcessEnv, dir: string): Promise<Answer> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--token-file', join(dir, 'token'), '--no-imds', ...args], {
+async function serveAnswer(args: string[], env: NodeJS.ProcessEnv, dir: string, shell?: string): Promise<Answer> {
+  const argv = [CLI, 'serve', '--listen', '127.0.0.1:0', '--token-file', join(dir, 'token'), '--no-imds', ...args];
+  // With `shell`, bash runs the command with `shell` appended (`$0` is node): process substitution needs a shell.
+  const child = spawn(shell ? 'bash' : process.execPath, shell ? ['-c', `exec "$0" "$@" ${shell}`, process.execPath, ...argv] : argv, {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -93,4 +95,19 @@ for (const c of CASES) {
 t.test('update wrote the credentials the emulator issued', async (t) => {
   const text = await readFile(join(dir, 'credentials'), 'utf8');
   t.match(text, /aws_access_key_id = /);
+});
+
+// Issue 21 (3): serve hashed the password file for change detection before
+// loading, which consumed a pipe, so `--key-password-file <(…)` worked with
+// credential-process and failed in serve with "wrong password" (with a TPM key,
+// a dictionary-attack try).
+t.test('a password from a pipe (--key-password-file <(…)) works in serve as in credential-process', async (t) => {
+  const identity = ['--certificate', env.leaf.certPath, '--private-key', key];
+  const arns = ['--trust-anchor-arn', env.arns.trustAnchorArn, '--profile-arn', env.arns.profileArn, '--role-arn', env.arns.roleArn, '--endpoint', env.url];
+  const e = cleanEnv({ PW: PASSWORD, AWS_SHARED_CREDENTIALS_FILE: join(dir, 'credentials') });
+  const pipe = `--key-password-file <(printf '%s\\n' "$PW")`;
+  const cp = await runProcess('bash', ['-c', `exec "$0" "$@" ${pipe}`, process.execPath, CLI, 'credential-process', ...identity, ...arns], { cleanEnv: true, env: e });
+  t.equal(cp.code, 0, `credential-process: ${cp.stderr}`);
+  const served = await serveAnswer([...identity, ...arns], e, dir, pipe);
+  t.same(served, { ok: true }, 'serve starts serving with the password read once from the pipe');
 });

@@ -8,7 +8,7 @@ import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { startEmulator } from '../../src/emulator/server.js';
-import { algorithm, bitString, integer, sequence } from '../../src/asn1/encoder.js';
+import { algorithm, bitString, integer, oid, sequence, set, utf8String } from '../../src/asn1/encoder.js';
 import { encodeName, parseSubject } from '../../src/pki/name.js';
 import { runCli } from '../helpers/cli.js';
 import { parseDer } from '../../src/asn1/reader.js';
@@ -184,4 +184,47 @@ t.test('openssl genpkey/req ML-DSA-65 → pki issue --csr → credentials', { sk
   const r = await runCli(['pki', 'issue', '--ca-dir', ca, '--name', 'openssl-mldsa', '--csr', csr]);
   t.equal(r.code, 0, r.stderr);
   await useIt(t, join(ca, 'openssl-mldsa.pem'), key);
+});
+
+// Issue 21 (10): the requester's subject was signed as written — two CNs, a
+// multi-valued RDN, a NUL inside the CN and an empty RDN were all issued.
+t.test('requester subjects with two CNs, a multi-valued or empty RDN, or a control character are refused; --subject overrides', async (t) => {
+  const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const spki = keys.publicKey.export({ type: 'spki', format: 'der' });
+  const atv = (type: string, value: string) => sequence(oid(type), utf8String(value));
+  const CN = '2.5.4.3';
+  const O = '2.5.4.10';
+  const csrWith = async (label: string, name: Buffer) => {
+    const info = sequence(integer(0), name, spki, Buffer.from([0xa0, 0x00]));
+    const csr = sequence(info, algorithm('1.2.840.10045.4.3.2'), bitString(sign('sha256', info, keys.privateKey)));
+    const path = join(dir, `subject-${label}.csr`);
+    await writeFile(path, csr);
+    return path;
+  };
+  const key = await makeKey(dir, 'p256', 'csr-subjects');
+  const opensslCsr = async (label: string, subj: string) => {
+    const path = join(dir, `subject-${label}.csr`);
+    await openssl(['req', '-new', '-key', key, '-subj', subj, '-out', path]);
+    return path;
+  };
+  const cases: Array<[string, string, RegExp]> = [
+    ['two CNs (openssl)', await opensslCsr('two-cn', '/CN=alice/CN=admin'), /has more than one CN/],
+    ['multi-valued RDN (openssl)', await opensslCsr('multi', '/CN=alice+O=Example'), /has a multi-valued RDN/],
+    ['two CNs', await csrWith('two-cn-der', sequence(set(atv(CN, 'alice')), set(atv(CN, 'admin')))), /has more than one CN/],
+    ['NUL in the CN', await csrWith('nul', sequence(set(atv(CN, 'admin\0.evil')))), /has a control character \(such as NUL\) in its CN/],
+    ['escape in O', await csrWith('esc', sequence(set(atv(CN, 'a')), set(atv(O, 'x\x1b[2J')))), /control character .* in its O/],
+    ['empty RDN', await csrWith('empty-rdn', sequence(set(atv(CN, 'alice')), set())), /has an empty RDN/],
+  ];
+  const before = await files();
+  for (const [label, csr, re] of cases) {
+    const r = await runCli(['pki', 'issue', '--ca-dir', ca, '--name', 'odd-subject', '--csr', csr]);
+    t.equal(r.code, 1, `${label}: exit 1`);
+    t.match(r.stderr, re, `${label}: names the problem`);
+    t.match(r.stderr, /give the certificate's subject with --subject/, `${label}: suggests --subject`);
+    t.equal(r.stderr.trim().split('\n').length, 1, `${label}: one line`);
+  }
+  t.same(await files(), before, 'nothing was written');
+  const ok = await runCli(['pki', 'issue', '--ca-dir', ca, '--name', 'odd-subject', '--csr', cases[3]![1], '--subject', '/CN=alice']);
+  t.equal(ok.code, 0, ok.stderr);
+  t.equal(new X509Certificate(await readFile(join(ca, 'odd-subject.pem'))).subject, 'CN=alice', '--subject replaces the refused one');
 });

@@ -121,6 +121,11 @@ export interface JwksServer {
   url: string;
   /** Requests served (all, including refused ones). */
   hits: number;
+  /**
+   * While set, a JWKS request gets 200 and then one byte of body every this many
+   * ms, never the end (a server stuck mid-answer that no idle timeout catches).
+   */
+  dripMs?: number;
   caFile?: string;
   close(): Promise<void>;
 }
@@ -138,8 +143,20 @@ export async function serveJwks(t: { teardown(fn: () => unknown): void }, cluste
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"kind":"Status","code":401}');
       return;
     }
+    if (state.dripMs !== undefined) {
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json' });
+      const timer = setInterval(() => res.write(' '), state.dripMs);
+      drips.add(timer);
+      res.on('close', () => {
+        clearInterval(timer);
+        drips.delete(timer);
+      });
+      res.write('{');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'application/jwk-set+json' }).end(JSON.stringify(cluster.jwks()));
   };
+  const drips = new Set<NodeJS.Timeout>();
   let server;
   if (opts.tls) {
     const dir = opts.dir!;
@@ -154,6 +171,7 @@ export async function serveJwks(t: { teardown(fn: () => unknown): void }, cluste
   state.url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}/openid/v1/jwks`;
   state.close = () => new Promise<void>((resolve) => server.close(() => resolve()));
   t.teardown(() => {
+    for (const d of drips) clearInterval(d);
     server.closeAllConnections();
     return state.close();
   });

@@ -7,6 +7,8 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadIdentity, readPasswordFile } from '../../src/identity/load.js';
 import { MAX_FILE_BYTES } from '../../src/identity/files.js';
+import { hashIdentityFiles } from '../../src/identity/watch.js';
+import { runCli, runProcess } from '../helpers/cli.js';
 import { fetchJwks } from '../../src/podidentity/jwks.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { daemonConfig, httpRequest, profileFor, ROLE_ARN } from '../helpers/daemon.js';
@@ -67,4 +69,36 @@ t.test('a running daemon refuses an oversized replacement and keeps serving its 
   t.equal(daemon.session('main')!.identity.serialDecimal, serial, 'the current identity stays');
   const token = await readFile(config.tokenFile, 'utf8');
   t.equal((await httpRequest(daemon.addresses[0]!.port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'still serving');
+});
+
+// Issue 21 (3): `serve --certificate /dev/zero` read without limit (~750 MB/s):
+// the watcher's change detection trusted stat().size (0 for a device) and read
+// the whole "file" before the capped loader ever saw it.
+t.test('serve --certificate /dev/zero is refused at the cap, not read for ever', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'caps-serve-zero');
+  const r = await runCli(
+    ['serve', '--certificate', '/dev/zero', '--private-key', leaf.keyPath, '--listen', '127.0.0.1:0', '--token-file', join(dir, 'token'), '--no-imds',
+      '--trust-anchor-arn', 'arn:aws:rolesanywhere:us-east-1:123456789012:trust-anchor/a', '--profile-arn', 'arn:aws:rolesanywhere:us-east-1:123456789012:profile/p',
+      '--role-arn', 'arn:aws:iam::123456789012:role/r', '--endpoint', 'http://127.0.0.1:9'],
+    { timeoutMs: 30_000 },
+  );
+  t.equal(r.signal, null, 'it ends by itself');
+  t.equal(r.code, 1, 'exit 1');
+  t.match(r.stderr, /\/dev\/zero: certificate file is more than the 262144 bytes a certificate file can be/);
+});
+
+t.test('change detection never reads a device or a pipe; a pipe password is read once and kept', async (t) => {
+  const dir = await tempDir();
+  const zero = await hashIdentityFiles({ certificate: '/dev/zero' }, ['/dev/urandom']);
+  t.equal(await hashIdentityFiles({ certificate: '/dev/zero' }, ['/dev/urandom']), zero, 'devices hash by what they are, stably, without being read');
+  const fifo = join(dir, 'pw.fifo');
+  await runProcess('mkfifo', [fifo]);
+  const writer = runProcess('sh', ['-c', 'printf "s3cret\\n" > "$0"', fifo]);
+  const before = await hashIdentityFiles({ certificate: '/dev/null' }, [fifo]);
+  t.equal(await readPasswordFile(fifo), 's3cret', 'the loader reads what the writer wrote (the hash consumed nothing)');
+  t.equal((await writer).code, 0, 'the writer was not left without a reader');
+  t.equal(await readPasswordFile(fifo), 's3cret', 'a second read (a reload) gets the same password, not an empty pipe');
+  t.equal(await hashIdentityFiles({ certificate: '/dev/null' }, [fifo]), before, 'the pipe hashes the same after it was read');
 });

@@ -1,7 +1,7 @@
 // RFC 7512 PKCS#11 URIs: the forms AWS's helper, p11-kit and OpenSC accept,
 // and a precise refusal for everything else, never echoing a pin-value.
 import t from 'tap';
-import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri } from '../../src/identity/pkcs11-uri.js';
+import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri, separateUriPins } from '../../src/identity/pkcs11-uri.js';
 
 t.test('parses path and query attributes', async (t) => {
   t.same(parsePkcs11Uri('pkcs11:token=Prod%20HSM;object=client;type=private?pin-value=1234'), {
@@ -85,4 +85,43 @@ t.test('redaction and formatting', async (t) => {
   t.notMatch(text, /pin/, 'formatting never includes the PIN');
   const again = parsePkcs11Uri(text);
   t.same({ ...again }, { token: 'My Token', object: 'a;b', type: 'private', id: Buffer.from([1, 0xab]) }, 'round trip');
+});
+
+// Issue 21 (11): an unencoded `&` in a pin-value split the PIN, and the parser's
+// error quoted the part after it ("attribute "s3cr3t" has no name=value form").
+t.test('a PIN with an unencoded & is refused without echoing any of it', async (t) => {
+  for (const uri of [
+    'pkcs11:object=a?pin-value=9q&s3cr3t',
+    'pkcs11:object=a?pin-value=9q&s3cr3t&module-name=x',
+    'pkcs11:object=a?pin-value=9q&s3=cr3t',
+    'pkcs11:object=a?module-name=x&pin-value=9q&&s3cr3t',
+    'pkcs11:object=a;pin-value=9q;s3cr3t',
+  ]) {
+    const messages: string[] = [];
+    for (const attempt of [() => parsePkcs11Uri(uri), () => separateUriPins({ certificate: uri, privateKey: uri })]) {
+      try {
+        attempt();
+        messages.push('');
+      } catch (err) {
+        messages.push((err as Error).message);
+      }
+    }
+    t.ok(messages[0], `parser refuses ${redactPkcs11Uri(uri)}`);
+    for (const m of [...messages, redactPkcs11Uri(uri)]) {
+      t.notMatch(m, /9q|s3|cr3t/, `no PIN fragment in: ${m}`);
+    }
+  }
+  t.match(
+    (() => {
+      try {
+        separateUriPins({ certificate: 'pkcs11:object=a?pin-value=9q&s3cr3t' });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })(),
+    /%26/,
+    'the message says how to write &',
+  );
+  t.equal(redactPkcs11Uri('pkcs11:token=a?pin-value=9q&34&module-path=/x'), 'pkcs11:token=a?pin-value=REDACTED&module-path=/x');
 });

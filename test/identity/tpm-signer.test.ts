@@ -4,7 +4,7 @@
 import t from 'tap';
 import { verify, X509Certificate } from 'node:crypto';
 import { execFile } from 'node:child_process';
-import { copyFile, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { UserError } from '../../src/errors.js';
@@ -227,4 +227,40 @@ t.test('TPM signer', async (t) => {
   t.test('nothing left loaded', async (t) => {
     t.same(await tpm.transientHandles(), []);
   });
+});
+
+// Issue 21 (9): TPM openssl children inherited the whole environment, including
+// ROLESANYWHERE_KEY_PASSWORD and other profiles' PINs. A fake `openssl` first on
+// PATH writes the environment it was given, through the real code path.
+t.test('openssl children get a minimal environment: no passwords, PINs or AWS keys', async (t) => {
+  const dir = await tempDir('ra-tpm-env-');
+  const dump = join(dir, 'env.txt');
+  await writeFile(join(dir, 'openssl'), `#!/bin/sh\nenv > '${dump}'\nexit 1\n`, { mode: 0o755 });
+  const secrets = {
+    ROLESANYWHERE_KEY_PASSWORD: 'env-Password-1',
+    ROLESANYWHERE_PKCS8_PASSWORD: 'env-Password-2',
+    ROLESANYWHERE_PKCS11_PIN: 'env-Pin-3',
+    AWS_SECRET_ACCESS_KEY: 'env-Secret-4',
+    OTHER_PROFILE_PIN: 'env-Pin-5',
+  };
+  const saved = { ...process.env };
+  t.teardown(() => {
+    for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+    Object.assign(process.env, saved);
+  });
+  Object.assign(process.env, secrets, { PATH: `${dir}:${process.env.PATH}`, TPM2OPENSSL_TCTI: 'swtpm:host=127.0.0.1,port=1', OPENSSL_MODULES: '/usr/lib/x86_64-linux-gnu/ossl-modules' });
+  const err = await openSigner('handle:0x81000001', { password: 'fd3-Password-6' }).catch((e: unknown) => e);
+  t.ok(err instanceof UserError, 'the fake openssl fails the open');
+  const seen = Object.fromEntries((await readFile(dump, 'utf8')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  t.equal(seen.PATH, process.env.PATH, 'PATH is passed');
+  t.equal(seen.TPM2OPENSSL_TCTI, 'swtpm:host=127.0.0.1,port=1', 'the TCTI is passed');
+  t.equal(seen.OPENSSL_MODULES, '/usr/lib/x86_64-linux-gnu/ossl-modules', "openssl's provider directory is passed");
+  for (const [k, v] of Object.entries(secrets)) {
+    t.notOk(k in seen, `${k} is not passed`);
+    t.notOk(Object.values(seen).includes(v), `${k}'s value appears nowhere`);
+  }
+  t.notOk(Object.values(seen).some((v) => v.includes('fd3-Password-6')), 'the key password is not in the environment (it goes through fd 3)');
+  // sh adds PWD, SHLVL and _; tap's process-info hook adds NODE_OPTIONS and _TAPJS_* to every child the test process spawns.
+  const added = (k: string) => ['PWD', 'SHLVL', '_', 'NODE_OPTIONS'].includes(k) || k.startsWith('_TAPJS_');
+  t.same(Object.keys(seen).filter((k) => !['PATH', 'TPM2OPENSSL_TCTI', 'OPENSSL_MODULES'].includes(k) && !added(k)), [], 'nothing else');
 });

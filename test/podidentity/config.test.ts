@@ -48,6 +48,7 @@ t.test('defaults', async (t) => {
     bindings: [{ namespace: 'shop', serviceAccount: 'checkout', profile: 'app' }],
     sessionStart: 'onDemand',
     idleTimeoutSeconds: 3600,
+    maxTokenLifetimeSeconds: 86400,
   });
 });
 
@@ -74,6 +75,8 @@ t.test('mistakes name their field', async (t) => {
     [{ ...base, listen: ['169.254.170.23'] }, /^podIdentity\.listen\[0\]: expected "host:port"/],
     [{ ...base, sessionStart: 'lazy' }, /^podIdentity\.sessionStart: expected onDemand or atStart/],
     [{ ...base, idleTimeoutSeconds: -1 }, /^podIdentity\.idleTimeoutSeconds: must be whole seconds from 0/],
+    [{ ...base, maxTokenLifetimeSeconds: 1e20 }, /^podIdentity\.maxTokenLifetimeSeconds: must be whole seconds from 600 to 31536000/],
+    [{ ...base, maxTokenLifetimeSeconds: '1d' }, /^podIdentity\.maxTokenLifetimeSeconds: must be whole seconds/],
     [{ ...base, listen: ['127.0.0.1:9911'] }, /^podIdentity\.listen\[0\]: 127\.0\.0\.1:9911 is also an ordinary listen address/],
     [{ ...base, issuers: 'x' }, /^podIdentity\.issuers: unknown key/],
   ];

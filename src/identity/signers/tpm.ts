@@ -167,12 +167,40 @@ function serialized<T>(fn: () => Promise<T>): Promise<T> {
   return next;
 }
 
+/**
+ * What an openssl child may see of our environment: where to find programs and
+ * libraries, OpenSSL's configuration and providers, and the TSS's TCTI, log and
+ * D-Bus settings (tabrmd). Nothing else — not ROLESANYWHERE_KEY_PASSWORD, a
+ * token PIN or AWS keys; the one password it needs goes through fd 3.
+ */
+export const OPENSSL_CHILD_ENV = [
+  'PATH',
+  'LD_LIBRARY_PATH',
+  'OPENSSL_CONF',
+  'OPENSSL_CONF_INCLUDE',
+  'OPENSSL_MODULES',
+  'OPENSSL_ENGINES',
+  'TPM2OPENSSL_TCTI',
+  'TPM2TOOLS_TCTI',
+  'TSS2_TCTI',
+  'TSS2_LOG',
+  'DBUS_SYSTEM_BUS_ADDRESS',
+  'DBUS_SESSION_BUS_ADDRESS',
+] as const;
+
+/** The environment of an openssl child: OPENSSL_CHILD_ENV from ours, and the TCTI in use. */
+export function opensslChildEnv(tcti: string | undefined, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const k of OPENSSL_CHILD_ENV) if (from[k] !== undefined) env[k] = from[k];
+  if (tcti !== undefined) env.TPM2OPENSSL_TCTI = tcti;
+  return env;
+}
+
 function runOpenssl(args: string[], opts: { input?: Buffer; password?: string; tcti?: string }): Promise<RunResult> {
   return serialized(
     () =>
       new Promise<RunResult>((resolvePromise, reject) => {
-        const env = { ...process.env };
-        if (opts.tcti !== undefined) env.TPM2OPENSSL_TCTI = opts.tcti;
+        const env = opensslChildEnv(opts.tcti);
         const withPassword = opts.password !== undefined;
         const child = spawn('openssl', withPassword ? [...args, '-passin', 'fd:3'] : args, {
           env,
