@@ -99,11 +99,11 @@ function waitForExports(child: ChildProcess, tail: Tail): Promise<Record<string,
     };
     const onData = (chunk: string): void => {
       buffer += chunk;
-      for (const m of buffer.matchAll(/export (AWS_[A-Z0-9_]+)=(\S+)/g)) found[m[1]!] = m[2]!;
+      for (const m of buffer.matchAll(/^\s*export (AWS_[A-Z0-9_]+)=(\S+)/gm)) found[m[1]!] = m[2]!;
       if (found.AWS_CONTAINER_CREDENTIALS_FULL_URI && found.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE) {
         // Let the whole export block arrive (IMDS line too).
         setTimeout(() => {
-          for (const m of buffer.matchAll(/export (AWS_[A-Z0-9_]+)=(\S+)/g)) found[m[1]!] = m[2]!;
+          for (const m of buffer.matchAll(/^\s*export (AWS_[A-Z0-9_]+)=(\S+)/gm)) found[m[1]!] = m[2]!;
           done();
         }, 50);
       }

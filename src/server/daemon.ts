@@ -211,6 +211,10 @@ export class Daemon {
     const lines = [
       `export AWS_CONTAINER_CREDENTIALS_FULL_URI=${base}/v1/credentials`,
       `export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${this.config.tokenFile}`,
+      // Clients older than the token file (their container provider reads only the variable) get 401
+      // "missing Authorization header" without it; the token itself is never printed.
+      '# AWS CLI v2 before 2.15.0 (Debian 12: 2.9.19) and v1 before 1.30.0 (botocore before 1.32.0) ignore the token file; for them also:',
+      `# export AWS_CONTAINER_AUTHORIZATION_TOKEN=$(cat ${this.config.tokenFile})`,
     ];
     if (this.config.imds.enabled) lines.push(`export AWS_EC2_METADATA_SERVICE_ENDPOINT=${base}/`);
     // SDKs and CLIs need a region of their own ("Region is missing" / "You must specify a region"):

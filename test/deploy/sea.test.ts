@@ -17,6 +17,7 @@ import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { emulatorProfileYaml, startTestEmulator } from '../helpers/emulator.js';
 import { makeLeaf, makePfx, tempDir } from '../helpers/pki.js';
 import { startSoftTpm } from '../helpers/swtpm.js';
+import { missing as needs } from '../helpers/needs.js';
 import { sha } from '../helpers/assert.js';
 
 const run = promisify(execFile);
@@ -90,7 +91,7 @@ t.test('credential-process: PEM key, and a legacy (RC2) PKCS#12 bundle', async (
   t.notMatch(legacy.stderr + legacy.stdout, /sea password/, 'the password is not printed');
 });
 
-t.test('credential-process with a TPM key: the lone file drives the system openssl and its tpm2 provider', async (t) => {
+t.test('credential-process with a TPM key: the lone file drives the system openssl and its tpm2 provider', { skip: needs('tpm') ?? false }, async (t) => {
   const tpm = await startSoftTpm(t);
   const key = await tpm.tss2Key('p256');
   const leaf = await makeLeaf(emu.dir, emu.ca, 'sea-tpm', { csrPath: await tpm.csr(key, 'sea-tpm') });

@@ -7,6 +7,7 @@ import { loadDaemonConfig, SERVE_OPTIONS } from '../../src/config/load.js';
 import { envName } from '../../src/config/profile.js';
 import { REPO } from '../helpers/cli.js';
 import { tempDir } from '../helpers/pki.js';
+import { missing as needs } from '../helpers/needs.js';
 
 const run = promisify(execFile);
 const UNIT = join(REPO, 'systemd', 'rolesanywhere-credentiald.service');
@@ -37,9 +38,9 @@ async function haveSystemdAnalyze(): Promise<boolean> {
   );
 }
 
-t.test('systemd-analyze verify accepts the unit (no unknown directives)', async (t) => {
+t.test('systemd-analyze verify accepts the unit (no unknown directives)', { skip: needs('systemd') ?? false }, async (t) => {
   if (!(await haveSystemdAnalyze())) {
-    t.fail('systemd-analyze is not installed (apt-get install systemd)');
+    t.fail('systemd-analyze is on PATH but does not run');
     return;
   }
   // verify checks that ExecStart's binary exists: point it at this Node.

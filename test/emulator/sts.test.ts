@@ -3,9 +3,9 @@
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { existsSync } from 'node:fs';
 import { STSClient, GetCallerIdentityCommand } from '@aws-sdk/client-sts';
 import { issueCredentials, startTestEmulator } from '../helpers/emulator.js';
+import { missing as needs } from '../helpers/needs.js';
 
 const exec = promisify(execFile);
 
@@ -85,11 +85,15 @@ t.test('expired credentials are never accepted', async (t) => {
   // Wait (by condition, generously) until the credential is past its expiration.
   while (Date.now() <= expiresAt + 50) await new Promise((r) => setTimeout(r, 100));
   t.same(await sdkError(env.url, creds), { name: 'ExpiredToken', status: 400 }, 'JS SDK: ExpiredToken');
-  const cli = await awsCli('aws', env.url, creds);
-  t.not(cli.code, 0, 'aws CLI v1 fails');
-  t.match(cli.stderr, /ExpiredToken/, 'aws CLI v1 reports ExpiredToken');
+  const noCli = needs('aws-cli');
+  if (noCli) t.skip(`aws CLI v1 with the expired credential: ${noCli}`);
+  else {
+    const cli = await awsCli('aws', env.url, creds);
+    t.not(cli.code, 0, 'aws CLI v1 fails');
+    t.match(cli.stderr, /ExpiredToken/, 'aws CLI v1 reports ExpiredToken');
+  }
   t.equal(env.emulator.stats.sts.ok, 0);
-  t.equal(env.emulator.stats.sts.errors.ExpiredToken, 2);
+  t.equal(env.emulator.stats.sts.errors.ExpiredToken, noCli ? 1 : 2);
   // The expiration fault issues an already-expired credential directly.
   env.emulator.setFaults([{ kind: 'expiration', seconds: -10, times: 1 }]);
   const stale = await issueCredentials(env);
@@ -98,7 +102,7 @@ t.test('expired credentials are never accepted', async (t) => {
 });
 
 for (const bin of ['aws', '/usr/bin/aws']) {
-  t.test(`${bin} sts get-caller-identity --endpoint-url`, { skip: bin.startsWith('/') && !existsSync(bin) ? `${bin} not installed` : false }, async (t) => {
+  t.test(`${bin} sts get-caller-identity --endpoint-url`, { skip: needs(bin === 'aws' ? 'aws-cli' : 'aws-cli-debian') ?? false }, async (t) => {
     const env = await startTestEmulator(t);
     const creds = await issueCredentials(env);
     const ok = await awsCli(bin, env.url, creds);
