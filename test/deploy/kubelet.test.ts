@@ -20,7 +20,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { CLI, REPO, runProcess } from '../helpers/cli.js';
-import { atomicWriter, containerScript, emptyDir, makeCluster, type ContainerSpec } from '../helpers/kube.js';
+import { atomicUpdate, atomicWriter, containerScript, emptyDir, makeCluster, type ContainerSpec } from '../helpers/kube.js';
 import { makeNetns, run } from '../helpers/netns.js';
 import { makeCA, makeLeaf, openssl, tempDir } from '../helpers/pki.js';
 
@@ -186,6 +186,15 @@ if (process.getuid?.() !== 0) {
     ];
     const other = await runProcess('ip', ['netns', 'exec', ns, ...unshare(containerScript({ ...appSpec, uid: 1001, gid: 1001, command: fetchWithToken }, join(dir, 'scratch-other')))], { cleanEnv: true, env: { ...env0, ...envOf(app) }, timeoutMs: 90_000 });
     t.equal(other.stdout.trim(), '403', `it read the token but the callers check refuses its uid (${other.stderr.slice(0, 300)})`);
+    // cert-manager renews the Secret: kubelet swaps ..data; the daemon loads the new pair and signs with it.
+    const renewed = await makeLeaf(pki, ca, 'app.default.svc-renewed');
+    const tlsVol = (pod.volumes as Json[]).find((v) => v.secret)!;
+    await atomicUpdate(volumes.get(tlsVol.name)!, { 'tls.crt': renewed.certPem + ca.certPem, 'tls.key': await readFile(renewed.keyPath, 'utf8'), 'ca.crt': ca.certPem }, { defaultMode: tlsVol.secret.defaultMode, fsGroup });
+    await daemon.waitFor(new RegExp(`"event":"refresh","outcome":"success"[^\n]*"serial":"${renewed.serialDecimal}"`));
+    t.pass('the renewed certificate, swapped in by ..data, got new credentials');
+    const again = await runProcess('ip', ['netns', 'exec', ns, ...unshare(containerScript(appSpec, join(dir, 'scratch-app2')))], { cleanEnv: true, env: { ...env0, ...envOf(app) }, timeoutMs: 90_000 });
+    t.equal(again.code, 0, again.code === 0 ? 'the app still gets credentials' : `the app failed after the renewal: ${again.stderr.slice(0, 600)}`);
+
     t.equal(await probe(ns, healthPort, '/healthz'), 200, 'liveness probe');
     daemon.child.kill('SIGTERM');
     t.equal(await daemon.exited, 0, 'SIGTERM: clean exit');
@@ -307,6 +316,13 @@ if (process.getuid?.() !== 0) {
     const res = await runProcess('ip', ['netns', 'exec', ns, ...unshare(containerScript(appSpec, join(dir, 'scratch-app')))], { cleanEnv: true, env: { ...env0, ...envOf(app) }, timeoutMs: 90_000 });
     t.equal(res.code, 0, res.code === 0 ? "the pod's call succeeded" : `the pod's call failed: ${res.stderr.slice(0, 600)}`);
     if (res.code === 0) t.match(JSON.parse(res.stdout).Arn, /:assumed-role\/checkout\//, "the role its service account's binding names");
+    // kubelet rewrites the projected token before it expires (a ..data swap); the SDK reads the new one.
+    const tokVol = (pod.volumes as Json[]).find((v) => v.projected)!;
+    const sat = tokVol.projected.sources[0].serviceAccountToken;
+    const rotated = await cluster.mint({ namespace: podMeta.namespace, serviceAccount: pod.serviceAccountName, podName: podMeta.name, audience: sat.audience, expiresIn: sat.expirationSeconds });
+    await atomicUpdate(podVolumes.get(tokVol.name)!, { [sat.path]: rotated }, { defaultMode: tokVol.projected.defaultMode, fsGroup: podFsGroup });
+    const again = await runProcess('ip', ['netns', 'exec', ns, ...unshare(containerScript(appSpec, join(dir, 'scratch-app2')))], { cleanEnv: true, env: { ...env0, ...envOf(app) }, timeoutMs: 90_000 });
+    t.equal(again.code, 0, again.code === 0 ? 'with the rotated token too' : `failed with the rotated token: ${again.stderr.slice(0, 600)}`);
     t.match(api.output(), /jwks served/, "the agent fetched the cluster's keys from https://kubernetes.default.svc with its own token and ca.crt");
     t.notMatch(agentProc.output(), /"level":50/, 'no error');
     // The only warnings: the node key, 0644 in the CSI volume (the driver's default mode), is readable by every user of the agent's container.

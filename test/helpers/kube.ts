@@ -164,8 +164,9 @@ export async function serveJwks(t: { teardown(fn: () => unknown): void }, cluste
 //
 //   await emptyDir(dir, { fsGroup: 1000, memory: true })   // tmpfs 1777 → 3777 root:1000, unmounted at teardown
 //   await atomicWriter(dir, { 'tls.crt': pem }, { defaultMode: 0o440, fsGroup: 1000 })   // ..2026_…/, ..data →, tls.crt → ..data/tls.crt
+//   await atomicUpdate(dir, { 'tls.crt': renewed }, …)                                   // ..data swapped by a rename, the old directory removed
 //   containerScript({ uid, gid, groups, readOnlyRoot, caps, mounts, command })   // for `unshare -m … sh -ec`
-import { chmod, chown, mkdir, symlink, writeFile as writeFileP } from 'node:fs/promises';
+import { chmod, chown, mkdir, readlink, rename, rm, symlink, writeFile as writeFileP } from 'node:fs/promises';
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, sep } from 'node:path';
 import { run } from './netns.js';
@@ -197,20 +198,35 @@ export async function emptyDir(t: { teardown(fn: () => unknown): void }, dir: st
  */
 export async function atomicWriter(dir: string, files: Record<string, string>, o: { defaultMode?: number; fsGroup?: number } = {}): Promise<string> {
   await mkdir(dir, { recursive: true });
-  const stamp = `..${new Date().toISOString().replace(/[-:]/g, '_').replace('T', '_').replace(/\.(\d+)Z$/, '.$1000000')}`;
+  const stamp = await writeStamped(dir, files, o);
+  for (const key of Object.keys(files)) await symlink(`..data/${key}`, join(dir, key));
+  await symlink(stamp, join(dir, '..data'));
+  await chown(dir, 0, o.fsGroup ?? 0);
+  await chmod(dir, 0o1777 | (o.fsGroup !== undefined ? 0o2000 : 0)); // the wrapped tmpfs emptyDir kubelet writes into
+  return dir;
+}
+
+/** An update as the atomic writer makes it (same keys): a new timestamped directory, `..data_tmp` renamed over `..data`, the old directory removed. */
+export async function atomicUpdate(dir: string, files: Record<string, string>, o: { defaultMode?: number; fsGroup?: number } = {}): Promise<void> {
+  const old = await readlink(join(dir, '..data'));
+  const stamp = await writeStamped(dir, files, o);
+  await symlink(stamp, join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+  await rm(join(dir, old), { recursive: true });
+}
+
+let stamps = 0;
+async function writeStamped(dir: string, files: Record<string, string>, o: { defaultMode?: number; fsGroup?: number }): Promise<string> {
+  const ns = String(++stamps).padStart(9, '0');
+  const stamp = `..${new Date().toISOString().replace(/[-:]/g, '_').replace('T', '_').replace(/\.\d+Z$/, `.${ns}`)}`;
   await mkdir(join(dir, stamp), { mode: 0o755 });
-  const gid = o.fsGroup ?? 0;
   for (const [key, text] of Object.entries(files)) {
     const p = join(dir, stamp, key);
     await writeFileP(p, text);
-    await chown(p, 0, gid);
+    await chown(p, 0, o.fsGroup ?? 0);
     await chmod(p, (o.defaultMode ?? 0o644) | (o.fsGroup !== undefined ? 0o440 : 0));
-    await symlink(`..data/${key}`, join(dir, key));
   }
-  await symlink(stamp, join(dir, '..data'));
-  await chown(dir, 0, gid);
-  await chmod(dir, 0o1777 | (o.fsGroup !== undefined ? 0o2000 : 0)); // the wrapped tmpfs emptyDir kubelet writes into
-  return dir;
+  return stamp;
 }
 
 export interface ContainerSpec {
