@@ -14,7 +14,7 @@
 //
 // Signatures: RSA with CKM_SHA256_RSA_PKCS (or CKM_RSA_PKCS over a DigestInfo
 // when the token only has that); EC with CKM_ECDSA over the SHA-256 digest
-// computed here, the token's raw r‖s turned into the DER SEQUENCE the service
+// computed here (SHA-384/512 likewise, for `sign-string --digest`), the token's raw r‖s turned into the DER SEQUENCE the service
 // expects. Every signature is verified with the public key before use, so a
 // token that answers garbage fails loudly here and not at the service.
 //
@@ -36,7 +36,7 @@ import { fileError, readPasswordFile } from '../files.js';
 import { describeKeyType, spkiOf } from '../keys.js';
 import { formatPkcs11Uri, isPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from '../pkcs11-uri.js';
 import type { KeySourceOptions, SourceCertificate } from '../key-sources.js';
-import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
+import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type SignDigest, type Signer } from '../signer.js';
 import { clampDelay } from '../../timers.js';
 
 export const name = 'pkcs11';
@@ -579,7 +579,8 @@ class Pkcs11Signer implements Signer {
   private keyHandle: Handle | undefined;
   private generation: number;
   private closed = false;
-  private rsaMechanism: 'CKM_SHA256_RSA_PKCS' | 'CKM_RSA_PKCS' = 'CKM_SHA256_RSA_PKCS';
+  /** The slot's mechanisms (undefined: the token would not say), to fall back to CKM_RSA_PKCS. */
+  private mechanisms: number[] | undefined;
   private readonly description: string;
 
   constructor(
@@ -607,10 +608,7 @@ class Pkcs11Signer implements Signer {
     this.session = located.session;
     this.keyHandle = located.key.handle;
     this.generation = this.module.generation;
-    if (this.keyAlgorithm === 'RSA') {
-      const mechs = safeMechanisms(this.module.api, located.found.slot);
-      this.rsaMechanism = mechs && !mechs.includes(ck('CKM_SHA256_RSA_PKCS')) && mechs.includes(ck('CKM_RSA_PKCS')) ? 'CKM_RSA_PKCS' : 'CKM_SHA256_RSA_PKCS';
-    }
+    if (this.keyAlgorithm === 'RSA') this.mechanisms = safeMechanisms(this.module.api, located.found.slot);
     this.alwaysAuthenticate = located.key.alwaysAuthenticate;
   }
 
@@ -620,14 +618,14 @@ class Pkcs11Signer implements Signer {
     return this.description;
   }
 
-  sign(data: Buffer): Promise<Buffer> {
+  sign(data: Buffer, digest: SignDigest = 'sha256'): Promise<Buffer> {
     return this.module.run(async () => {
       if (this.closed) throw new Error('PKCS#11 signer used after close');
       let lastErr: unknown;
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           if (!this.session || this.generation !== this.module.generation) this.reopen();
-          return await this.signOnce(data);
+          return await this.signOnce(data, digest);
         } catch (err) {
           lastErr = err;
           if (err instanceof UserError && UNAVAILABLE.has(err.reason)) {
@@ -663,28 +661,29 @@ class Pkcs11Signer implements Signer {
     this.adopt(located);
   }
 
-  private async signOnce(data: Buffer): Promise<Buffer> {
+  private async signOnce(data: Buffer, digestName: SignDigest): Promise<Buffer> {
     const api = this.module.api;
     const session = this.session!;
-    const digest = createHash('sha256').update(data).digest();
+    const digest = createHash(digestName).update(data).digest();
+    const hashed = ck(`CKM_${digestName.toUpperCase()}_RSA_PKCS`);
     let mechanism: number;
     let input: Buffer;
     if (this.keyAlgorithm === 'EC') {
       mechanism = ck('CKM_ECDSA');
       input = digest;
-    } else if (this.rsaMechanism === 'CKM_SHA256_RSA_PKCS') {
-      mechanism = ck('CKM_SHA256_RSA_PKCS');
+    } else if (!this.mechanisms || this.mechanisms.includes(hashed) || !this.mechanisms.includes(ck('CKM_RSA_PKCS'))) {
+      mechanism = hashed;
       input = data;
     } else {
-      // PKCS#1 v1.5 over DigestInfo{sha256, digest}: what CKM_SHA256_RSA_PKCS does inside the token.
+      // PKCS#1 v1.5 over DigestInfo{hash, digest}: what CKM_SHA256_RSA_PKCS (…384, …512) does inside the token.
       mechanism = ck('CKM_RSA_PKCS');
-      input = sequence(sequence(oid('2.16.840.1.101.3.4.2.1'), nullValue()), octetString(digest));
+      input = sequence(sequence(oid(DIGEST_OIDS[digestName]), nullValue()), octetString(digest));
     }
     api.C_SignInit(session, { mechanism }, this.keyHandle!);
     if (this.alwaysAuthenticate) this.contextLogin(session);
     const raw = await api.C_SignAsync(session, input, Buffer.alloc(1024));
     const signature = this.keyAlgorithm === 'EC' ? ecdsaDer(raw, this.description) : Buffer.from(raw);
-    const ok = cryptoVerify('sha256', data, { key: this.publicKey, dsaEncoding: 'der' }, signature);
+    const ok = cryptoVerify(digestName, data, { key: this.publicKey, dsaEncoding: 'der' }, signature);
     if (!ok) {
       throw new UserError(`${this.description}: the token returned a signature that does not verify with the key's public key; the token or module is faulty`, {
         reason: 'pkcs11_bad_signature',
@@ -738,6 +737,13 @@ function closeQuietly(api: Pkcs11Api, session: Handle): void {
     // Already closed with its token.
   }
 }
+
+/** NIST hash algorithm OIDs, for a DigestInfo. */
+const DIGEST_OIDS: Readonly<Record<SignDigest, string>> = {
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+};
 
 /** CKM_ECDSA's raw r‖s (two equal halves) as DER SEQUENCE { INTEGER r, INTEGER s }. */
 export function ecdsaDer(raw: Buffer, who = 'PKCS#11 token'): Buffer {
@@ -936,6 +942,59 @@ function openHere(spec: string, options: Pkcs11Options = {}): Promise<Signer> {
   });
 }
 
+/** The X.509 certificates a pkcs11: URI matches on its token (logging in only when none is visible without). */
+function findCertificates(api: Pkcs11Api, module: Module, found: Found, session: Handle, query: KeyQuery, pin: Pin | undefined): Handle[] {
+  const template = [...objectTemplate('CKO_CERTIFICATE', query.label, query.id), { type: ck('CKA_CERTIFICATE_TYPE'), value: ck('CKC_X_509') }];
+  let handles = findObjects(api, session, template);
+  // Some tokens hide certificates until login.
+  if (handles.length === 0 && pin) {
+    login(module, found, session, pin);
+    handles = findObjects(api, session, template);
+  }
+  return handles;
+}
+
+/** A certificate on a token and a URI naming it (for `read-certificate-data`). */
+export interface ListedCertificate {
+  der: Buffer;
+  uri: string;
+}
+
+/** Every X.509 certificate a pkcs11: URI matches (in this thread); none is an empty list. */
+function listCertificatesHere(spec: string, options: Pkcs11Options = {}): Promise<ListedCertificate[]> {
+  return onModule(spec, options, 'certificate', false, async ({ uri, query, pin, module }) => {
+    const api = module.api;
+    const found = findToken(api, uri, spec, module.path);
+    const slot = api.C_GetSlotInfo(found.slot);
+    const session = api.C_OpenSession(found.slot, ck('CKF_SERIAL_SESSION'));
+    try {
+      const out: ListedCertificate[] = [];
+      for (const handle of findCertificates(api, module, found, session, query, pin)) {
+        const der = attribute(api, session, handle, ck('CKA_VALUE'));
+        if (!der || der.length === 0) continue;
+        const id = attribute(api, session, handle, ck('CKA_ID'));
+        const label = attribute(api, session, handle, ck('CKA_LABEL'))?.toString('utf8');
+        // The attributes aws_signing_helper lists, and the token label, which picks the token most plainly.
+        const certUri: Pkcs11Uri = {
+          token: trimmed(found.token.label),
+          manufacturer: trimmed(found.token.manufacturerID),
+          serial: trimmed(found.token.serialNumber),
+          model: trimmed(found.token.model),
+          slotDescription: trimmed(slot.slotDescription),
+          slotManufacturer: trimmed(slot.manufacturerID),
+          type: 'cert',
+        };
+        if (label !== undefined) certUri.object = label;
+        if (id && id.length > 0) certUri.id = id;
+        out.push({ der: Buffer.from(der), uri: formatPkcs11Uri(certUri) });
+      }
+      return out;
+    } finally {
+      closeQuietly(api, session);
+    }
+  });
+}
+
 /** Reads the X.509 certificate a `--certificate pkcs11:…` URI names (in this thread). */
 function readCertificateHere(spec: string, options: Pkcs11Options = {}): Promise<SourceCertificate> {
   return onModule(spec, options, 'certificate', false, async ({ uri, query, pin, module }) => {
@@ -943,13 +1002,7 @@ function readCertificateHere(spec: string, options: Pkcs11Options = {}): Promise
     const found = findToken(api, uri, spec, module.path);
     const session = api.C_OpenSession(found.slot, ck('CKF_SERIAL_SESSION'));
     try {
-      const template = [...objectTemplate('CKO_CERTIFICATE', query.label, query.id), { type: ck('CKA_CERTIFICATE_TYPE'), value: ck('CKC_X_509') }];
-      let handles = findObjects(api, session, template);
-      // Some tokens hide certificates until login.
-      if (handles.length === 0 && pin) {
-        login(module, found, session, pin);
-        handles = findObjects(api, session, template);
-      }
+      const handles = findCertificates(api, module, found, session, query, pin);
       const what = objectName(query.label, query.id);
       if (handles.length === 0) {
         throw new UserError(`${redactPkcs11Uri(spec)}: no X.509 certificate ${what} on ${found.name}; check object= / id=, or give the certificate as a file`, {
@@ -1024,7 +1077,8 @@ type WireOptions = Omit<Pkcs11Options, 'certificate'> & { certificateDer?: Buffe
 type Call =
   | { op: 'open'; spec: string; options: WireOptions }
   | { op: 'readCertificate'; spec: string; options: WireOptions }
-  | { op: 'sign'; signer: number; data: Uint8Array }
+  | { op: 'listCertificates'; spec: string; options: WireOptions }
+  | { op: 'sign'; signer: number; data: Uint8Array; digest: SignDigest }
   | { op: 'close'; signer: number };
 type Request = Call & { id: number };
 interface OpenedKey {
@@ -1068,10 +1122,12 @@ export function serveWorker(): void {
           const c = await readCertificateHere(req.spec, fromWire(req.options));
           return { ...c, keyOptions: toWire(c.keyOptions) };
         }
+        case 'listCertificates':
+          return listCertificatesHere(req.spec, fromWire(req.options));
         case 'sign': {
           const signer = signers.get(req.signer);
           if (!signer) throw new Error('PKCS#11 signer is closed');
-          return signer.sign(Buffer.from(req.data));
+          return signer.sign(Buffer.from(req.data), req.digest);
         }
         case 'close': {
           const signer = signers.get(req.signer);
@@ -1220,7 +1276,7 @@ class RemoteSigner implements Signer {
     return this.description;
   }
 
-  async sign(data: Buffer): Promise<Buffer> {
+  async sign(data: Buffer, digest: SignDigest = 'sha256'): Promise<Buffer> {
     if (this.closed) throw new Error('PKCS#11 signer used after close');
     const h = workerHost();
     if (this.generation !== h.generation) {
@@ -1235,7 +1291,7 @@ class RemoteSigner implements Signer {
       this.opened = opened;
       this.generation = generation;
     }
-    const signature = await h.call<Uint8Array>({ op: 'sign', signer: this.opened.signer, data }, this.description, callTimeoutMs.sign);
+    const signature = await h.call<Uint8Array>({ op: 'sign', signer: this.opened.signer, data, digest }, this.description, callTimeoutMs.sign);
     return Buffer.from(signature);
   }
 
@@ -1264,4 +1320,10 @@ export async function readCertificate(spec: string, options: Pkcs11Options = {})
     callTimeoutMs.open,
   );
   return { ...c, der: Buffer.from(c.der), keyOptions: fromWire(c.keyOptions) };
+}
+
+/** Every X.509 certificate a `pkcs11:` URI matches, with a URI naming each (`read-certificate-data`). */
+export async function listCertificates(spec: string, options: Pkcs11Options = {}): Promise<ListedCertificate[]> {
+  const list = await workerHost().call<ListedCertificate[]>({ op: 'listCertificates', spec, options: toWire(options) }, redactPkcs11Uri(spec), callTimeoutMs.open);
+  return list.map((c) => ({ der: Buffer.from(c.der), uri: c.uri }));
 }
