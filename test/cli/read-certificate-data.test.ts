@@ -4,12 +4,14 @@
 // URI its list of every matching certificate (SHA-1 fingerprint, subject and
 // issuer as Go prints names, hex serial, a URI naming the certificate).
 import t from 'tap';
+import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
 import { makeCA, makeLeaf, openssl, tempDir } from '../helpers/pki.js';
 import { createToken, softhsmMissing } from '../helpers/softhsm.js';
 import { goNameString, parseCertificateFields } from '../../src/identity/x509-fields.js';
+import { mlDsaUnsupported } from '../../src/identity/signer.js';
 import { sequence, set, oid, utf8String, printableString, ia5String } from '../../src/asn1/encoder.js';
 
 const dir = await tempDir('ra-read-cert-');
@@ -40,6 +42,22 @@ for (const [keyType, name] of [
     t.equal((await runCli(['read-certificate-data', '--certificate', bundle])).stdout, expected, 'a bundle: its first certificate');
   });
 }
+
+t.test('ML-DSA certificate: the variant as key type and only algorithm, as helper 1.8 prints it', { skip: mlDsaUnsupported() }, async (t) => {
+  const pki = join(dir, 'mldsa');
+  const init = await runCli(['pki', 'init', pki, '--key-type', 'ml-dsa-65', '--client-key-type', 'ml-dsa-65']);
+  t.equal(init.code, 0, init.stderr);
+  const certPath = join(pki, 'client.pem');
+  const r = await runCli(['read-certificate-data', '--certificate', certPath]);
+  t.equal(r.code, 0, r.stderr);
+  const serial = new X509Certificate(await readFile(certPath)).serialNumber; // openssl 3.0 here cannot read ML-DSA
+  const data = JSON.parse(r.stdout) as Record<string, unknown>;
+  t.same(Object.keys(data), ['keyType', 'certificateData', 'serialNumber', 'supportedAlgorithms']);
+  t.equal(data.keyType, 'ML-DSA-65');
+  t.same(data.supportedAlgorithms, ['ML-DSA-65']);
+  t.equal(data.certificateData, Buffer.from((await readFile(certPath, 'utf8')).replace(/-----[^-]+-----|\s/g, ''), 'base64').toString('base64'));
+  t.equal(data.serialNumber, BigInt(`0x${serial}`).toString(10));
+});
 
 t.test('bad input: a clear error, nothing on stdout', async (t) => {
   const none = await runCli(['read-certificate-data']);
