@@ -301,7 +301,7 @@ export const SETTINGS = [
   {
     // aws_signing_helper's OS certificate store flags (Windows, macOS): parsed, then refused.
     flag: 'cert-selector', arg: 'SELECTOR', scope: 'profile', type: 'string', env: [], commands: HELPER_COMMANDS, refused: OS_STORE_REFUSAL,
-    help: 'aws_signing_helper: a certificate in the Windows/macOS certificate store;\nnot supported on this platform (use --certificate and --private-key)',
+    help: 'aws_signing_helper: a certificate in the Windows/macOS certificate store;\nnot supported on this platform',
   },
   {
     flag: 'system-store-name', arg: 'NAME', scope: 'profile', type: 'string', env: [], commands: HELPER_COMMANDS, refused: OS_STORE_REFUSAL,
@@ -404,7 +404,7 @@ export const SETTINGS = [
   { flag: 'once', scope: 'command', type: 'boolean', commands: ['update'], help: 'write once and exit', env: [] },
   {
     flag: 'debug', scope: 'command', type: 'boolean', commands: HELPER_COMMANDS, env: [],
-    help: 'more detail on stderr (aws_signing_helper compatibility): serve logs at\nlevel debug unless --log-level is given; the other commands print the\ncauses of an error',
+    help: 'more detail on stderr (aws_signing_helper compatibility): serve logs at\nlevel debug (unless a log level is set); the other commands print the\ncauses of an error',
   },
   {
     flag: 'digest', arg: 'DIGEST', scope: 'command', type: 'enum', values: SIGN_DIGESTS, default: 'sha256', commands: ['sign-string'], env: [],
