@@ -37,7 +37,7 @@ async function topLevelHelp(): Promise<string> {
     } catch {
       summary = '(unavailable)';
     }
-    lines.push(`  ${name.padEnd(20)} ${summary}`);
+    lines.push(`  ${name.padEnd(21)} ${summary}`);
   }
   lines.push('', 'Run `rolesanywhere-credentiald <command> --help` for a command\'s options.');
   return lines.join('\n');
