@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { enableCompileCache } from './cli/compile-cache.js';
 import { holdSighup } from './cli/early-sighup.js';
-import { describeError, UserError } from './errors.js';
+import { debugOutputEnabled, describeError, UserError } from './errors.js';
 
 // Before any command module loads: see compile-cache.ts.
 enableCompileCache();
@@ -22,6 +22,8 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   'credential-process': () => import('./cli/credential-process.js'),
   update: () => import('./cli/update.js'),
   check: () => import('./cli/check.js'),
+  'sign-string': () => import('./cli/sign-string.js'),
+  'read-certificate-data': () => import('./cli/read-certificate-data.js'),
   pki: () => import('./cli/pki.js'),
   emulator: () => import('./cli/emulator.js'),
 };
@@ -35,7 +37,7 @@ async function topLevelHelp(): Promise<string> {
     } catch {
       summary = '(unavailable)';
     }
-    lines.push(`  ${name.padEnd(20)} ${summary}`);
+    lines.push(`  ${name.padEnd(21)} ${summary}`);
   }
   lines.push('', 'Run `rolesanywhere-credentiald <command> --help` for a command\'s options.');
   return lines.join('\n');
@@ -70,8 +72,11 @@ main(process.argv.slice(2)).then(
     // printed whole (a config error lists one problem per line after its header).
     const message = err instanceof UserError ? err.message : describeError(err);
     process.stderr.write(`rolesanywhere-credentiald: ${message}\n`);
-    if (process.env.ROLESANYWHERE_DEBUG && !(err instanceof UserError) && err instanceof Error) {
-      process.stderr.write(`${err.stack ?? ''}\n`);
+    if (debugOutputEnabled()) {
+      for (let c = err instanceof Error ? err.cause : undefined, n = 0; c !== undefined && n < 10; c = c instanceof Error ? c.cause : undefined, n++) {
+        process.stderr.write(`  caused by: ${describeError(c)}\n`);
+      }
+      if (!(err instanceof UserError) && err instanceof Error) process.stderr.write(`${err.stack ?? ''}\n`);
     }
     process.exitCode = err instanceof UserError ? err.exitCode : 1;
   },

@@ -25,6 +25,16 @@ export function describeError(err: unknown): string {
   return String(err);
 }
 
+let debugOutput = false;
+/** aws_signing_helper's `--debug` on a one-shot command: the CLI prints an error's causes too. */
+export function enableDebugOutput(): void {
+  debugOutput = true;
+}
+/** `--debug` was given, or ROLESANYWHERE_DEBUG is set. */
+export function debugOutputEnabled(): boolean {
+  return debugOutput || !!process.env.ROLESANYWHERE_DEBUG;
+}
+
 /** What an aborted operation rejects with: the signal's reason, else an AbortError. */
 export function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? Object.assign(new Error('the operation was aborted'), { name: 'AbortError' });

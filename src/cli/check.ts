@@ -3,9 +3,9 @@
 import type { X509Certificate } from 'node:crypto';
 import { parseFlags } from '../config/args.js';
 import { formatProblem, type Problem } from '../problems.js';
-import { flagOrEnv, passwordInput } from '../config/profile.js';
 import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
-import { identitySourceFromProfile, type IdentitySettings } from '../runtime/identity-source.js';
+import { identitySourceFromProfile } from '../runtime/identity-source.js';
+import { identityFromFlags } from './identity-args.js';
 import { UserError } from '../errors.js';
 import { describeKeyType, keyMatchesCertificate, keyTypeProblem } from '../identity/keys.js';
 import { keyMismatch, readCertificateList, readIdentityMaterial, serialDecimal } from '../identity/load.js';
@@ -50,24 +50,12 @@ export async function run(argv: string[]): Promise<number> {
   const problems: Problem[] = [];
   const expiryWarningDays = (readSetting(setting('expiryWarningDays'), text('expiry-warning-days'), '--expiry-warning-days', problems) as number | undefined) ?? DEFAULT_EXPIRY_WARNING_DAYS;
   // The same password sources and precedence as credential-process, update and serve.
-  const pw = passwordInput(values, process.env);
-  problems.push(...pw.problems);
-  const pkcs11Lib = flagOrEnv(setting('pkcs11Lib'), values, process.env, problems);
-  const pinFile = flagOrEnv(setting('pkcs11PinFile'), values, process.env, problems);
+  const identity = identityFromFlags(values, process.env, problems);
   // "--expiry-warning-days must be …" reads as a sentence; other problems keep "path: message".
   const sentence = (p: Problem) => (p.message.startsWith('must ') ? `${p.path} ${p.message}` : formatProblem(p));
   if (problems.length > 0) throw new UserError(`check: ${problems.map(sentence).join('; ')}`);
-  const settings: IdentitySettings = { certificate };
-  const privateKey = text('private-key');
-  const intermediates = text('intermediates');
-  if (privateKey) settings.privateKey = privateKey;
-  if (intermediates) settings.intermediates = intermediates;
-  if (pw.keyPasswordFile) settings.keyPasswordFile = pw.keyPasswordFile.value;
-  if (pw.keyPassword !== undefined) settings.keyPassword = pw.keyPassword;
-  if (values['no-tpm-key-password'] === true) settings.noTpmKeyPassword = true;
-  if (pkcs11Lib) settings.pkcs11Lib = String(pkcs11Lib.value);
-  if (pinFile) settings.pkcs11PinFile = String(pinFile.value);
-  const source = await identitySourceFromProfile(settings);
+  const { privateKey } = identity;
+  const source = await identitySourceFromProfile({ ...identity, certificate });
 
   const material = await readIdentityMaterial(source);
   let anchors: X509Certificate[] | undefined;
@@ -105,7 +93,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   // Secret files other local users can read: a FAIL for every user, a WARN for a group (deliberate in the systemd recipe).
-  const secrets = secretFilesOf({ certificate, privateKey, keyPasswordFile: pw.keyPasswordFile?.value });
+  const secrets = secretFilesOf({ certificate, privateKey, keyPasswordFile: identity.keyPasswordFile });
   if (secrets.some((f) => f.path !== undefined)) {
     const exposed = await exposedSecretFiles(secrets);
     for (const f of exposed) results.push({ id: 'secretFileMode', ok: false, severity: f.everyone ? 'error' : 'warning', summary: f.message });

@@ -2,9 +2,9 @@
 // a validated profile (the settings table's options for the command).
 import { parseFlags } from '../config/args.js';
 import { profileFromFlags } from '../config/profile.js';
-import { flagSuggestion, optionsFor, type Command } from '../config/settings.js';
+import { flagSuggestion, optionsFor, refusedFlag, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
-import { UserError } from '../errors.js';
+import { enableDebugOutput, UserError } from '../errors.js';
 
 export interface ParsedCommand<V> {
   values: V;
@@ -12,16 +12,31 @@ export interface ParsedCommand<V> {
   help: boolean;
 }
 
-/** parseArgs with the command's options from the settings table; errors become one-line UserErrors naming the fix. */
-export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.ProcessEnv = process.env) {
-  const options = optionsFor(command);
-  let values: Record<string, string | boolean | undefined>;
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+/**
+ * parseArgs with the command's options from the settings table; errors become
+ * one-line UserErrors naming the fix. A refused aws_signing_helper flag is an
+ * error; `--debug` turns on the CLI's debug output.
+ */
+export function parseCommandFlags(argv: string[], command: Command): FlagValues {
+  let values: FlagValues;
   try {
-    ({ values } = parseFlags({ args: argv, options, strict: true, allowPositionals: false }) as { values: Record<string, string | boolean | undefined> });
+    ({ values } = parseFlags({ args: argv, options: optionsFor(command), strict: true, allowPositionals: false }) as { values: FlagValues });
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     throw new UserError(`${command}: ${msg.replace(/\. To specify .*$/, '')}${flagSuggestion(msg, command)} — run \`${command} --help\` for the options`, { reason: 'invalid_flags' });
   }
+  if (values.help) return values;
+  const refused = refusedFlag(values, command);
+  if (refused) throw new UserError(`${command}: ${refused}`, { reason: 'invalid_flags' });
+  if (values.debug === true) enableDebugOutput();
+  return values;
+}
+
+/** The command's flags (parseCommandFlags) and the profile they define. */
+export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.ProcessEnv = process.env) {
+  const values = parseCommandFlags(argv, command);
   if (values.help) return { values, help: true as const };
   let profile: ProfileConfig;
   try {

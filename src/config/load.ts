@@ -17,6 +17,7 @@
 // It does not open the certificate, key or password files either; that happens
 // when the identity is loaded.
 import { isPkcs11Uri, redactPkcs11Uri } from '../identity/pkcs11-uri.js';
+import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseFlags } from './args.js';
 import { UserError } from '../errors.js';
@@ -38,6 +39,7 @@ import {
   PROFILE_KEYS,
   PROFILE_SETTINGS,
   readSetting,
+  refusedFlag,
   SECTION_NAMES,
   setting,
   settingOfFlag,
@@ -73,14 +75,40 @@ export type ServeValues = ReturnType<typeof parseServeArgs>;
 
 /** Parses `serve` arguments; unknown options and stray arguments are UserErrors. */
 export function parseServeArgs(argv: string[]) {
+  let values;
   try {
-    return parseFlags({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false }).values;
+    values = parseFlags({ args: argv, options: SERVE_OPTIONS, strict: true, allowPositionals: false }).values;
   } catch (err) {
     const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     throw new UserError(`${msg.replace(/\. To specify a positional argument.*$/, '')}${flagSuggestion(msg, 'serve')}; run \`rolesanywhere-credentiald serve --help\` for the options`, {
       reason: 'bad_arguments',
     });
   }
+  const refused = refusedFlag(values, 'serve');
+  if (refused) throw new UserError(refused, { reason: 'bad_arguments' });
+  return values;
+}
+
+/** Where Linux keeps the IP TTL every socket starts with. */
+const DEFAULT_TTL_FILE = '/proc/sys/net/ipv4/ip_default_ttl';
+
+/**
+ * aws_signing_helper's `serve --hop-limit N` sets the IP TTL of its responses
+ * (1 keeps them from crossing a router, like EC2's IMDS). Node.js can set the
+ * TTL of UDP sockets only, so the one value honoured is the one every socket
+ * already has: this host's default TTL. Anything else is refused with a way to
+ * get the same effect.
+ */
+export async function checkHopLimit(n: number, label: string, ttlFile = DEFAULT_TTL_FILE): Promise<string | undefined> {
+  const text = await readFile(ttlFile, 'utf8').catch(() => undefined);
+  const system = text !== undefined && /^\d+\s*$/.test(text) ? Number(text) : undefined;
+  if (n === system) return undefined;
+  return (
+    `Node.js cannot set the IP TTL of TCP responses, so ${label} ${n} cannot be honoured` +
+    (system !== undefined ? ` (this host's default, ${system}, is the only value accepted)` : '') +
+    '; remove it: the endpoint listens on loopback only unless --allow-non-loopback, so responses never leave this host, ' +
+    'or set the TTL in the firewall (e.g. nft add rule inet filter output tcp sport 9911 ip ttl set 1)'
+  );
 }
 
 /** Where the endpoint token lives unless configured. */
@@ -297,7 +325,14 @@ export async function loadDaemonConfig(options: LoadOptions): Promise<DaemonConf
   const tokenSrc = daemonSetting<string>('tokenFile');
   // Flag/environment paths are relative to the working directory, the file's to its directory.
   const tokenFile = tokenSrc ? resolvePath(tokenSrc.value, tokenSrc.label === 'tokenFile' ? baseDir : cwd, home) : defaultTokenFile(env, uid);
-  const logLevel = daemonSetting<DaemonConfig['logLevel']>('logLevel')?.value ?? 'info';
+  // aws_signing_helper's --debug: debug logs, unless --log-level says otherwise.
+  const logLevel = daemonSetting<DaemonConfig['logLevel']>('logLevel')?.value ?? (values.debug === true ? 'debug' : 'info');
+  const hopLimit = flagOrEnv(settingOfFlag('hop-limit')!, values, env, problems);
+  if (hopLimit) {
+    const n = readSetting(settingOfFlag('hop-limit')!, hopLimit.value, hopLimit.label, problems) as number | undefined;
+    const refusal = n === undefined ? undefined : await checkHopLimit(n, hopLimit.label);
+    if (refusal) c.add(hopLimit.label, refusal);
+  }
 
   // ---- sections (refresh, watch, imds, and any section a row adds) ----
   const sections: Record<string, unknown> = {};

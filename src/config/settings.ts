@@ -43,7 +43,10 @@
 //   keepsCredentials  true for a profile setting a reload may change while the profile keeps
 //            serving its cached credentials (Server reload: RELOAD_KEEPS_CREDENTIALS).
 //   commands which commands take the flag (default: profile/inherited → serve,
-//            credential-process, update; daemon → serve); 'check' must be listed to get it.
+//            credential-process, update; daemon → serve); 'check', 'sign-string' and
+//            'read-certificate-data' must be listed to get it.
+//   refused  for an aws_signing_helper flag that cannot work here: the flag is parsed
+//            (so it is not "unknown") and giving it fails with this message (refusedFlag).
 // Then document the flag/env in README.md's option tables and the key in
 // config/daemon.example.yaml (tests fail until you do).
 import type { ParseArgsConfig } from 'node:util';
@@ -56,8 +59,9 @@ import { closest, show, typeName, type Problem, type SectionContext } from '../p
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
 import { validateCallers } from './callers.js';
 import { checkHealthListen, finishHealthListen } from './health.js';
+import { SIGN_DIGESTS } from '../identity/signer.js';
 
-export type Command = 'serve' | 'credential-process' | 'update' | 'check';
+export type Command = 'serve' | 'credential-process' | 'update' | 'check' | 'sign-string' | 'read-certificate-data';
 export type Scope = 'daemon' | 'profile' | 'inherited' | 'command';
 export type Parsed<T> = { value: T; error?: undefined } | { error: string; value?: undefined };
 
@@ -86,6 +90,8 @@ interface Common {
    * other profile setting (identity, key source, role, profile, trust anchor…) drops them.
    */
   keepsCredentials?: true;
+  /** Giving the flag fails with this message (an aws_signing_helper flag that cannot work here). */
+  refused?: string;
 }
 export interface StringSetting extends Common {
   type: 'string' | 'path';
@@ -129,7 +135,15 @@ export interface SectionSetting<T = unknown> extends Common {
 export type Setting = StringSetting | BooleanSetting | IntSetting | EnumSetting | ListSetting | SectionSetting;
 
 export const PROFILE_COMMANDS = ['serve', 'credential-process', 'update'] as const;
+/** Commands that open a private key: the profile commands, `check` and `sign-string`. */
+const KEY_COMMANDS = [...PROFILE_COMMANDS, 'check', 'sign-string'] as const;
+/** aws_signing_helper's commands: their flags are taken with its meaning, or refused by name. */
+const HELPER_COMMANDS = [...PROFILE_COMMANDS, 'sign-string', 'read-certificate-data'] as const;
+const OS_STORE_REFUSAL =
+  'OS certificate stores (the Windows certificate store, the macOS Keychain) are not supported on this platform; ' +
+  'give the certificate and key with --certificate and --private-key (files, a pkcs11: URI or a TPM key)';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace'] as const;
+export const SIGN_STRING_FORMATS = ['json', 'text', 'bin'] as const;
 export const DEFAULT_PORT = 9911;
 export const DEFAULT_SESSION_DURATION = 3600;
 export const DEFAULT_EXPIRY_WARNING_DAYS = 7;
@@ -172,13 +186,13 @@ function pkcs11UriParser(text: string): Parsed<string> {
 export const SETTINGS = [
   // ---- profile settings (serve, credential-process, update; some also check) ----
   {
-    key: 'certificate', flag: 'certificate', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    key: 'certificate', flag: 'certificate', arg: 'FILE', scope: 'profile', type: 'path', commands: [...KEY_COMMANDS, 'read-certificate-data'],
     parse: pkcs11UriParser,
     required: 'the certificate file (PEM, or a PKCS#12 .p12/.pfx bundle), or a pkcs11: URI',
     help: 'PEM certificate (leaf first; extra blocks = chain) or PKCS#12 .p12/.pfx,\nor pkcs11:token=…;object=… (a certificate on a token)',
   },
   {
-    key: 'privateKey', flag: 'private-key', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    key: 'privateKey', flag: 'private-key', arg: 'FILE', scope: 'profile', type: 'path', commands: KEY_COMMANDS,
     parse: pkcs11UriParser,
     help: 'PEM/DER private key (not with a PKCS#12 bundle), a TSS2 PEM TPM key file,\na TPM persistent handle handle:0x81000001, or pkcs11:token=…;object=…;type=private',
   },
@@ -234,31 +248,31 @@ export const SETTINGS = [
     help: '2-64 characters [A-Za-z0-9_+=,.@-]',
   },
   {
-    key: 'keyPasswordFile', flag: 'key-password-file', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    key: 'keyPasswordFile', flag: 'key-password-file', arg: 'FILE', scope: 'profile', type: 'path', commands: KEY_COMMANDS,
     help: 'file holding the key/PKCS#12 password (env ROLESANYWHERE_KEY_PASSWORD also works)',
   },
   {
     // Never a YAML key: a password does not belong in a config file.
-    flag: 'pkcs8-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: [...PROFILE_COMMANDS, 'check'],
+    flag: 'pkcs8-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: KEY_COMMANDS,
     env: ['ROLESANYWHERE_KEY_PASSWORD', 'ROLESANYWHERE_PKCS8_PASSWORD'],
     help: 'the password itself (visible to other local users in the process list; prefer a file)',
   },
   {
     // aws_signing_helper's flag; never a YAML key (keyPasswordFile holds a TPM key's password too).
-    flag: 'tpm-key-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: [...PROFILE_COMMANDS, 'check'], env: [],
+    flag: 'tpm-key-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: KEY_COMMANDS, env: [],
     help: 'the TPM key password itself (aws_signing_helper compatibility; visible in\nthe process list; prefer --key-password-file)',
   },
   {
-    key: 'noTpmKeyPassword', flag: 'no-tpm-key-password', scope: 'profile', type: 'boolean', commands: [...PROFILE_COMMANDS, 'check'],
+    key: 'noTpmKeyPassword', flag: 'no-tpm-key-password', scope: 'profile', type: 'boolean', commands: KEY_COMMANDS,
     help: 'the TPM key has no password (aws_signing_helper compatibility)',
   },
   {
-    key: 'pkcs11Lib', flag: 'pkcs11-lib', arg: 'PATH', scope: 'inherited', type: 'string', commands: [...PROFILE_COMMANDS, 'check'],
+    key: 'pkcs11Lib', flag: 'pkcs11-lib', arg: 'PATH', scope: 'inherited', type: 'string', commands: [...KEY_COMMANDS, 'read-certificate-data'],
     defaultText: 'p11-kit-proxy.so',
     help: "PKCS#11 module for pkcs11: URIs (default: p11-kit's proxy,\nwhich loads every module registered with p11-kit)",
   },
   {
-    key: 'pkcs11PinFile', flag: 'pkcs11-pin-file', arg: 'FILE', scope: 'profile', type: 'path', commands: [...PROFILE_COMMANDS, 'check'],
+    key: 'pkcs11PinFile', flag: 'pkcs11-pin-file', arg: 'FILE', scope: 'profile', type: 'path', commands: [...KEY_COMMANDS, 'read-certificate-data'],
     help: 'file holding the token PIN (env ROLESANYWHERE_PKCS11_PIN also works)',
   },
   {
@@ -267,7 +281,7 @@ export const SETTINGS = [
     help: 'the token PIN itself, for every profile without a PIN file',
   },
   {
-    key: 'reusePin', flag: 'reuse-pin', scope: 'profile', type: 'boolean', default: false,
+    key: 'reusePin', flag: 'reuse-pin', scope: 'profile', type: 'boolean', default: false, commands: [...PROFILE_COMMANDS, 'sign-string'],
     help: 'log in again with the PIN for keys that want it for every\nsignature (CKA_ALWAYS_AUTHENTICATE, e.g. YubiKey PIV slot 9c)',
   },
   {
@@ -294,6 +308,19 @@ export const SETTINGS = [
     range: 'a whole number of days from 0 to 3650', default: DEFAULT_EXPIRY_WARNING_DAYS, commands: [...PROFILE_COMMANDS, 'check'],
     help: `warn when the certificate expires within N days (default ${DEFAULT_EXPIRY_WARNING_DAYS})`,
   },
+  {
+    // aws_signing_helper's OS certificate store flags (Windows, macOS): parsed, then refused.
+    flag: 'cert-selector', arg: 'SELECTOR', scope: 'profile', type: 'string', env: [], commands: HELPER_COMMANDS, refused: OS_STORE_REFUSAL,
+    help: 'aws_signing_helper: a certificate in the Windows/macOS certificate store;\nnot supported on this platform',
+  },
+  {
+    flag: 'system-store-name', arg: 'NAME', scope: 'profile', type: 'string', env: [], commands: HELPER_COMMANDS, refused: OS_STORE_REFUSAL,
+    help: 'aws_signing_helper: a Windows system certificate store; not supported\non this platform',
+  },
+  {
+    flag: 'use-latest-expiring-certificate', scope: 'profile', type: 'boolean', env: [], commands: [...PROFILE_COMMANDS, 'sign-string'], refused: OS_STORE_REFUSAL,
+    help: 'aws_signing_helper: pick among certificate store matches; not supported\non this platform',
+  },
 
   // ---- daemon settings (serve) ----
   {
@@ -307,6 +334,11 @@ export const SETTINGS = [
   {
     flag: 'port', arg: 'N', scope: 'daemon', type: 'int', min: 0, max: 65535, range: 'a port number 1..65535 (0 picks a free port)',
     help: `same as --listen 127.0.0.1:N (aws_signing_helper compatibility; default ${DEFAULT_PORT})`,
+  },
+  {
+    // Checked in load.ts (checkHopLimit): Node.js has no per-socket IP TTL for TCP.
+    flag: 'hop-limit', arg: 'N', scope: 'daemon', type: 'int', min: 1, max: 255, range: 'an IP TTL from 1 to 255',
+    help: "aws_signing_helper's IP TTL of responses: only this host's default TTL is\naccepted (Node.js cannot set a TCP socket's TTL)",
   },
   {
     key: 'allowNonLoopback', flag: 'allow-non-loopback', scope: 'daemon', type: 'boolean', default: false,
@@ -396,6 +428,18 @@ export const SETTINGS = [
   { flag: 'ca', arg: 'FILE', scope: 'command', type: 'path', commands: ['check'], help: "the trust anchor's CA certificate(s), PEM or DER", env: [] },
   { flag: 'profile', arg: 'NAME', scope: 'command', type: 'string', commands: ['update'], help: 'credentials file profile to write (default: default)', env: [] },
   { flag: 'once', scope: 'command', type: 'boolean', commands: ['update'], help: 'write once and exit', env: [] },
+  {
+    flag: 'debug', scope: 'command', type: 'boolean', commands: HELPER_COMMANDS, env: [],
+    help: 'more detail on stderr (aws_signing_helper compatibility): serve logs at\nlevel debug (unless a log level is set); the other commands print the\ncauses of an error',
+  },
+  {
+    flag: 'digest', arg: 'DIGEST', scope: 'command', type: 'enum', values: SIGN_DIGESTS, default: 'sha256', commands: ['sign-string'], env: [],
+    help: 'SHA256 (default), SHA384 or SHA512: the hash an RSA or EC key signs\n(an ML-DSA key signs the message itself)',
+  },
+  {
+    flag: 'format', arg: 'FORMAT', scope: 'command', type: 'enum', values: SIGN_STRING_FORMATS, default: 'json', commands: ['sign-string'], env: [],
+    help: 'json (default: the hex signature as a JSON string), text (hex) or bin\n(the signature bytes)',
+  },
 ] as const satisfies readonly Setting[];
 
 export type SettingRow = (typeof SETTINGS)[number];
@@ -519,9 +563,11 @@ export function usageFor(command: Command): string {
     parts.push([head, ...own.flatMap(usageOf)].join('\n'));
   }
   const head =
-    command === 'check'
+    command === 'check' || command === 'sign-string'
       ? 'Identity options (the password also from ROLESANYWHERE_KEY_PASSWORD_FILE / ROLESANYWHERE_KEY_PASSWORD):'
-      : 'Profile options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>, e.g. ROLESANYWHERE_ROLE_ARN):';
+      : command === 'read-certificate-data'
+        ? 'Certificate options:'
+        : 'Profile options (each also read from ROLESANYWHERE_<OPTION_IN_UPPER_SNAKE>, e.g. ROLESANYWHERE_ROLE_ARN):';
   parts.push([head, ...profile.flatMap(usageOf), usageLine('-h, --help', 'show this help')].join('\n'));
   return parts.join('\n\n');
 }
@@ -533,6 +579,12 @@ export function flagSuggestion(message: string, command: Command): string {
   const word = m[1]!.replace(/^-+/, '').replace(/=.*$/, '');
   const guess = closest(word, Object.keys(optionsFor(command)));
   return guess ? ` (did you mean --${guess}?)` : '';
+}
+
+/** The message for a refused flag given to `command` (an aws_signing_helper flag that cannot work here), or undefined. */
+export function refusedFlag(values: Record<string, unknown>, command: Command): string | undefined {
+  const s = ROWS.find((r) => r.refused && r.flag && commandsOf(r).includes(command) && values[r.flag] !== undefined && values[r.flag] !== false);
+  return s ? `--${s.flag}: ${s.refused}` : undefined;
 }
 
 // ---- reading one value ----

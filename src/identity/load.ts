@@ -97,7 +97,7 @@ function pemBlocks(data: Buffer, path: string, role: string): PemBlock[] {
 }
 
 /** Reads every certificate of a PEM bundle or a single DER certificate. */
-export async function readCertificateList(path: string, role: 'intermediates' | 'CA certificate'): Promise<X509Certificate[]> {
+export async function readCertificateList(path: string, role: 'intermediates' | 'CA certificate' | 'certificate'): Promise<X509Certificate[]> {
   const data = await readInputFile(path, role);
   if (looksLikePem(data)) {
     const blocks = pemBlocks(data, path, role).filter((b) => CERT_LABELS.has(b.label));

@@ -7,6 +7,9 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 export type SigningAlgorithm = 'AWS4-X509-RSA-SHA256' | 'AWS4-X509-ECDSA-SHA256' | 'AWS4-X509-MLDSA';
 export type KeyAlgorithm = 'RSA' | 'EC' | 'ML-DSA';
+/** The digest an RSA or ECDSA signature is made over (SigV4-X509 uses sha256; `sign-string --digest` the others too). */
+export type SignDigest = 'sha256' | 'sha384' | 'sha512';
+export const SIGN_DIGESTS: readonly SignDigest[] = ['sha256', 'sha384', 'sha512'];
 
 export interface Signer {
   /** Key source: 'file' | 'pkcs11' | 'tpm'. */
@@ -19,8 +22,10 @@ export interface Signer {
    * Signs the string-to-sign bytes and returns exactly the signature bytes the
    * service expects: RSA PKCS#1 v1.5 over SHA-256; ECDSA DER SEQUENCE{r,s}
    * over SHA-256 (also for P-384); ML-DSA pure, empty context, no pre-hash.
+   * `digest` (default sha256) picks another hash for RSA and ECDSA, as
+   * aws_signing_helper's `sign-string --digest` does; ML-DSA ignores it.
    */
-  sign(data: Buffer): Promise<Buffer>;
+  sign(data: Buffer, digest?: SignDigest): Promise<Buffer>;
   /** Secret-free description for logs and `check` ("file /etc/ra/key.pem", "pkcs11 token=… object=…", "tpm handle 0x81000001"). */
   describe(): string;
   close?(): Promise<void>;

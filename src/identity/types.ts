@@ -36,6 +36,8 @@ export interface KeySource {
   open(spec: string, options: KeySourceOptions): Promise<Signer>;
   /** Reads a certificate stored in the key source (`--certificate pkcs11:…`). */
   readCertificate?(spec: string, options: KeySourceOptions): Promise<SourceCertificate>;
+  /** Every certificate the spec matches, with a URI naming each (`read-certificate-data`). */
+  listCertificates?(spec: string, options: KeySourceOptions): Promise<{ der: Buffer; uri: string }[]>;
 }
 
 /** What to load: the paths and password sources a user gave. */

@@ -2,6 +2,7 @@
 // (version, signature algorithm, basicConstraints, keyUsage bits) from DER.
 import { child, DerError, expect, parseDer, readBitString, readInteger, readOctets, readOid, readTime, TAG, type Asn1 } from '../asn1/reader.js';
 import { OID } from '../asn1/oids.js';
+import { isPrintable, printableString, utf8String } from '../asn1/encoder.js';
 
 export const KEY_USAGE_BITS = [
   'digitalSignature',
@@ -99,6 +100,8 @@ export interface CertificateFields {
   extensionValues: Map<string, { critical: boolean; value: Buffer }>;
   /** The subject Name exactly as encoded (the issuer Name of certificates it signs). */
   subjectName: Buffer;
+  /** The issuer Name exactly as encoded. */
+  issuerName: Buffer;
   /** The subjectKeyIdentifier extension's key id, when present. */
   subjectKeyIdentifier?: Buffer;
   /** Size of the whole certificate in DER bytes. */
@@ -139,6 +142,7 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
     i = 1;
   }
   const serial = readInteger(child(tbs, i, 'serialNumber'));
+  const issuer = expect(tbs.children[i + 2], TAG.SEQUENCE, 'issuer');
   const validity = expect(tbs.children[i + 3], TAG.SEQUENCE, 'validity');
   const subject = expect(tbs.children[i + 4], TAG.SEQUENCE, 'subject');
   const spki = expect(tbs.children[i + 5], TAG.SEQUENCE, 'subjectPublicKeyInfo');
@@ -152,6 +156,7 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
     extensions: [],
     extensionValues: new Map(),
     subjectName: subject.raw,
+    issuerName: issuer.raw,
     derLength: cert.raw.length,
   };
   const extsWrapper = tbs.children.slice(i + 6).find((c) => c.tag === 0xa3);
@@ -195,6 +200,86 @@ export function parseCertificateFields(der: Buffer): CertificateFields {
     }
   }
   return fields;
+}
+
+
+// ---- a Name as Go's pkix.Name.String() writes it (aws_signing_helper's read-certificate-data) ----
+
+/** Attribute types Go names; the order is Go's ToRDNSequence (printed in reverse). */
+const GO_NAMED: readonly [oid: string, name: string][] = [
+  ['2.5.4.6', 'C'],
+  ['2.5.4.8', 'ST'],
+  ['2.5.4.7', 'L'],
+  ['2.5.4.9', 'STREET'],
+  ['2.5.4.17', 'POSTALCODE'],
+  ['2.5.4.10', 'O'],
+  ['2.5.4.11', 'OU'],
+  ['2.5.4.3', 'CN'],
+  ['2.5.4.5', 'SERIALNUMBER'],
+];
+/** Types Go reads into single fields: the last value wins. */
+const GO_SINGLE = new Set(['2.5.4.3', '2.5.4.5']);
+
+/** A directory string's text, or undefined for a value Go does not read as a string. */
+function directoryString(node: Asn1): string | undefined {
+  switch (node.tag) {
+    case TAG.UTF8_STRING:
+    case TAG.PRINTABLE_STRING:
+    case TAG.IA5_STRING:
+    case 0x12: // NumericString
+      return node.value.toString('utf8');
+    case 0x14: // T61String
+      return node.value.toString('latin1');
+    case TAG.BMP_STRING:
+      return Buffer.from(node.value).swap16().toString('utf16le');
+    default:
+      return undefined;
+  }
+}
+
+/** RFC 2253 escaping as Go does it. */
+function goEscape(s: string): string {
+  let out = '';
+  const bytes = Buffer.byteLength(s);
+  let k = 0;
+  for (const c of s) {
+    const escape = ',+"\\<>;'.includes(c) || (c === ' ' && (k === 0 || k === bytes - 1)) || (c === '#' && k === 0);
+    out += escape ? `\\${c}` : c;
+    k += Buffer.byteLength(c);
+  }
+  return out;
+}
+
+/**
+ * A certificate Name as Go's pkix.Name.String() prints it: Go's own order of
+ * the attributes it names (SERIALNUMBER, CN, OU, O, POSTALCODE, STREET, L, ST, C),
+ * then any other attribute as OID=#hex (its value re-encoded as Go would).
+ */
+export function goNameString(nameDer: Buffer): string {
+  const name = expect(parseDer(nameDer), TAG.SEQUENCE, 'Name');
+  const named = new Map<string, string[]>();
+  const others: string[] = [];
+  for (const rdn of name.children) {
+    for (const atv of rdn.children) {
+      const type = readOid(child(atv, 0, 'attribute type'));
+      const value = child(atv, 1, 'attribute value');
+      const text = directoryString(value);
+      if (GO_NAMED.some(([o]) => o === type)) {
+        if (text === undefined) continue;
+        named.set(type, GO_SINGLE.has(type) ? [text] : [...(named.get(type) ?? []), text]);
+        continue;
+      }
+      // Go re-marshals a string as PrintableString when it can, else UTF8String.
+      const der = text === undefined ? value.raw : isPrintable(text) ? printableString(text) : utf8String(text);
+      others.push(`${type}=#${der.toString('hex')}`);
+    }
+  }
+  const rdns: string[] = [];
+  for (const [type, label] of GO_NAMED) {
+    const values = named.get(type);
+    if (values && values.length > 0 && values.some((v) => v !== '')) rdns.push(values.map((v) => `${label}=${goEscape(v)}`).join('+'));
+  }
+  return [...rdns.reverse(), ...others.reverse()].join(',');
 }
 
 export { DerError };

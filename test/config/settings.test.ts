@@ -67,7 +67,7 @@ t.test('README one-line option lists of update and check match the table', async
 });
 
 t.test('every --help lists exactly its rows from the table', async (t) => {
-  for (const command of ['serve', 'credential-process', 'update', 'check'] as Command[]) {
+  for (const command of ['serve', 'credential-process', 'update', 'check', 'sign-string', 'read-certificate-data'] as Command[]) {
     const help = (await runCli([command, '--help'])).stdout;
     const shown = new Set([...help.matchAll(/(?:^|\s|\/)--([a-z0-9][a-z0-9-]*)/gm)].map((m) => m[1]!));
     const expected = new Set(Object.keys(optionsFor(command)));

@@ -29,13 +29,13 @@ export function fileSigner(privateKey: KeyObject, path: string): Signer {
   // RSA: PKCS#1 v1.5 (Node's default for RSA keys). EC: DER SEQUENCE{r,s} (Node's
   // default dsaEncoding), SHA-256 also for P-384. ML-DSA: no digest argument —
   // pure ML-DSA over the bytes themselves with an empty context (FIPS 204).
-  const digest = keyAlgorithm === 'ML-DSA' ? null : 'sha256';
+  const pure = keyAlgorithm === 'ML-DSA';
   return {
     kind: 'file',
     keyAlgorithm,
     algorithm: SIGNING_ALGORITHMS[keyAlgorithm],
     publicKey,
-    sign: async (data) => cryptoSign(digest, data, privateKey),
+    sign: async (data, digest = 'sha256') => cryptoSign(pure ? null : digest, data, privateKey),
     describe: () => `file ${path}`,
   };
 }

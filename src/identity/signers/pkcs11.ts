@@ -14,7 +14,7 @@
 //
 // Signatures: RSA with CKM_SHA256_RSA_PKCS (or CKM_RSA_PKCS over a DigestInfo
 // when the token only has that); EC with CKM_ECDSA over the SHA-256 digest
-// computed here, the token's raw r‖s turned into the DER SEQUENCE the service
+// computed here (SHA-384/512 likewise, for `sign-string --digest`), the token's raw r‖s turned into the DER SEQUENCE the service
 // expects. Every signature is verified with the public key before use, so a
 // token that answers garbage fails loudly here and not at the service.
 //
@@ -37,6 +37,6 @@ export function claims(spec: string): boolean {
   return isPkcs11Uri(spec);
 }
 
-export { open, readCertificate, setPkcs11Deadlines } from './pkcs11/worker-host.js';
+export { listCertificates, open, readCertificate, setPkcs11Deadlines } from './pkcs11/worker-host.js';
 export { ecdsaDer } from './pkcs11/signer.js';
 export { defaultPkcs11Lib } from './pkcs11/module.js';

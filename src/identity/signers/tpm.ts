@@ -17,7 +17,8 @@
 //   TSS2_TCTI; with none set, the TSS default (tabrmd, then /dev/tpmrm0, /dev/tpm0).
 // - The key's auth value goes to openssl on an extra pipe (`-passin fd:3`),
 //   never on a command line or in a file.
-// - The SHA-256 digest is signed (`pkeyutl -pkeyopt digest:sha256`): RSA
+// - The SHA-256 digest is signed (`pkeyutl -pkeyopt digest:sha256`; SHA-384/512
+//   likewise for `sign-string --digest`): RSA
 //   PKCS#1 v1.5 (the TPM builds the DigestInfo), ECDSA as DER SEQUENCE{r,s};
 //   every signature is verified against the public key before it is used.
 // - The public key is read once at open, and one probe signature proves the
@@ -36,7 +37,7 @@ import { DerError, expect, parseDer, readOctets, readOid, readSmallInteger, TAG,
 import { readInputFile } from '../files.js';
 import { describeKeyType, keyTypeProblem, PASSWORD_HINT } from '../keys.js';
 import { parsePem, PemError } from '../pem.js';
-import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type Signer } from '../signer.js';
+import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type SignDigest, type Signer } from '../signer.js';
 import type { KeySourceOptions } from '../types.js';
 
 export const name = 'tpm';
@@ -384,10 +385,10 @@ export async function open(spec: string, options: KeySourceOptions = {}): Promis
 
   // A wrong password is final for this signer (see the top of this file).
   let refused: UserError | undefined;
-  const sign = async (data: Buffer): Promise<Buffer> => {
+  const sign = async (data: Buffer, digestName: SignDigest = 'sha256'): Promise<Buffer> => {
     if (refused) throw refused;
-    const digest = createHash('sha256').update(data).digest();
-    const args = ['pkeyutl', '-sign', '-inkey', keyArg, '-pkeyopt', 'digest:sha256'];
+    const digest = createHash(digestName).update(data).digest();
+    const args = ['pkeyutl', '-sign', '-inkey', keyArg, '-pkeyopt', `digest:${digestName}`];
     if (keyAlgorithm === 'RSA') args.push('-pkeyopt', 'rsa_padding_mode:pkcs1');
     let sig: Buffer;
     try {
@@ -397,7 +398,7 @@ export async function open(spec: string, options: KeySourceOptions = {}): Promis
       throw err;
     }
     // ECDSA: openssl writes DER SEQUENCE{r,s}, the form the service expects (Node's default dsaEncoding).
-    if (!cryptoVerify('sha256', data, publicKey, sig)) {
+    if (!cryptoVerify(digestName, data, publicKey, sig)) {
       throw new UserError(`${describe}: the TPM returned a signature that does not verify with the key's public key`, { reason: 'tpm_error' });
     }
     return sig;

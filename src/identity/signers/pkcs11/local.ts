@@ -5,9 +5,9 @@ import { describeKeyType } from '../../keys.js';
 import { formatPkcs11Uri, parsePkcs11Uri, redactPkcs11Uri, type Pkcs11Uri } from '../../pkcs11-uri.js';
 import type { KeySourceOptions, SourceCertificate } from '../../types.js';
 import { keyAlgorithmOfKey, type Signer } from '../../signer.js';
-import { ck, ckr } from './binding.js';
+import { type Handle, type Pkcs11Api, ck, ckr } from './binding.js';
 import { Module, moduleFor, releaseModule, resolveModule } from './module.js';
-import { attribute, findObjects, findToken, objectName, objectTemplate, trimmed } from './objects.js';
+import { type Found, attribute, findObjects, findToken, objectName, objectTemplate, trimmed } from './objects.js';
 import { type Pin, login, resolvePin } from './pin.js';
 import { type KeyQuery, Pkcs11Signer, closeQuietly, locate, provePublicKey } from './signer.js';
 
@@ -85,6 +85,59 @@ export function openHere(spec: string, options: Pkcs11Options = {}): Promise<Sig
   });
 }
 
+/** The X.509 certificates a pkcs11: URI matches on its token (logging in only when none is visible without). */
+function findCertificates(api: Pkcs11Api, module: Module, found: Found, session: Handle, query: KeyQuery, pin: Pin | undefined): Handle[] {
+  const template = [...objectTemplate('CKO_CERTIFICATE', query.label, query.id), { type: ck('CKA_CERTIFICATE_TYPE'), value: ck('CKC_X_509') }];
+  let handles = findObjects(api, session, template);
+  // Some tokens hide certificates until login.
+  if (handles.length === 0 && pin) {
+    login(module, found, session, pin);
+    handles = findObjects(api, session, template);
+  }
+  return handles;
+}
+
+/** A certificate on a token and a URI naming it (for `read-certificate-data`). */
+export interface ListedCertificate {
+  der: Buffer;
+  uri: string;
+}
+
+/** Every X.509 certificate a pkcs11: URI matches (in this thread); none is an empty list. */
+export function listCertificatesHere(spec: string, options: Pkcs11Options = {}): Promise<ListedCertificate[]> {
+  return onModule(spec, options, 'certificate', false, async ({ uri, query, pin, module }) => {
+    const api = module.api;
+    const found = findToken(api, uri, spec, module.path);
+    const slot = api.C_GetSlotInfo(found.slot);
+    const session = api.C_OpenSession(found.slot, ck('CKF_SERIAL_SESSION'));
+    try {
+      const out: ListedCertificate[] = [];
+      for (const handle of findCertificates(api, module, found, session, query, pin)) {
+        const der = attribute(api, session, handle, ck('CKA_VALUE'));
+        if (!der || der.length === 0) continue;
+        const id = attribute(api, session, handle, ck('CKA_ID'));
+        const label = attribute(api, session, handle, ck('CKA_LABEL'))?.toString('utf8');
+        // The attributes aws_signing_helper lists, and the token label, which picks the token most plainly.
+        const certUri: Pkcs11Uri = {
+          token: trimmed(found.token.label),
+          manufacturer: trimmed(found.token.manufacturerID),
+          serial: trimmed(found.token.serialNumber),
+          model: trimmed(found.token.model),
+          slotDescription: trimmed(slot.slotDescription),
+          slotManufacturer: trimmed(slot.manufacturerID),
+          type: 'cert',
+        };
+        if (label !== undefined) certUri.object = label;
+        if (id && id.length > 0) certUri.id = id;
+        out.push({ der: Buffer.from(der), uri: formatPkcs11Uri(certUri) });
+      }
+      return out;
+    } finally {
+      closeQuietly(api, session);
+    }
+  });
+}
+
 /** Reads the X.509 certificate a `--certificate pkcs11:…` URI names (in this thread). */
 export function readCertificateHere(spec: string, options: Pkcs11Options = {}): Promise<SourceCertificate> {
   return onModule(spec, options, 'certificate', false, async ({ uri, query, pin, module }) => {
@@ -92,13 +145,7 @@ export function readCertificateHere(spec: string, options: Pkcs11Options = {}): 
     const found = findToken(api, uri, spec, module.path);
     const session = api.C_OpenSession(found.slot, ck('CKF_SERIAL_SESSION'));
     try {
-      const template = [...objectTemplate('CKO_CERTIFICATE', query.label, query.id), { type: ck('CKA_CERTIFICATE_TYPE'), value: ck('CKC_X_509') }];
-      let handles = findObjects(api, session, template);
-      // Some tokens hide certificates until login.
-      if (handles.length === 0 && pin) {
-        login(module, found, session, pin);
-        handles = findObjects(api, session, template);
-      }
+      const handles = findCertificates(api, module, found, session, query, pin);
       const what = objectName(query.label, query.id);
       if (handles.length === 0) {
         throw new UserError(`${redactPkcs11Uri(spec)}: no X.509 certificate ${what} on ${found.name}; check object= / id=, or give the certificate as a file`, {

@@ -6,7 +6,7 @@ import { UserError } from '../../../errors.js';
 import { integer, nullValue, octetString, oid, sequence } from '../../../asn1/encoder.js';
 import { spkiOf } from '../../keys.js';
 import { redactPkcs11Uri, type Pkcs11Uri } from '../../pkcs11-uri.js';
-import { SIGNING_ALGORITHMS, type Signer } from '../../signer.js';
+import { SIGNING_ALGORITHMS, type SignDigest, type Signer } from '../../signer.js';
 import { type Handle, type Pkcs11Api, ck, ckr } from './binding.js';
 import { Module, releaseModule } from './module.js';
 import { type Found, type KeyInfo, attribute, findObjects, findToken, objectName, objectTemplate, readKey, trimmed } from './objects.js';
@@ -38,7 +38,8 @@ export class Pkcs11Signer implements Signer {
   private keyHandle: Handle | undefined;
   private generation: number;
   private closed = false;
-  private rsaMechanism: 'CKM_SHA256_RSA_PKCS' | 'CKM_RSA_PKCS' = 'CKM_SHA256_RSA_PKCS';
+  /** The slot's mechanisms (undefined: the token would not say), to fall back to CKM_RSA_PKCS. */
+  private mechanisms: number[] | undefined;
   private readonly description: string;
 
   constructor(
@@ -66,10 +67,7 @@ export class Pkcs11Signer implements Signer {
     this.session = located.session;
     this.keyHandle = located.key.handle;
     this.generation = this.module.generation;
-    if (this.keyAlgorithm === 'RSA') {
-      const mechs = safeMechanisms(this.module.api, located.found.slot);
-      this.rsaMechanism = mechs && !mechs.includes(ck('CKM_SHA256_RSA_PKCS')) && mechs.includes(ck('CKM_RSA_PKCS')) ? 'CKM_RSA_PKCS' : 'CKM_SHA256_RSA_PKCS';
-    }
+    if (this.keyAlgorithm === 'RSA') this.mechanisms = safeMechanisms(this.module.api, located.found.slot);
     this.alwaysAuthenticate = located.key.alwaysAuthenticate;
   }
 
@@ -79,14 +77,14 @@ export class Pkcs11Signer implements Signer {
     return this.description;
   }
 
-  sign(data: Buffer): Promise<Buffer> {
+  sign(data: Buffer, digest: SignDigest = 'sha256'): Promise<Buffer> {
     return this.module.run(async () => {
       if (this.closed) throw new Error('PKCS#11 signer used after close');
       let lastErr: unknown;
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           if (!this.session || this.generation !== this.module.generation) this.reopen();
-          return await this.signOnce(data);
+          return await this.signOnce(data, digest);
         } catch (err) {
           lastErr = err;
           if (err instanceof UserError && UNAVAILABLE.has(err.reason)) {
@@ -122,28 +120,29 @@ export class Pkcs11Signer implements Signer {
     this.adopt(located);
   }
 
-  private async signOnce(data: Buffer): Promise<Buffer> {
+  private async signOnce(data: Buffer, digestName: SignDigest): Promise<Buffer> {
     const api = this.module.api;
     const session = this.session!;
-    const digest = createHash('sha256').update(data).digest();
+    const digest = createHash(digestName).update(data).digest();
+    const hashed = ck(`CKM_${digestName.toUpperCase()}_RSA_PKCS`);
     let mechanism: number;
     let input: Buffer;
     if (this.keyAlgorithm === 'EC') {
       mechanism = ck('CKM_ECDSA');
       input = digest;
-    } else if (this.rsaMechanism === 'CKM_SHA256_RSA_PKCS') {
-      mechanism = ck('CKM_SHA256_RSA_PKCS');
+    } else if (!this.mechanisms || this.mechanisms.includes(hashed) || !this.mechanisms.includes(ck('CKM_RSA_PKCS'))) {
+      mechanism = hashed;
       input = data;
     } else {
-      // PKCS#1 v1.5 over DigestInfo{sha256, digest}: what CKM_SHA256_RSA_PKCS does inside the token.
+      // PKCS#1 v1.5 over DigestInfo{hash, digest}: what CKM_SHA256_RSA_PKCS (…384, …512) does inside the token.
       mechanism = ck('CKM_RSA_PKCS');
-      input = sequence(sequence(oid('2.16.840.1.101.3.4.2.1'), nullValue()), octetString(digest));
+      input = sequence(sequence(oid(DIGEST_OIDS[digestName]), nullValue()), octetString(digest));
     }
     api.C_SignInit(session, { mechanism }, this.keyHandle!);
     if (this.alwaysAuthenticate) this.contextLogin(session);
     const raw = await api.C_SignAsync(session, input, Buffer.alloc(1024));
     const signature = this.keyAlgorithm === 'EC' ? ecdsaDer(raw, this.description) : Buffer.from(raw);
-    const ok = cryptoVerify('sha256', data, { key: this.publicKey, dsaEncoding: 'der' }, signature);
+    const ok = cryptoVerify(digestName, data, { key: this.publicKey, dsaEncoding: 'der' }, signature);
     if (!ok) {
       throw new UserError(`${this.description}: the token returned a signature that does not verify with the key's public key; the token or module is faulty`, {
         reason: 'pkcs11_bad_signature',
@@ -197,6 +196,13 @@ export function closeQuietly(api: Pkcs11Api, session: Handle): void {
     // Already closed with its token.
   }
 }
+
+/** NIST hash algorithm OIDs, for a DigestInfo. */
+const DIGEST_OIDS: Readonly<Record<SignDigest, string>> = {
+  sha256: '2.16.840.1.101.3.4.2.1',
+  sha384: '2.16.840.1.101.3.4.2.2',
+  sha512: '2.16.840.1.101.3.4.2.3',
+};
 
 /** CKM_ECDSA's raw r‖s (two equal halves) as DER SEQUENCE { INTEGER r, INTEGER s }. */
 export function ecdsaDer(raw: Buffer, who = 'PKCS#11 token'): Buffer {

@@ -5,10 +5,10 @@ import { UserError } from '../../../errors.js';
 import { spkiOf } from '../../keys.js';
 import { redactPkcs11Uri } from '../../pkcs11-uri.js';
 import type { KeySourceOptions, SourceCertificate } from '../../types.js';
-import { SIGNING_ALGORITHMS, type Signer } from '../../signer.js';
+import { SIGNING_ALGORITHMS, type SignDigest, type Signer } from '../../signer.js';
 import { clampDelay } from '../../../timers.js';
 import { loadBinding } from './binding.js';
-import { openHere, readCertificateHere } from './local.js';
+import { type ListedCertificate, listCertificatesHere, openHere, readCertificateHere } from './local.js';
 
 type Pkcs11Options = KeySourceOptions;
 // The token is driven from a worker thread. Most PKCS#11 calls are
@@ -37,7 +37,8 @@ type WireOptions = Omit<Pkcs11Options, 'certificate'> & { certificateDer?: Buffe
 type Call =
   | { op: 'open'; spec: string; options: WireOptions }
   | { op: 'readCertificate'; spec: string; options: WireOptions }
-  | { op: 'sign'; signer: number; data: Uint8Array }
+  | { op: 'listCertificates'; spec: string; options: WireOptions }
+  | { op: 'sign'; signer: number; data: Uint8Array; digest: SignDigest }
   | { op: 'close'; signer: number };
 type Request = Call & { id: number };
 interface OpenedKey {
@@ -81,10 +82,12 @@ export function serveWorker(): void {
           const c = await readCertificateHere(req.spec, fromWire(req.options));
           return { ...c, keyOptions: toWire(c.keyOptions) };
         }
+        case 'listCertificates':
+          return listCertificatesHere(req.spec, fromWire(req.options));
         case 'sign': {
           const signer = signers.get(req.signer);
           if (!signer) throw new Error('PKCS#11 signer is closed');
-          return signer.sign(Buffer.from(req.data));
+          return signer.sign(Buffer.from(req.data), req.digest);
         }
         case 'close': {
           const signer = signers.get(req.signer);
@@ -233,7 +236,7 @@ class RemoteSigner implements Signer {
     return this.description;
   }
 
-  async sign(data: Buffer): Promise<Buffer> {
+  async sign(data: Buffer, digest: SignDigest = 'sha256'): Promise<Buffer> {
     if (this.closed) throw new Error('PKCS#11 signer used after close');
     const h = workerHost();
     if (this.generation !== h.generation) {
@@ -248,7 +251,7 @@ class RemoteSigner implements Signer {
       this.opened = opened;
       this.generation = generation;
     }
-    const signature = await h.call<Uint8Array>({ op: 'sign', signer: this.opened.signer, data }, this.description, callTimeoutMs.sign);
+    const signature = await h.call<Uint8Array>({ op: 'sign', signer: this.opened.signer, data, digest }, this.description, callTimeoutMs.sign);
     return Buffer.from(signature);
   }
 
@@ -277,4 +280,10 @@ export async function readCertificate(spec: string, options: Pkcs11Options = {})
     callTimeoutMs.open,
   );
   return { ...c, der: Buffer.from(c.der), keyOptions: fromWire(c.keyOptions) };
+}
+
+/** Every X.509 certificate a `pkcs11:` URI matches, with a URI naming each (`read-certificate-data`). */
+export async function listCertificates(spec: string, options: Pkcs11Options = {}): Promise<ListedCertificate[]> {
+  const list = await workerHost().call<ListedCertificate[]>({ op: 'listCertificates', spec, options: toWire(options) }, redactPkcs11Uri(spec), callTimeoutMs.open);
+  return list.map((c) => ({ der: Buffer.from(c.der), uri: c.uri }));
 }
