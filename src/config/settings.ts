@@ -301,7 +301,7 @@ export const SETTINGS = [
     // Serve only: a mapping no flag can express; the top-level one is every profile's default.
     key: 'callers', keepsCredentials: true, scope: 'inherited', type: 'section', commands: ['serve'], validate: validateCallers,
     defaultText: "the daemon's own user",
-    help: 'local users/groups (names or ids) allowed to get credentials over loopback:\n{ users: [...], groups: [...] }',
+    help: 'local users/groups (names or ids) allowed to get credentials (any local\nprocess, on any listener): { users: [...], groups: [...] }',
   },
   {
     key: 'expiryWarningDays', keepsCredentials: true, flag: 'expiry-warning-days', arg: 'N', scope: 'inherited', type: 'int', min: 0, max: 3650,

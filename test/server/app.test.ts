@@ -11,7 +11,7 @@ import { httpRequest } from '../helpers/daemon.js';
 t.test('router errors answer JSON {Code, Message}', async (t) => {
   const token = 'app-test-token-0123456789';
   const app = buildApp({
-    getState: () => ({ profiles: new Map(), imds: { enabled: true, allowV1: false }, token: new TokenVerifier(token), loopbackOnly: true }),
+    getState: () => ({ profiles: new Map(), imds: { enabled: true, allowV1: false }, token: new TokenVerifier(token) }),
   });
   const bound = await listenAll(app, [{ host: '127.0.0.1', port: 0 }]);
   t.teardown(() => closeAll(bound, 0));
@@ -32,7 +32,7 @@ t.test('router errors answer JSON {Code, Message}', async (t) => {
 t.test('a client that stops reading its answers is disconnected; one that reads is not', async (t) => {
   const token = 'app-test-token-0123456789';
   const app = buildApp({
-    getState: () => ({ profiles: new Map(), imds: { enabled: true, allowV1: false }, token: new TokenVerifier(token), loopbackOnly: true }),
+    getState: () => ({ profiles: new Map(), imds: { enabled: true, allowV1: false }, token: new TokenVerifier(token) }),
   });
   const stalledMs = 400;
   const bound = await listenAll(app, [{ host: '127.0.0.1', port: 0 }], undefined, undefined, stalledMs);

@@ -44,7 +44,6 @@ async function serve(t: Test, surface: (defaults: CredentialSurface) => Credenti
     defaultProfile: 'alpha',
     imds: { enabled: true, profile: 'alpha', allowV1: true },
     token: new TokenVerifier(TOKEN),
-    loopbackOnly: true,
   };
   const metrics = new RequestMetrics();
   const app = buildApp({ getState: () => state, metrics });
@@ -192,7 +191,6 @@ t.test('requests are logged at debug only, following level changes (a reload may
     defaultProfile: 'alpha',
     imds: { enabled: true, profile: 'alpha', allowV1: false },
     token: new TokenVerifier(TOKEN),
-    loopbackOnly: true,
   };
   const app = buildApp({ getState: () => state, logger });
   const bound = await listenAll(app, [{ host: '127.0.0.1', port: 0 }]);
