@@ -16,7 +16,7 @@ import { ImdsTokenStore } from './imds-tokens.js';
 import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
 import type { ServedProfile, ServerState } from './state.js';
-import { ensureEndpointToken, TokenVerifier } from './token.js';
+import { ensureEndpointToken, type EndpointToken, TokenVerifier } from './token.js';
 import { PodIdentityMetrics } from './pod-metrics.js';
 import { podIdentitySurface, PodIdentityService } from './pod-identity.js';
 import { OnDemandSessions } from '../podidentity/sessions.js';
@@ -94,6 +94,8 @@ export class Daemon {
   private closed = false;
   /** Called after every refresh outcome of any profile (onRefresh). */
   private readonly refreshListeners = new Set<() => void>();
+  /** The endpoint token last read or written (a reload keeps a token it wrote in a shared directory while the file is still that one). */
+  private endpointToken?: { path: string; token: EndpointToken };
 
   private constructor(config: DaemonConfig, deps: DaemonDeps) {
     this.config = config;
@@ -259,6 +261,16 @@ export class Daemon {
   async reload(config: DaemonConfig): Promise<void> {
     if (this.closed) return;
     const token = await this.readToken(config);
+    try {
+      await this.apply(config, token);
+    } catch (err) {
+      // The file on disk is the new token already (it was missing or replaced): serve what clients now read.
+      if (this.endpointToken?.token.created) this.state = { ...this.state, token };
+      throw err;
+    }
+  }
+
+  private async apply(config: DaemonConfig, token: TokenVerifier): Promise<void> {
     const callers = await this.callerState(config);
     const podChanged = !isDeepStrictEqual(config.podIdentity, this.config.podIdentity);
     const pod = podChanged && config.podIdentity ? await this.buildPodIdentity(config, config.podIdentity) : podChanged ? undefined : this.pod;
@@ -327,8 +339,11 @@ export class Daemon {
   }
 
   private async readToken(config: DaemonConfig): Promise<TokenVerifier> {
-    const t = await ensureEndpointToken(config.tokenFile);
-    if (t.created) this.log.info({ tokenFile: config.tokenFile }, 'generated a new endpoint token file');
+    const previous = this.endpointToken?.path === config.tokenFile ? this.endpointToken.token : undefined;
+    const t = await ensureEndpointToken(config.tokenFile, previous);
+    this.endpointToken = { path: config.tokenFile, token: t };
+    if (t.shared) this.log.info({ tokenFile: config.tokenFile }, t.shared);
+    else if (t.created) this.log.info({ tokenFile: config.tokenFile }, 'generated a new endpoint token file');
     for (const warning of t.warnings) this.log.warn({ tokenFile: config.tokenFile }, warning);
     return new TokenVerifier(t.value);
   }

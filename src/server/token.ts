@@ -1,16 +1,21 @@
 import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmod, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { constants, type Stats } from 'node:fs';
+import { lstat, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
 import { permissionHint, readAtMost, withoutFinalNewline } from '../identity/files.js';
 
 export interface EndpointToken {
   /** The token value. Never log it. */
   value: string;
-  /** True when the file did not exist and was generated now. */
+  /** True when the file did not exist (or, in a shared directory, was not ours) and was generated now. */
   created: boolean;
   /** Problems worth a warning (e.g. readable by every user); never contain the token. */
   warnings: string[];
+  /** In a directory other users may write: what was accepted there and why (one log line). */
+  shared?: string;
+  /** The file this process created, to recognise it at the next reload (an inode number can be reused: the change time tells a new file apart). */
+  file?: FileId;
 }
 
 /**
@@ -18,9 +23,16 @@ export interface EndpointToken {
  * it), or generates a 256-bit token and writes it there (mode 0600, no
  * trailing newline, atomic) when missing. A group may read an existing file:
  * that is how the token is shared with applications.
+ *
+ * In a directory other users may write (a Kubernetes emptyDir is 0777 root, or
+ * 2777 root:fsGroup; a tmpfs from docker/podman or medium: Memory is 1777 or
+ * 3777) nothing found at the path is trusted: the daemon writes a new token
+ * itself (see writeTokenFile) and, at a reload, keeps it only while the path is
+ * still the file it created (`previous`).
  */
-export async function ensureEndpointToken(path: string): Promise<EndpointToken> {
-  await checkTokenPlace(path);
+export async function ensureEndpointToken(path: string, previous?: EndpointToken): Promise<EndpointToken> {
+  const place = await checkTokenPlace(path);
+  if (place.shared) return sharedToken(path, place.shared, previous);
   let text: string | undefined;
   try {
     // A token longer than MAX_TOKEN_LENGTH is refused anyway; reading more (a huge file, /dev/zero) would only fill memory.
@@ -52,29 +64,114 @@ export async function ensureEndpointToken(path: string): Promise<EndpointToken> 
     }
     return { value, created: false, warnings };
   }
-  const value = randomBytes(32).toString('base64url');
   const dir = dirname(path);
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
     throw new UserError(`cannot create the token file's directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; create it or choose another --token-file`, { reason: 'token_file' });
   }
-  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const written = await writeTokenFile(path, 0o600);
+  return { value: written.value, created: true, warnings: [], file: written.file };
+}
+
+interface FileId {
+  dev: number;
+  ino: number;
+  ctimeMs: number;
+}
+
+const sameFile = (st: Stats, id: FileId) => st.isFile() && st.dev === id.dev && st.ino === id.ino && st.ctimeMs === id.ctimeMs && st.uid === process.getuid?.();
+
+/** A directory other users (or a group) may write: its mode and owners, as found. */
+interface SharedDir {
+  mode: number;
+  uid: number;
+  gid: number;
+}
+
+const octal = (mode: number) => (mode & 0o7777).toString(8);
+
+/** The token in a shared directory: the file this process created (still in place), or a new one. */
+async function sharedToken(path: string, dir: SharedDir, previous: EndpointToken | undefined): Promise<EndpointToken> {
+  const found = await lstat(path).catch(() => undefined);
+  if (previous?.file && found && sameFile(found, previous.file)) {
+    return { ...previous, created: false, warnings: [], shared: undefined };
+  }
+  // setgid (kubelet's fsGroup): the file gets the directory's group, which the pod's containers share, and that group may read it.
+  const groupShared = (dir.mode & 0o2000) !== 0;
+  const mode = groupShared ? 0o640 : 0o600;
+  const written = await writeTokenFile(path, mode);
+  const stale = !found
+    ? ''
+    : previous?.file
+      ? `; the token file was replaced or removed since this daemon wrote it (now ${describe(found)}), so it wrote a new one`
+      : `; replaced what was there (${describe(found)}) without reading it`;
+  const shared =
+    `token directory ${dirname(path)} is writable by other users (mode ${octal(dir.mode)}, owner uid ${dir.uid}, group ${dir.gid}: e.g. a Kubernetes emptyDir or a container tmpfs); ` +
+    `accepted because the daemon trusts only a token file it creates there itself (exclusive create, links never followed, inode re-checked)${stale}; ` +
+    `wrote a new token file, mode ${octal(mode)}${groupShared ? `, group ${written.gid} (the directory's setgid group, e.g. the pod's fsGroup, may read it)` : ' (only this user may read it)'}`;
+  return { value: written.value, created: true, warnings: [], shared, file: written.file };
+}
+
+function describe(st: Stats): string {
+  const kind = st.isSymbolicLink() ? 'a symbolic link' : st.isFile() ? 'a file' : st.isDirectory() ? 'a directory' : 'a special file';
+  return `${kind} of uid ${st.uid}`;
+}
+
+/**
+ * Writes a new random token at `path` the one safe way, for every creation
+ * (start, a reload that finds the file gone, a shared directory): a new file
+ * made with O_CREAT|O_EXCL|O_NOFOLLOW (never an existing file or link, in a
+ * directory anyone may write), written, synced, then renamed over whatever is
+ * at `path` (a stale file or a link is replaced, never followed; in a sticky
+ * directory the kernel refuses to replace another user's entry). Then the path
+ * must be the inode written (lstat vs fstat): otherwise another user swapped it.
+ */
+async function writeTokenFile(path: string, mode: number): Promise<{ value: string; file: FileId; gid: number }> {
+  const value = randomBytes(32).toString('base64url');
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  let fh;
   try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(value, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await chmod(tmp, 0o600);
+    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  } catch (err) {
+    throw new UserError(`cannot write token file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; check the directory's permissions or choose another --token-file`, { reason: 'token_file' });
+  }
+  let written;
+  try {
+    await fh.writeFile(value, 'utf8');
+    await fh.chmod(mode); // exact, whatever the umask
+    await fh.sync();
+    written = await fh.stat();
     await rename(tmp, path);
   } catch (err) {
     await unlink(tmp).catch(() => undefined);
-    throw new UserError(`cannot write token file ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}; check the directory's permissions or choose another --token-file`, { reason: 'token_file' });
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPERM' || code === 'EACCES') {
+      const there = await lstat(path).catch(() => undefined);
+      if (there && there.uid !== process.getuid?.()) {
+        throw new UserError(
+          `token file ${path} is ${describe(there)}, not created by this daemon, and this sticky directory does not let the daemon replace it: a token it did not create is never trusted there; ` +
+            `have uid ${there.uid} or root remove it, or choose a token file in a directory of this user's: $XDG_RUNTIME_DIR/rolesanywhere-credentiald/token, the systemd unit's RuntimeDirectory, or a pod volume`,
+          { reason: 'token_file_owner' },
+        );
+      }
+    }
+    if (code === 'EISDIR') throw new UserError(`token file ${path} is a directory; point --token-file at a file`, { reason: 'token_file' });
+    throw new UserError(`cannot write token file ${path}: ${code ?? String(err)}; check the directory's permissions or choose another --token-file`, { reason: 'token_file' });
+  } finally {
+    await fh.close();
   }
-  return { value, created: true, warnings: [] };
+  const now = await lstat(path).catch(() => undefined);
+  if (!now || !now.isFile() || now.dev !== written.dev || now.ino !== written.ino) {
+    throw new UserError(
+      `token file ${path} was replaced right after the daemon wrote it (${now ? `now ${describe(now)}` : 'now missing'}): another user is writing in ${dir}; ` +
+        `choose a token file in a directory of this user's: $XDG_RUNTIME_DIR/rolesanywhere-credentiald/token, the systemd unit's RuntimeDirectory, or a pod volume`,
+      { reason: 'token_file_owner' },
+    );
+  }
+  // The rename changed the change time: remember the file as it is now at the path.
+  return { value, file: { dev: now.dev, ino: now.ino, ctimeMs: now.ctimeMs }, gid: now.gid };
 }
 
 /** The longest endpoint token: SDKs send it in an Authorization header, and Node's HTTP server takes 16 KiB of headers in all. */
@@ -99,42 +196,45 @@ function validateToken(text: string, path: string): void {
 }
 
 /**
- * Refuses a token file another local user could have written or could replace:
- * the file must belong to this user or root, and its directory must belong to
- * this user or root and be writable by nobody else (a sticky directory such as
- * /tmp is fine for a file of ours: others cannot replace it there).
+ * Refuses a token file another local user could have written: its directory
+ * must belong to this user or root, and a file in a private directory (one
+ * nobody else may write) to this user or root. A directory others may write
+ * (0777/1777 and, with a group, 2777/3777: what kubelet, docker and podman
+ * give) is returned as `shared`: only a file this process creates is trusted
+ * there.
  */
-export async function checkTokenPlace(path: string): Promise<void> {
+export async function checkTokenPlace(path: string): Promise<{ shared?: SharedDir }> {
   const self = process.getuid?.();
-  if (self === undefined) return; // not a POSIX system
+  if (self === undefined) return {}; // not a POSIX system
   const trusted = (uid: number) => uid === self || uid === 0;
   const dir = dirname(path);
+  let d;
+  try {
+    d = await stat(dir);
+  } catch {
+    return {}; // missing: created with mode 0700
+  }
+  if (!trusted(d.uid)) {
+    throw new UserError(
+      `the token file's directory ${dir} belongs to uid ${d.uid}, neither this user (uid ${self}) nor root, so that user could replace the token file; ` +
+        `choose a token file in a directory of this user's or root's: $XDG_RUNTIME_DIR/rolesanywhere-credentiald/token, the systemd unit's RuntimeDirectory (/run/rolesanywhere-credentiald/token), or a pod volume mounted at the token's directory`,
+      { reason: 'token_file_directory' },
+    );
+  }
+  if ((d.mode & 0o022) !== 0) return { shared: { mode: d.mode, uid: d.uid, gid: d.gid } };
   let file;
   try {
     file = await stat(path);
   } catch {
-    file = undefined; // missing: generated below (if the directory is safe)
+    return {}; // missing: generated
   }
-  if (file && !trusted(file.uid)) {
+  if (!trusted(file.uid)) {
     throw new UserError(
       `token file ${path} belongs to uid ${file.uid}, not to this user (uid ${self}) or root: that user chose the token and can read it; delete the file (a new one is generated) or chown it to uid ${self}`,
       { reason: 'token_file_owner' },
     );
   }
-  let d;
-  try {
-    d = await stat(dir);
-  } catch {
-    return; // missing: created below with mode 0700
-  }
-  const othersWrite = (d.mode & 0o022) !== 0;
-  const sticky = (d.mode & 0o1000) !== 0;
-  if (!trusted(d.uid) || (othersWrite && !(sticky && file))) {
-    throw new UserError(
-      `the token file's directory ${dir} ${!trusted(d.uid) ? `belongs to uid ${d.uid}` : `is writable by other users (mode ${(d.mode & 0o7777).toString(8)})`}, so another user could replace the token file; put it in a directory only this user (uid ${self}) or root can write (chmod go-w ${dir}), or choose another --token-file`,
-      { reason: 'token_file_directory' },
-    );
-  }
+  return {};
 }
 
 /**

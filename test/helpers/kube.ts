@@ -159,3 +159,114 @@ export async function serveJwks(t: { teardown(fn: () => unknown): void }, cluste
   });
   return state;
 }
+
+// ---- kubelet's volumes and a container started the way a runtime starts it ----
+//
+//   await emptyDir(dir, { fsGroup: 1000, memory: true })   // tmpfs 1777 → 3777 root:1000, unmounted at teardown
+//   await atomicWriter(dir, { 'tls.crt': pem }, { defaultMode: 0o440, fsGroup: 1000 })   // ..2026_…/, ..data →, tls.crt → ..data/tls.crt
+//   containerScript({ uid, gid, groups, readOnlyRoot, caps, mounts, command })   // for `unshare -m … sh -ec`
+import { chmod, chown, mkdir, symlink, writeFile as writeFileP } from 'node:fs/promises';
+import { existsSync, realpathSync } from 'node:fs';
+import { dirname, sep } from 'node:path';
+import { run } from './netns.js';
+
+/**
+ * An emptyDir as kubelet makes it: 0777 root:root; a memory-backed one is a
+ * tmpfs (1777); with fsGroup G the volume ownership step sets group G, adds
+ * group rw and setgid (2777, or 3777 on the sticky tmpfs).
+ */
+export async function emptyDir(t: { teardown(fn: () => unknown): void }, dir: string, o: { fsGroup?: number; memory?: boolean } = {}): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  if (o.memory) {
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', dir]); // tmpfs's own mode: 1777 root:root
+    t.teardown(() => run('umount', ['-l', dir]).catch(() => undefined));
+  } else {
+    await chmod(dir, 0o777);
+  }
+  await chown(dir, 0, o.fsGroup ?? 0);
+  const mode = (o.memory ? 0o1777 : 0o777) | (o.fsGroup !== undefined ? 0o2000 : 0);
+  await chmod(dir, mode); // after chown, which clears setgid
+  return dir;
+}
+
+/**
+ * A Secret/ConfigMap/projected volume as kubelet's atomic writer leaves it: the
+ * files in a timestamped directory, `..data` → it, one symlink per key; files
+ * of mode defaultMode (0644 unless given) owned by root, group fsGroup (which
+ * then may read them: kubelet adds 0440 on read-only volumes).
+ */
+export async function atomicWriter(dir: string, files: Record<string, string>, o: { defaultMode?: number; fsGroup?: number } = {}): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  const stamp = `..${new Date().toISOString().replace(/[-:]/g, '_').replace('T', '_').replace(/\.(\d+)Z$/, '.$1000000')}`;
+  await mkdir(join(dir, stamp), { mode: 0o755 });
+  const gid = o.fsGroup ?? 0;
+  for (const [key, text] of Object.entries(files)) {
+    const p = join(dir, stamp, key);
+    await writeFileP(p, text);
+    await chown(p, 0, gid);
+    await chmod(p, (o.defaultMode ?? 0o644) | (o.fsGroup !== undefined ? 0o440 : 0));
+    await symlink(`..data/${key}`, join(dir, key));
+  }
+  await symlink(stamp, join(dir, '..data'));
+  await chown(dir, 0, gid);
+  await chmod(dir, 0o1777 | (o.fsGroup !== undefined ? 0o2000 : 0)); // the wrapped tmpfs emptyDir kubelet writes into
+  return dir;
+}
+
+export interface ContainerSpec {
+  uid: number;
+  gid: number;
+  /** Supplementary groups (the pod's fsGroup). */
+  groups: number[];
+  /** securityContext.readOnlyRootFilesystem */
+  readOnlyRoot: boolean;
+  /** Capabilities kept (securityContext.capabilities after drop ALL), e.g. ['net_bind_service']. */
+  caps: string[];
+  mounts: { path: string; source: string; readOnly?: boolean }[];
+  /** Lines appended to files of the container's own root (e.g. /etc/hosts), before it becomes read-only. */
+  append?: Record<string, string>;
+  command: string[];
+}
+
+const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+
+/**
+ * The shell script that turns `unshare -m --propagation private sh -ec SCRIPT`
+ * into the container: where a mount path does not exist on this machine, its
+ * deepest existing parent gets a throw-away overlay (so nothing is created on
+ * the host); every volume is bind-mounted (read-only ones remounted ro); the
+ * root and those overlays become read-only with readOnlyRootFilesystem; then
+ * setpriv runs the command as uid:gid with the groups, no_new_privs
+ * (allowPrivilegeEscalation: false) and only the kept capabilities.
+ */
+export function containerScript(c: ContainerSpec, scratch: string): string {
+  const lines: string[] = [];
+  const overlays: string[] = [];
+  const needed = [...c.mounts.map((m) => m.path), ...Object.keys(c.append ?? {})];
+  for (const path of needed) {
+    let p = path;
+    while (!existsSync(p)) p = dirname(p);
+    if (p === path && !Object.keys(c.append ?? {}).includes(path)) continue;
+    const real = realpathSync(Object.keys(c.append ?? {}).includes(path) ? dirname(path) : p);
+    if (real === sep) throw new Error(`${path}: no parent to overlay`);
+    if (!overlays.some((o) => real === o || real.startsWith(o + sep))) overlays.push(real);
+  }
+  overlays.forEach((o, i) => {
+    const base = join(scratch, `overlay-${i}`);
+    lines.push(`mkdir -p ${q(base)}`, `mount -t tmpfs tmpfs ${q(base)}`, `mkdir ${q(base + '/u')} ${q(base + '/w')}`);
+    lines.push(`mount -t overlay overlay -o lowerdir=${o},upperdir=${base}/u,workdir=${base}/w ${q(o)}`);
+  });
+  for (const [file, text] of Object.entries(c.append ?? {})) lines.push(`printf '%s\\n' ${q(text)} >> ${q(file)}`);
+  for (const m of c.mounts) {
+    lines.push(`mkdir -p ${q(m.path)}`, `mount --bind ${q(m.source)} ${q(m.path)}`);
+    if (m.readOnly) lines.push(`mount -o remount,bind,ro ${q(m.path)}`);
+  }
+  if (c.readOnlyRoot) for (const p of ['/', ...overlays]) lines.push(`mount -o remount,bind,ro ${q(p)}`);
+  const caps = c.caps.length ? `-all,${c.caps.map((x) => `+${x}`).join(',')}` : '-all';
+  const groups = c.groups.length ? `--groups=${c.groups.join(',')}` : '--clear-groups';
+  const ambient = c.uid === 0 ? [] : ['--inh-caps=-all', '--ambient-caps=-all'];
+  lines.push(
+    ['exec', 'setpriv', `--reuid=${c.uid}`, `--regid=${c.gid}`, groups, '--no-new-privs', `--bounding-set=${caps}`, ...ambient, '--', ...c.command].map((a, i) => (i < 2 ? a : q(a))).join(' '),
+  );
+  return lines.join('\n');
+}
