@@ -7,43 +7,16 @@
 //
 // One build per content: the image is tagged with a hash of the build context's
 // files, so a second run with the same sources reuses it.
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { chmod, chown, copyFile, readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { promisify } from 'node:util';
 import t from 'tap';
 import { REPO } from '../helpers/cli.js';
 import { startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
+import { BASE_IMAGE as BASE, buildOnce, contentTag, podman, podmanSkipReason } from '../helpers/podman.js';
 
-const run = promisify(execFile);
-const CONF = '/etc/containers/containers.conf.d-local';
-const BASE = 'docker.io/library/node:24-trixie-slim';
-const env = { ...process.env, ...(existsSync(CONF) ? { CONTAINERS_CONF: CONF } : {}) };
-const podman = (args: string[], timeout = 120_000) => run('podman', args, { env, timeout, maxBuffer: 64 * 1024 * 1024 });
-
-async function why(): Promise<string | undefined> {
-  if (process.platform !== 'linux') return 'podman runs containers on Linux only';
-  const ok = await podman(['--version']).then(
-    () => true,
-    () => false,
-  );
-  if (!ok) return 'podman is not installed (../shared/tools/container-runtime.sh setup installs it)';
-  if (!(await podman(['image', 'exists', BASE]).then(() => true, () => false))) {
-    return `the base image ${BASE} is missing (../shared/tools/container-runtime.sh setup makes a local one)`;
-  }
-  const smoke = await podman(['run', '--rm', '--network', 'host', BASE, 'node', '-e', '0']).then(
-    () => undefined,
-    (e: { stderr?: string }) => `podman cannot run a container here: ${(e.stderr ?? '').trim().split('\n').pop()}`,
-  );
-  return smoke;
-}
-
-/** The files the Dockerfile reads (COPY sources), hashed: the image tag. */
-async function contextHash(): Promise<string> {
-  const h = createHash('sha256');
+/** The files the Dockerfile reads (its COPY sources) with their paths: what the image tag hashes. */
+async function contextParts(): Promise<Array<string | Buffer>> {
   const files: string[] = [];
   const walk = async (dir: string) => {
     for (const e of await readdir(dir, { withFileTypes: true })) {
@@ -54,23 +27,19 @@ async function contextHash(): Promise<string> {
   };
   for (const d of ['src', 'config']) await walk(join(REPO, d));
   files.push(...['Dockerfile', '.dockerignore', 'package.json', 'package-lock.json', 'tsconfig.json', 'scripts/bundle.js'].map((f) => join(REPO, f)));
-  for (const f of files.sort()) h.update(relative(REPO, f)).update('\0').update(await readFile(f)).update('\0');
-  return h.digest('hex').slice(0, 16);
+  const parts: Array<string | Buffer> = [];
+  for (const f of files.sort()) parts.push(relative(REPO, f), await readFile(f));
+  return parts;
 }
 
-const skip = await why();
+const skip = await podmanSkipReason();
 if (skip) t.plan(0, skip);
 else await main();
 
 async function main() {
   t.setTimeout(1_800_000);
-  const image = `localhost/rolesanywhere-credentiald-test:${await contextHash()}`;
-
-  t.before(async () => {
-    if (await podman(['image', 'exists', image]).then(() => true, () => false)) return;
-    // Slow on a shared 2-core machine (npm ci + tsc + esbuild): minutes.
-    await podman(['build', '--network', 'host', '--pull=never', '--format', 'docker', '-t', image, REPO], 1_500_000);
-  });
+  const image = contentTag('rolesanywhere-credentiald-test', await contextParts());
+  t.before(() => buildOnce(image, REPO));
 
   t.test('the runtime stage ships the bundle and config/ only; its size next to the base image', async (t) => {
     const { stdout } = await podman(['run', '--rm', '--network', 'host', '--user', '0', '--entrypoint', 'sh', image, '-c', 'ls -A /app /app/dist; find / -xdev -name node_modules -not -path "/usr/local/lib/*"']);
