@@ -102,7 +102,7 @@ async function main() {
             await new Promise((r) => setTimeout(r, 250));
           }
         })();`;
-      const res = await podman(['exec', name, 'node', '-e', client]).then(
+      const res: Record<string, unknown> = await podman(['exec', name, 'node', '-e', client]).then(
         (r) => {
           try {
             return JSON.parse(r.stdout) as Record<string, unknown>;
