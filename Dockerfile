@@ -15,11 +15,12 @@
 # openssl and tpm2-openssl as root, and run with --device /dev/tpmrm0 and the
 # device's group (README: "Keys in a TPM 2.0").
 #
-# PKCS#11 keys (pkcs11: URIs) need the native module pkcs11js, which this image
-# installs but does not compile, and a PKCS#11 module. For them, build FROM
-# this image and, as root: apt-get install python3 make g++ p11-kit-modules
-# plus the token's module (e.g. opensc-pkcs11), `cd /app && npm rebuild
-# pkcs11js`, then purge the compiler (README: "Keys on a PKCS#11 token").
+# PKCS#11 keys (pkcs11: URIs) need the native module pkcs11js, which the bundle
+# leaves out (scripts/bundle.js: the one external) and finds in /app/node_modules,
+# and a PKCS#11 module. For them, build FROM this image and, as root:
+# apt-get install python3 make g++ p11-kit-modules plus the token's module
+# (e.g. opensc-pkcs11), `cd /app && npm install --no-save pkcs11js@2`, then purge
+# the compiler (README: "Keys on a PKCS#11 token").
 
 # ---- build: compile TypeScript, bundle (scripts/bundle.js) ----
 FROM node:24-trixie-slim AS build
@@ -31,21 +32,21 @@ COPY scripts/bundle.js ./scripts/
 COPY src ./src
 RUN npm run build
 
-# ---- runtime: production dependencies + compiled output only ----
+# ---- runtime: the bundle and config/ only ----
+# dist/bundle/ holds the CLI with every production dependency in one file (and the
+# PKCS#11 worker): no node_modules, no npm install in this stage.
 FROM node:24-trixie-slim
 # RUNTIME_DIRECTORY sets the default token file (used unless --token-file,
 # ROLESANYWHERE_TOKEN_FILE or tokenFile set one) to /var/run/rolesanywhere/token:
 # a directory to share with the application, e.g. an emptyDir in Kubernetes.
+# It is root-owned 1777 like /tmp (and like `--tmpfs` and a memory emptyDir):
+# the default user and an arbitrary uid (OpenShift, --user 1000680000:0) can
+# both create their token file there.
 ENV NODE_ENV=production \
     RUNTIME_DIRECTORY=/var/run/rolesanywhere
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
-    && npm cache clean --force \
-    && mkdir -p /var/run/rolesanywhere \
-    && chown node:node /var/run/rolesanywhere \
-    && chmod 0750 /var/run/rolesanywhere
-COPY --from=build /src/dist ./dist
+RUN mkdir -p /var/run/rolesanywhere && chmod 1777 /var/run/rolesanywhere
+COPY --from=build /src/dist/bundle ./dist/bundle
 COPY config ./config
 USER node:node
 EXPOSE 9911

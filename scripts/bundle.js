@@ -57,11 +57,12 @@ export async function bundle() {
   writeFileSync(join(BUNDLE_DIR, 'package.json'), JSON.stringify({ type: 'commonjs' }) + '\n');
   const common = { bundle: true, platform: 'node', format: 'cjs', target, logLevel: 'warning', write: false };
   // The entry: Node's compile cache (src/cli/compile-cache.ts) on before main.js is
-  // compiled, so that the big file's code comes from the cache at the next start.
+  // compiled, so that the big file's code comes from the cache at the next start; and for
+  // `serve`, a SIGHUP held (src/cli/early-sighup.ts) while main.js compiles.
   const entry = await build({
     ...common,
     stdin: {
-      contents: `import { enableCompileCache } from './dist/cli/compile-cache.js';\nenableCompileCache();\nrequire('./main.js');\n`,
+      contents: `import { enableCompileCache } from './dist/cli/compile-cache.js';\nimport { holdSighup } from './dist/cli/early-sighup.js';\nif (process.argv[2] === 'serve') holdSighup();\nenableCompileCache();\nrequire('./main.js');\n`,
       resolveDir: root,
       sourcefile: 'bundle-entry.js',
     },

@@ -6,6 +6,7 @@ import { SharedIdentities } from '../runtime/identity-source.js';
 import { sessionFetcher } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
+import { monotonicUsec, systemdNotifier } from '../server/systemd-notify.js';
 import { holdSighup, releaseSighup } from './early-sighup.js';
 
 export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh and serve them to AWS SDKs (container endpoint + IMDSv2)';
@@ -67,6 +68,30 @@ export async function run(argv: string[]): Promise<number> {
     ['Point AWS SDKs and CLIs at this daemon with:', ...daemon.exportLines().map((l) => `  ${l}`), ''].join('\n'),
   );
 
+  // systemd (Type=notify): READY=1 once the readiness rule of /readyz holds (every profile
+  // has credentials), RELOADING=1/READY=1 around a reload, STOPPING=1, and the count in STATUS=.
+  const systemd = systemdNotifier(process.env, logger);
+  let announcedReady = false;
+  let lastStatus = '';
+  const statusText = () => {
+    const r = daemon.readiness();
+    return { ok: r.ok, text: `profiles with credentials: ${r.ready} of ${r.total}` };
+  };
+  const announce = () => {
+    if (!systemd.enabled) return;
+    const { ok, text } = statusText();
+    if (!announcedReady && ok) {
+      announcedReady = true;
+      lastStatus = text;
+      void systemd.send({ READY: '1', STATUS: text });
+    } else if (text !== lastStatus) {
+      lastStatus = text;
+      void systemd.send({ STATUS: text });
+    }
+  };
+  const stopAnnouncing = daemon.onRefresh(announce);
+  announce();
+
   return new Promise<number>((resolve) => {
     let stopping = false;
     let reloading: Promise<void> = Promise.resolve();
@@ -78,6 +103,8 @@ export async function run(argv: string[]): Promise<number> {
       }
       stopping = true;
       logger.info({ signal }, 'shutting down: finishing in-flight requests');
+      stopAnnouncing();
+      const told = systemd.send({ STOPPING: '1', STATUS: 'shutting down' });
       // The SIGHUP listener stays while draining (it ignores signals now): without one, a
       // SIGHUP would kill the process instead of letting it drain and exit 0.
       daemon
@@ -87,6 +114,9 @@ export async function run(argv: string[]): Promise<number> {
           process.removeListener('SIGTERM', stop);
           process.removeListener('SIGINT', stop);
           process.removeListener('SIGHUP', hup);
+          return told;
+        })
+        .finally(() => {
           logger.info('stopped');
           logger.flush?.();
           // Anything left holding the event loop must not keep us alive.
@@ -95,7 +125,21 @@ export async function run(argv: string[]): Promise<number> {
         });
     };
 
+    // Before the first READY=1 a reload only changes what readiness waits for.
     const reload = async () => {
+      const wasReady = announcedReady && systemd.enabled;
+      if (wasReady) void systemd.send({ RELOADING: '1', MONOTONIC_USEC: monotonicUsec(), STATUS: 'reloading the configuration' });
+      try {
+        await reloadConfig();
+      } finally {
+        if (wasReady && !stopping) {
+          lastStatus = statusText().text;
+          void systemd.send({ READY: '1', STATUS: lastStatus });
+        } else if (!stopping) announce();
+      }
+    };
+
+    const reloadConfig = async () => {
       logger.info('SIGHUP: reloading the configuration and certificates');
       let next: DaemonConfig;
       try {

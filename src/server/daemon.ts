@@ -14,7 +14,7 @@ import { buildApp } from './app.js';
 import { CallerLookup } from './callers.js';
 import { callerStateFor, readAccounts, type CallerState } from './caller-policy.js';
 import { ConnectionLimits } from './connections.js';
-import { healthHandler } from './health.js';
+import { healthHandler, readiness } from './health.js';
 import { ImdsTokenStore } from './imds-tokens.js';
 import { closeAll, listenAll, urlHost, type BoundServer } from './listen.js';
 import { RequestMetrics } from './metrics.js';
@@ -88,6 +88,8 @@ export class Daemon {
   /** connections.max and connections.maxPerUser over every listener. */
   private readonly connections: ConnectionLimits;
   private closed = false;
+  /** Called after every refresh outcome of any profile (onRefresh). */
+  private readonly refreshListeners = new Set<() => void>();
   /** The endpoint token last read or written (a reload keeps a token it wrote in a shared directory while the file is still that one). */
   private endpointToken?: { path: string; token: EndpointToken };
 
@@ -170,6 +172,19 @@ export class Daemon {
       );
     }
     return d;
+  }
+
+  /** How many profiles have credentials, and whether the readiness rule (/readyz) holds. */
+  readiness(): { ready: number; total: number; ok: boolean } {
+    const r = readiness(this.state, false);
+    const profiles = Object.values(r.body.profiles as Record<string, { ready: boolean }>);
+    return { ready: profiles.filter((p) => p.ready).length, total: profiles.length, ok: r.status === 200 };
+  }
+
+  /** Calls `listener` after every refresh outcome of every profile, present and future; returns the unsubscribe function. */
+  onRefresh(listener: () => void): () => void {
+    this.refreshListeners.add(listener);
+    return () => this.refreshListeners.delete(listener);
   }
 
   /** Bound addresses (actual ports). */
@@ -420,6 +435,9 @@ export class Daemon {
   }
 
   private activate(rt: ProfileRuntime, config: DaemonConfig): void {
+    rt.session.subscribe(() => {
+      for (const l of [...this.refreshListeners]) l();
+    });
     // Profiles only pod-identity bindings use start on their first request (podIdentity.sessionStart: onDemand).
     const onDemand = this.pod?.sessions.managed.has(rt.config.name) === true && config.podIdentity?.sessionStart === 'onDemand';
     rt.start({ session: !onDemand });

@@ -2,12 +2,14 @@
 // daemon is still starting must not kill it (systemd's ExecReload is kill -HUP,
 // and a process killed by SIGHUP counts as a clean exit, so it is not restarted).
 import { execFileSync } from 'node:child_process';
-import { open, rm, symlink, writeFile } from 'node:fs/promises';
+import { copyFile, open, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { MAX_CONFIG_BYTES } from '../../src/config/load.js';
 import { startFakeServer, freshCredentials } from '../helpers/fake-rolesanywhere.js';
 import { httpRequest, serveYaml, spawnServe } from '../helpers/daemon.js';
+import { CLI, NODE_FLAGS } from '../helpers/cli.js';
+import { dirname } from 'node:path';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 
 /** Writes `text` into the FIFO once the daemon opens it for reading (blocks until then). */
@@ -80,6 +82,44 @@ t.test('SIGHUP while the config is still being read (before anything slow) is he
   if (!port) return;
   await feedFifo(cfg, config); // the held SIGHUP reloads: it reads the config again
   await d.waitForOutput(/configuration reloaded/);
+  t.equal((await httpRequest(port, 'GET', '/healthz')).status, 200, 'serving');
+  d.child.kill('SIGTERM');
+  t.same(await d.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');
+});
+
+t.test('SIGHUP while the bundle compiles main.js (the first tens of ms) is held, not fatal', async (t) => {
+  const dir = await tempDir();
+  const ca = await makeCA(dir);
+  const leaf = await makeLeaf(dir, ca, 'serve-signals-entry');
+  const fake = await startFakeServer(t, [freshCredentials]);
+  const cfg = join(dir, 'daemon.yaml');
+  await writeFile(cfg, serveYaml({ tokenFile: join(dir, 'token'), leaf, endpoint: fake.url }));
+  // A copy of dist/bundle/ whose main.js stops where the real one would be compiling:
+  // it blocks reading a FIFO, then loads the real main.js. The entry (cli.js) is the real one.
+  const bundle = join(dir, 'bundle');
+  const from = dirname(CLI);
+  execFileSync('mkdir', [bundle]);
+  for (const f of ['cli.js', 'pkcs11-worker.js', 'package.json']) await copyFile(join(from, f), join(bundle, f));
+  await copyFile(join(from, 'main.js'), join(bundle, 'main-real.js'));
+  const gate = join(dir, 'gate');
+  execFileSync('mkfifo', ['-m', '600', gate]);
+  await writeFile(
+    join(bundle, 'main.js'),
+    `const fs = require('node:fs');\nfs.writeSync(2, 'main.js: loading\\n');\nfs.readFileSync(${JSON.stringify(gate)});\nrequire('./main-real.js');\n`,
+  );
+  // Without tap's NODE_OPTIONS (its --import installs signal-exit, whose SIGHUP handler would hide the default action).
+  const d = spawnServe(t, ['--config', cfg], {}, ['/usr/bin/env', '-u', 'NODE_OPTIONS', process.execPath, ...NODE_FLAGS, join(bundle, 'cli.js')]);
+  await d.waitForOutput(/main\.js: loading/);
+  d.child.kill('SIGHUP');
+  // Opening the FIFO for writing waits for its reader: not if the SIGHUP killed it.
+  await Promise.race([feedFifo(gate, ''), d.exited]);
+  const port = await d.port().catch(async () => {
+    t.fail(`serve died while main.js was loading: ${JSON.stringify(await d.exited)}`);
+    return 0;
+  });
+  if (!port) return;
+  await d.waitForOutput(/configuration reloaded/);
+  t.pass('the held SIGHUP was applied as a reload once started');
   t.equal((await httpRequest(port, 'GET', '/healthz')).status, 200, 'serving');
   d.child.kill('SIGTERM');
   t.same(await d.exited, { code: 0, signal: null }, 'exit 0 on SIGTERM');

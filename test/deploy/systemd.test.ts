@@ -71,7 +71,8 @@ t.test('required directives and hardening are present', async (t) => {
   const d = await directives(UNIT);
   const get = (key: string) => d.filter(([, k]) => k === key).map(([, , v]) => v);
   const expect: [string, string][] = [
-    ['Type', 'simple'],
+    ['Type', 'notify'],
+    ['NotifyAccess', 'all'],
     ['DynamicUser', 'yes'],
     ['NoNewPrivileges', 'yes'],
     ['ProtectSystem', 'strict'],
