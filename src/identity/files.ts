@@ -315,13 +315,14 @@ async function placeOf(path: string): Promise<Place> {
   return mount ? { kind: 'read-only', mount } : { kind: 'writable' };
 }
 
-/** Names of the users, other than this process's own, who hold `gid` (as primary group in /etc/passwd or member in /etc/group); undefined when the group is unknown there. */
-function otherMembers(gid: number): string[] | undefined {
-  const read = (file: string) => {
+/** /etc/passwd and /etc/group are read whole only up to this size (a local file; directory services are not consulted). */
+const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
+
+/** Names of the users, other than this process's own, who hold `gid` (as primary group in /etc/passwd or member in /etc/group); undefined when /etc/group does not list it. */
+async function otherMembers(gid: number): Promise<string[] | undefined> {
+  const read = async (file: string) => {
     try {
-      return readFileSync(file, 'utf8')
-        .split('\n')
-        .map((l) => l.split(':'));
+      return (await readAtMost(file, MAX_ACCOUNT_FILE_BYTES, () => new Error(`${file} too large`))).toString('utf8').split('\n').map((l) => l.split(':'));
     } catch {
       return [];
     }
@@ -331,12 +332,12 @@ function otherMembers(gid: number): string[] | undefined {
   try {
     me = userInfo().username;
   } catch {
-    me = undefined;
+    me = undefined; // a uid with no passwd entry (a container's arbitrary uid)
   }
-  const group = read('/etc/group').find((f) => f.length >= 4 && Number(f[2]) === gid);
+  const group = (await read('/etc/group')).find((f) => f.length >= 4 && Number(f[2]) === gid);
   if (!group) return undefined;
   const names = new Set((group[3] ?? '').split(',').filter(Boolean));
-  for (const f of read('/etc/passwd')) if (f.length >= 4 && Number(f[3]) === gid && Number(f[2]) !== uid) names.add(f[0]!);
+  for (const f of await read('/etc/passwd')) if (f.length >= 4 && Number(f[3]) === gid && Number(f[2]) !== uid) names.add(f[0]!);
   if (me) names.delete(me);
   return [...names];
 }
@@ -347,9 +348,9 @@ function otherMembers(gid: number): string[] | undefined {
  * /etc/passwd give it no other user. (A group unknown to /etc/group proves
  * nothing and so does not count.)
  */
-function groupIsOnlyUs(gid: number): boolean {
+async function groupIsOnlyUs(gid: number): Promise<boolean> {
   const ours = gid === process.getgid?.() || (process.getgroups?.() ?? []).includes(gid);
-  return ours && otherMembers(gid)?.length === 0;
+  return ours && (await otherMembers(gid))?.length === 0;
 }
 
 const KUBELET_FIX =
@@ -386,9 +387,9 @@ export async function exposedSecretFiles(files: Array<{ path: string | undefined
     if (!st.isFile() || (st.mode & 0o077) === 0) continue;
     const everyone = (st.mode & 0o007) !== 0;
     const place = await placeOf(path);
-    if (!everyone && (place.kind === 'kubelet' || groupIsOnlyUs(st.gid))) continue;
+    if (!everyone && (place.kind === 'kubelet' || (await groupIsOnlyUs(st.gid)))) continue;
     const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
-    const members = everyone ? undefined : otherMembers(st.gid);
+    const members = everyone ? undefined : await otherMembers(st.gid);
     const who = everyone
       ? `open to every local user (mode ${mode})`
       : `open to its group (gid ${st.gid}, mode ${mode}), ` +
