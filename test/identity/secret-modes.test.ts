@@ -96,6 +96,15 @@ if (process.getuid?.() !== 0) {
     t.match(modeLine(own), /PASS secretFileMode/);
   });
 
+  t.test('world-readable on a tmpfs mounted read-only as a whole: FAIL, no chmod advice', async (t) => {
+    const mnt = join(dir, 'ro-tmpfs');
+    await mkdir(mnt, { mode: 0o755 });
+    const key = join(mnt, 'tls.key');
+    const r = await checkAs([UID], key, [`mount -t tmpfs -o size=1m,mode=0755 tmpfs ${q(mnt)}`, `cat ${q(leaf.keyPath)} > ${q(key)}`, `chmod 644 ${q(key)}`, `mount -o remount,ro ${q(mnt)}`]);
+    t.equal(r.code, 1, 'check fails');
+    t.match(modeLine(r), `FAIL secretFileMode: ${key}: the private key file is open to every local user (mode 644); it is on a read-only mount (${mnt}), where chmod cannot change it`);
+  });
+
   t.test("kubelet's Secret volume, 0440 with fsGroup (read through the group): PASS", async (t) => {
     const vol = await atomicWriter(join(dir, 'vol-fsgroup'), { 'tls.key': keyPem }, { defaultMode: 0o440, fsGroup: 2000 });
     const mnt = join(dir, 'mnt-fsgroup');
