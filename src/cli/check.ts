@@ -92,12 +92,12 @@ export async function run(argv: string[]): Promise<number> {
     results.push({ id: 'keyMatch', ok: false, severity: 'warning', summary: 'no private key given, so it was not checked', fix: 'add --private-key KEY' });
   }
 
-  // Secret files other local users can read: a FAIL for every user, a WARN for a group (deliberate in the systemd recipe).
+  // Secret files other local users can read: a FAIL for every user, a WARN for a group with other users or a world-readable kubelet volume (files.ts says why).
   const secrets = secretFilesOf({ certificate, privateKey, keyPasswordFile: identity.keyPasswordFile });
   if (secrets.some((f) => f.path !== undefined)) {
     const exposed = await exposedSecretFiles(secrets);
-    for (const f of exposed) results.push({ id: 'secretFileMode', ok: false, severity: f.everyone ? 'error' : 'warning', summary: f.message });
-    if (exposed.length === 0) results.push({ id: 'secretFileMode', ok: true, severity: 'error', summary: 'key, PKCS#12 and password files are readable by their owner only' });
+    for (const f of exposed) results.push({ id: 'secretFileMode', ok: false, severity: f.severity, summary: f.message });
+    if (exposed.length === 0) results.push({ id: 'secretFileMode', ok: true, severity: 'error', summary: 'key, PKCS#12 and password files are open to no other user' });
   }
 
   try {

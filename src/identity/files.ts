@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { accessSync, constants, readFileSync } from 'node:fs';
 import type { Stats } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
-import { resolve, sep } from 'node:path';
+import { lstat, open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
 import { userInfo } from 'node:os';
 import { UserError } from '../errors.js';
 import type { IdentitySource } from './types.js';
@@ -284,15 +284,142 @@ export interface ExposedSecretFile {
   path: string;
   /** Other users (not only a group) may read or write it. */
   everyone: boolean;
+  /**
+   * 'error' for a file every local user can open on a filesystem where it can
+   * be fixed with chmod or at its source (check FAILs); 'warning' for a group
+   * that may hold other users, and for a world-readable file on a kubelet
+   * volume, where only the pod's own containers can reach it.
+   */
+  severity: 'error' | 'warning';
   /** One line naming the file, its mode and the fix. */
   message: string;
 }
 
+/** Where a file lives, which decides what can fix its mode. */
+type Place = { kind: 'writable' } | { kind: 'read-only'; mount: string } | { kind: 'kubelet'; volume: string };
+
+/** /proc/self/mountinfo is a few KB; a node with thousands of mounts stays far below this. */
+const MAX_MOUNTINFO_BYTES = 4 * 1024 * 1024;
+
+/** mountinfo escapes space, tab, newline and backslash as \ooo. */
+const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+/**
+ * The mount point holding `real` (a resolved path) if that mount is read-only
+ * (per mount, as `mount --bind -o ro` makes it, or for the whole filesystem),
+ * from /proc/self/mountinfo: the longest matching mount point, the last of
+ * equal ones (mounts stacked on one point hide earlier ones).
+ */
+async function readOnlyMount(real: string): Promise<string | undefined> {
+  let text: string;
+  try {
+    text = (await readAtMost('/proc/self/mountinfo', MAX_MOUNTINFO_BYTES, () => new Error('mountinfo too large'))).toString('utf8');
+  } catch {
+    return undefined; // not Linux, or no /proc: nothing known, so chmod stays the advice
+  }
+  let best: { point: string; ro: boolean } | undefined;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    const dash = f.indexOf('-');
+    if (f.length < 6 || dash < 6) continue;
+    const point = unescapeMount(f[4]!);
+    const inside = point === sep || real === point || real.startsWith(point + sep);
+    if (!inside || (best && point.length < best.point.length)) continue;
+    const ro = f[5]!.split(',').includes('ro') || (f[dash + 3] ?? '').split(',').includes('ro');
+    best = { point, ro };
+  }
+  return best?.ro ? best.point : undefined;
+}
+
+/**
+ * The directory of a kubelet atomic-writer volume (Secret, ConfigMap,
+ * projected, and CSI drivers built on the same writer) that holds `path`:
+ * the key's symlink `DIR/key -> ..data/key`, or a path through `DIR/..data/`
+ * or the timestamped directory, where DIR has the `..data` symlink.
+ */
+async function kubeletVolume(path: string, real: string): Promise<string | undefined> {
+  const candidates = [dirname(resolve(path)), dirname(dirname(resolve(path))), dirname(dirname(real))];
+  for (const dir of candidates) {
+    try {
+      if ((await lstat(join(dir, '..data'))).isSymbolicLink()) return dir;
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+async function placeOf(path: string): Promise<Place> {
+  let real: string;
+  try {
+    real = await realpath(path);
+  } catch {
+    return { kind: 'writable' };
+  }
+  const volume = await kubeletVolume(path, real);
+  if (volume) return { kind: 'kubelet', volume };
+  const mount = await readOnlyMount(real);
+  return mount ? { kind: 'read-only', mount } : { kind: 'writable' };
+}
+
+/** /etc/passwd and /etc/group are read whole only up to this size (a local file; directory services are not consulted). */
+const MAX_ACCOUNT_FILE_BYTES = 4 * 1024 * 1024;
+
+/** Names of the users, other than this process's own, who hold `gid` (as primary group in /etc/passwd or member in /etc/group); undefined when /etc/group does not list it. */
+async function otherMembers(gid: number): Promise<string[] | undefined> {
+  const read = async (file: string) => {
+    try {
+      return (await readAtMost(file, MAX_ACCOUNT_FILE_BYTES, () => new Error(`${file} too large`))).toString('utf8').split('\n').map((l) => l.split(':'));
+    } catch {
+      return [];
+    }
+  };
+  const uid = process.getuid?.();
+  let me: string | undefined;
+  try {
+    me = userInfo().username;
+  } catch {
+    me = undefined; // a uid with no passwd entry (a container's arbitrary uid)
+  }
+  const group = (await read('/etc/group')).find((f) => f.length >= 4 && Number(f[2]) === gid);
+  if (!group) return undefined;
+  const names = new Set((group[3] ?? '').split(',').filter(Boolean));
+  for (const f of await read('/etc/passwd')) if (f.length >= 4 && Number(f[3]) === gid && Number(f[2]) !== uid) names.add(f[0]!);
+  if (me) names.delete(me);
+  return [...names];
+}
+
+/**
+ * Whether the group `gid` can reach the file only through this process: it is
+ * this process's primary or a supplementary group and /etc/group and
+ * /etc/passwd give it no other user. (A group unknown to /etc/group proves
+ * nothing and so does not count.)
+ */
+async function groupIsOnlyUs(gid: number): Promise<boolean> {
+  const ours = gid === process.getgid?.() || (process.getgroups?.() ?? []).includes(gid);
+  return ours && (await otherMembers(gid))?.length === 0;
+}
+
+const KUBELET_FIX =
+  'set defaultMode: 0400 on the Secret or projected volume (0440 with the pod\'s fsGroup when the daemon is not root), ' +
+  'or the file mode of the CSI driver that writes it (secrets-store: filePermission in the SecretProviderClass; cert-manager csi-driver: csi.cert-manager.io/fs-group)';
+
 /**
  * The files of `files` (role → path; non-file specs such as pkcs11: URIs and
- * TPM handles are skipped) that the group or other users can access. A group
- * may be on purpose (the systemd recipe shares keys with the daemon's group);
- * other users never are.
+ * TPM handles are skipped) that users other than the daemon's may open.
+ *
+ * - Every user (o+r/w): always reported. An error where the file sits on a
+ *   writable or plain read-only filesystem; a warning on a kubelet volume,
+ *   whose files only the pod's own containers reach (kubelet keeps the node's
+ *   copy under /var/lib/kubelet/pods, which is root's alone).
+ * - Its group only: not reported when the group holds nobody but the daemon's
+ *   user (the systemd recipe's group, a pod's runAsGroup), nor on a kubelet
+ *   volume: there the group is the pod's fsGroup, which only the pod's
+ *   containers hold, and each of them may mount that volume anyway, so the
+ *   group grants nobody anything new. Otherwise a warning.
+ *
+ * On a kubelet volume or a read-only mount, chmod cannot work (EROFS, and
+ * kubelet rewrites the files): the message names the fix that does.
  */
 export async function exposedSecretFiles(files: Array<{ path: string | undefined; role: string }>): Promise<ExposedSecretFile[]> {
   const out: ExposedSecretFile[] = [];
@@ -305,15 +432,20 @@ export async function exposedSecretFiles(files: Array<{ path: string | undefined
       continue;
     }
     if (!st.isFile() || (st.mode & 0o077) === 0) continue;
-    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
     const everyone = (st.mode & 0o007) !== 0;
-    out.push({
-      path,
-      everyone,
-      message: everyone
-        ? `${path}: the ${role} file is open to every local user (mode ${mode}); run chmod 600 ${path} (or 640 with a group only the daemon's user is in)`
-        : `${path}: the ${role} file is open to its group (gid ${st.gid}, mode ${mode}); that is fine only if the group holds nobody but the daemon's user, else run chmod 600 ${path}`,
-    });
+    const place = await placeOf(path);
+    if (!everyone && (place.kind === 'kubelet' || (await groupIsOnlyUs(st.gid)))) continue;
+    const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+    const members = everyone ? undefined : await otherMembers(st.gid);
+    const who = everyone
+      ? `open to every local user (mode ${mode})`
+      : `open to its group (gid ${st.gid}, mode ${mode}), ` +
+        (members === undefined ? 'a group this system does not list' : members.length ? `a group that also holds the user(s) ${members.slice(0, 3).join(', ')}${members.length > 3 ? '…' : ''}` : 'not a group of the daemon\'s user');
+    let fix: string;
+    if (place.kind === 'kubelet') fix = `it is on a read-only Kubernetes volume (${place.volume}), where chmod cannot change it; ${KUBELET_FIX}`;
+    else if (place.kind === 'read-only') fix = `it is on a read-only mount (${place.mount}), where chmod cannot change it; chmod 600 the file where it comes from (the source of the bind mount or volume)`;
+    else fix = everyone ? `run chmod 600 ${path} (or 640 with a group only the daemon's user is in)` : `run chmod 600 ${path}, or chgrp it to a group only the daemon's user is in`;
+    out.push({ path, everyone, severity: everyone && place.kind !== 'kubelet' ? 'error' : 'warning', message: `${path}: the ${role} file is ${who}; ${fix}` });
   }
   return out;
 }
