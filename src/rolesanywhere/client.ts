@@ -327,15 +327,8 @@ export async function withRetries<T>(
       error = classify(err);
     }
     if (!error.retryable || n >= maxAttempts) {
-      if (n > 1 && error.retryable) {
-        throw new RolesAnywhereError(`${error.message} (gave up after ${n} attempts)`, {
-          reason: error.reason,
-          retryable: true,
-          type: error.type,
-          status: error.status,
-          cause: error.cause,
-        });
-      }
+      // The same error (its class and fields kept), saying it was retried.
+      if (n > 1 && error.retryable) error.message = `${error.message} (gave up after ${n} attempts)`;
       throw error;
     }
     const minDelay = Math.min(error.retryAfterMs ?? 0, maxDelayMs);
