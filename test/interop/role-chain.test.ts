@@ -131,6 +131,21 @@ t.test('a two-hop chain into two other accounts, served to the JS SDK and the AW
     }
   });
 
+  t.test('an STS outage: the refresh fails at the hop and the cached chain keeps being served', async (t) => {
+    const session = daemon.session('chain')!;
+    const served = JSON.parse((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).body).AccessKeyId;
+    emu.emulator.setFaults([{ kind: 'status', status: 503, operation: 'AssumeRole' }]);
+    t.teardown(() => emu.emulator.clearFaults());
+    await session.refresh();
+    t.equal(session.status().lastRefreshOutcome, 'failure');
+    t.match(session.status().lastFailure?.message, /^assumeRole\[\d\] .*service fault/);
+    const during = await httpRequest(port, 'GET', '/v1/credentials', { authorization: token });
+    t.equal(during.status, 200, 'still served');
+    t.equal(JSON.parse(during.body).AccessKeyId, served, 'the cached chain credentials');
+    t.equal((await httpRequest(port, 'GET', '/readyz')).status, 503, 'readyz still 503 only because of "wrong"');
+    t.equal(JSON.parse((await httpRequest(port, 'GET', '/readyz')).body).profiles.chain.ready, true);
+  });
+
   t.test('metrics per hop', async (t) => {
     const m = (await httpRequest(port, 'GET', '/metrics')).body;
     t.match(m, /rolesanywhere_assume_role_successes_total\{profile="chain",hop="0",role_arn="arn:aws:iam::210987654321:role\/Deploy"\} [1-9]/);
