@@ -123,7 +123,7 @@ export function renderMetrics(statuses: SessionStatus[], requests: RequestMetric
   const failures: Array<[Record<string, string>, number]> = [];
   for (const s of statuses) for (const [reason, n] of Object.entries(s.failuresByReason)) failures.push([{ profile: s.profile, reason }, n]);
   w.family('rolesanywhere_refresh_failures_total', 'counter', 'Failed CreateSession attempts by reason.', failures);
-  const hops = statuses.flatMap((s) => s.hops.filter(Boolean).map((h) => ({ s, h, l: { profile: s.profile, hop: String(h.hop), role_arn: h.roleArn } })));
+  const hops = statuses.flatMap((s) => s.hops.filter(Boolean).map((h) => ({ h, l: { profile: s.profile, hop: String(h.hop), role_arn: h.roleArn } })));
   w.family('rolesanywhere_assume_role_attempts_total', 'counter', 'AssumeRole calls per hop of a role chain (hop = index in assumeRole).', hops.map(({ h, l }) => [l, h.attempts]));
   w.family('rolesanywhere_assume_role_successes_total', 'counter', 'Successful AssumeRole calls per hop of a role chain.', hops.map(({ h, l }) => [l, h.successes]));
   w.family(
