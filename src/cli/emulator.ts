@@ -9,13 +9,15 @@ import { parseFlags } from '../config/args.js';
 import { describeError, UserError } from '../errors.js';
 import { exampleArns, shellWord } from '../emulator/examples.js';
 import { parseCaPems, startEmulator } from '../emulator/server.js';
+import type { AssumableRole } from '../emulator/sts.js';
+import { checkRoleArn } from '../rolesanywhere/arn.js';
 
 export const summary = 'Run a local IAM Roles Anywhere + STS emulator (for demos and tests)';
 
 const USAGE = `Usage: rolesanywhere-credentiald emulator --trust-anchor-ca FILE [options]
 
 Runs a local stand-in for IAM Roles Anywhere CreateSession (POST /sessions)
-and STS GetCallerIdentity on one loopback port. Requests are verified like the
+and STS GetCallerIdentity and AssumeRole on one loopback port. Requests are verified like the
 service does (SigV4-X509 signature, chain to a trust anchor CA, validity,
 clock skew, serial, region, ARNs, durationSeconds).
 
@@ -26,6 +28,9 @@ Options:
   --region R                   refuse requests signed for other regions
   --credential-lifetime SECS   cap on issued credential lifetimes (default 3600)
   --max-skew SECS              allowed X-Amz-Date skew (default 300)
+  --assumable-role ARN[,externalId=ID]
+                               a role STS AssumeRole gives (repeatable), with the ExternalId
+                               its trust policy requires; without any: every role
   --rate-limit N               CreateSession quota: N calls/s across all callers (429 above it;
                                the service's default quota is 10); default: none
   --quiet                      don't print the start-up guide (example ARNs, a serve command) or log each call
@@ -70,6 +75,18 @@ function positiveInt(flag: string, value: string | undefined, min: number, max: 
   return Number(value);
 }
 
+/** `ARN[,externalId=ID]` of --assumable-role. */
+export function parseAssumableRole(value: string): AssumableRole {
+  const comma = value.indexOf(',');
+  const roleArn = comma < 0 ? value : value.slice(0, comma);
+  const r = checkRoleArn(roleArn);
+  if (!r.ok) throw new UserError(`--assumable-role "${roleArn.slice(0, 200)}" is not an IAM role ARN (${r.why}): give ARN or ARN,externalId=ID`);
+  if (comma < 0) return { roleArn };
+  const m = /^externalId=([\w+=,.@:/-]{2,1224})$/.exec(value.slice(comma + 1));
+  if (!m) throw new UserError(`--assumable-role ${roleArn}: after the ARN give ,externalId=ID (2-1224 characters of letters, digits and _+=,.@:/-)`);
+  return { roleArn, externalId: m[1]! };
+}
+
 export async function run(argv: string[]): Promise<number> {
   let values;
   try {
@@ -83,6 +100,7 @@ export async function run(argv: string[]): Promise<number> {
         'credential-lifetime': { type: 'string' },
         'max-skew': { type: 'string' },
         'rate-limit': { type: 'string' },
+        'assumable-role': { type: 'string', multiple: true },
         quiet: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -118,6 +136,7 @@ export async function run(argv: string[]): Promise<number> {
   const lifetime = positiveInt('--credential-lifetime', values['credential-lifetime'], 1, 43200);
   const maxSkew = positiveInt('--max-skew', values['max-skew'], 0, 86400);
   const rateLimit = positiveInt('--rate-limit', values['rate-limit'], 1, 100_000);
+  const assumableRoles = (values['assumable-role'] ?? []).map(parseAssumableRole);
   const host = values.host ?? '127.0.0.1';
   if (!/^(127\.\d+\.\d+\.\d+|::1|localhost)$/.test(host)) throw new UserError(`--host must be a loopback address (127.0.0.1, ::1, localhost), got "${host}": the emulator is for local use only`);
   if (values.region !== undefined && !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(values.region)) {
@@ -134,6 +153,7 @@ export async function run(argv: string[]): Promise<number> {
       credentialLifetimeSeconds: lifetime,
       maxSkewSeconds: maxSkew,
       ...(rateLimit === undefined ? {} : { rateLimit: { perSecond: rateLimit } }),
+      ...(assumableRoles.length > 0 ? { assumableRoles } : {}),
       quiet: values.quiet ?? false,
     });
   } catch (err) {

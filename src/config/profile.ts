@@ -11,6 +11,8 @@ import type { ProfileConfig } from './types.js';
 import { isKeyFile } from '../identity/key-sources.js';
 import { isPkcs11Uri } from '../identity/pkcs11-uri.js';
 import { checkRoleArn, checkRolesAnywhereArn, type RoleArn, type RolesAnywhereArn } from '../rolesanywhere/arn.js';
+import { roleArnProblem } from './assume-role.js';
+import { fipsProblem } from '../rolesanywhere/endpoint.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
 import {
   checkEndpoint,
@@ -187,6 +189,15 @@ function crossCheck(raw: Record<string, unknown>, values: Record<string, unknown
   } else if (!own && ta) {
     values.region = ta.region;
   }
+
+  // FIPS endpoints exist only in some regions; an explicit endpoint is used as given.
+  const finalRegion = values.region as string | undefined;
+  if (values.fips === true && finalRegion !== undefined) {
+    const ra = values.endpoint === undefined ? fipsProblem('rolesanywhere', finalRegion) : undefined;
+    const hops = values.assumeRole as unknown[] | undefined;
+    const sts = hops && hops.length > 0 && values.stsEndpoint === undefined ? fipsProblem('sts', finalRegion) : undefined;
+    if (ra ?? sts) add('fips', (ra ?? sts)!);
+  }
 }
 
 /**
@@ -237,6 +248,7 @@ export function profileInputFromFlags(values: FlagValues, env: NodeJS.ProcessEnv
       labels[key] = given.label;
     }
   }
+  assumeRoleInput(raw, values, env, problems);
   const pw = passwordInput(values, env);
   problems.push(...pw.problems);
   if (pw.keyPasswordFile) {
@@ -247,6 +259,25 @@ export function profileInputFromFlags(values: FlagValues, env: NodeJS.ProcessEnv
   const out: ProfileInput = { raw, labels, problems, given };
   if (pw.keyPassword !== undefined) out.keyPassword = pw.keyPassword;
   return out;
+}
+
+/**
+ * --external-id (or its variable) joins the one hop --assume-role-arn gives:
+ * `assumeRole: [{ roleArn, externalId }]`. Without a role to assume it is a mistake.
+ */
+function assumeRoleInput(raw: ProfileInput['raw'], values: FlagValues, env: NodeJS.ProcessEnv, problems: Problem[]): void {
+  const row = settingOfFlag('external-id')!;
+  const given = flagOrEnv(row, values, env, problems);
+  if (!given) return;
+  const externalId = readSetting(row, given.value, given.label, problems) as string | undefined;
+  if (externalId === undefined) return;
+  const arn = raw.assumeRole;
+  if (typeof arn !== 'string') {
+    problems.push({ path: given.label, message: 'is for the role --assume-role-arn names; give --assume-role-arn ARN too (or set externalId in the config file\'s assumeRole list)' });
+    return;
+  }
+  // A bad ARN stays a string, for its own row to report under --assume-role-arn.
+  if (roleArnProblem(arn) === undefined) raw.assumeRole = [{ roleArn: arn.trim(), externalId }];
 }
 
 /**

@@ -58,6 +58,7 @@ import { checkEndpointUrl, isValidRoleSessionName } from '../rolesanywhere/endpo
 import { closest, show, typeName, type Problem, type SectionContext } from '../problems.js';
 import { checkPodIdentity, finishPodIdentity } from '../podidentity/config.js';
 import { validateCallers } from './callers.js';
+import { externalIdProblem, validateAssumeRole } from './assume-role.js';
 import { checkHealthListen, finishHealthListen } from './health.js';
 import { SIGN_DIGESTS } from '../identity/signer.js';
 
@@ -157,6 +158,11 @@ export function checkEndpoint(value: string): { url?: string; error?: string } {
   return { url: `${r.url.origin}${r.url.pathname.replace(/\/+$/, '')}` };
 }
 
+function parseEndpointSetting(text: string): Parsed<string> {
+  const r = checkEndpoint(text.trim());
+  return r.error !== undefined ? { error: r.error } : { value: r.url! };
+}
+
 function arnParser(kind: 'trust-anchor' | 'profile') {
   return (text: string): Parsed<string> => {
     const v = text.trim();
@@ -230,11 +236,12 @@ export const SETTINGS = [
   },
   {
     key: 'endpoint', keepsCredentials: true, flag: 'endpoint', arg: 'URL', scope: 'inherited', type: 'string',
-    parse: (text: string): Parsed<string> => {
-      const r = checkEndpoint(text.trim());
-      return r.error !== undefined ? { error: r.error } : { value: r.url! };
-    },
+    parse: parseEndpointSetting,
     help: 'Roles Anywhere endpoint (https; http only for loopback hosts)',
+  },
+  {
+    key: 'fips', keepsCredentials: true, flag: 'fips', scope: 'inherited', type: 'boolean', default: false,
+    help: 'use the FIPS endpoints of Roles Anywhere and STS (only where the region has\nthem: us-east-1, us-east-2, us-west-1, us-west-2, us-gov-east-1, us-gov-west-1)',
   },
   {
     key: 'sessionDuration', keepsCredentials: true, flag: 'session-duration', arg: 'SECONDS', scope: 'inherited', type: 'int', min: 900, max: 43200,
@@ -246,6 +253,24 @@ export const SETTINGS = [
     parse: (v: string): Parsed<string> =>
       isValidRoleSessionName(v) ? { value: v } : { error: `must be 2-64 characters of letters, digits and _+=,.@- , got ${show(v)}` },
     help: '2-64 characters [A-Za-z0-9_+=,.@-]',
+  },
+  {
+    // The file's list of hops; one hop from the command line (with --external-id).
+    key: 'assumeRole', flag: 'assume-role-arn', arg: 'ARN', scope: 'inherited', type: 'section', validate: validateAssumeRole,
+    help: 'then assume this IAM role with STS AssumeRole (role chaining); in the config\nfile a list of hops: [{ roleArn, externalId, roleSessionName, durationSeconds }]',
+  },
+  {
+    flag: 'external-id', arg: 'ID', scope: 'profile', type: 'string',
+    parse: (v: string): Parsed<string> => {
+      const problem = externalIdProblem(v);
+      return problem ? { error: problem } : { value: v };
+    },
+    help: "the ExternalId the --assume-role-arn role's trust policy requires",
+  },
+  {
+    key: 'stsEndpoint', keepsCredentials: true, flag: 'sts-endpoint', arg: 'URL', scope: 'inherited', type: 'string', env: ['ROLESANYWHERE_STS_ENDPOINT', 'AWS_ENDPOINT_URL_STS'],
+    parse: parseEndpointSetting,
+    help: 'STS endpoint for assumeRole (default: the region\'s; env AWS_ENDPOINT_URL_STS too)',
   },
   {
     key: 'keyPasswordFile', flag: 'key-password-file', arg: 'FILE', scope: 'profile', type: 'path', commands: KEY_COMMANDS,

@@ -66,6 +66,19 @@ export interface SessionStatus {
   nextRefreshAt?: Date;
   /** The service's clock minus ours, from the last CreateSession answer (0 within its precision). */
   clockOffsetMs: number;
+  /** Role chaining: each AssumeRole hop's counters, in order (empty without assumeRole). */
+  hops: HopStatus[];
+}
+
+/** One AssumeRole hop's counters (`hop` is its index in assumeRole). */
+export interface HopStatus {
+  hop: number;
+  roleArn: string;
+  attempts: number;
+  successes: number;
+  failuresByReason: Record<string, number>;
+  /** Expiration of the credentials this hop last gave. */
+  expiration?: Date;
 }
 
 /** A skew this large is logged as a warning (the service refuses signatures beyond 5 minutes). */
@@ -138,6 +151,7 @@ export class CredentialSession {
   private identityReloads = 0;
   private identityReloadFailures = 0;
   private lastIdentityError?: FailureInfo;
+  private readonly hops: HopStatus[] = [];
   private readonly waiters = new Set<() => void>();
   private readonly subscribers = new Set<(outcome: RefreshOutcome) => void>();
 
@@ -351,6 +365,7 @@ export class CredentialSession {
       certificateNotAfter: new Date(this.identityValue.certificate.validTo),
       nextRefreshAt: this.nextRefreshAt === undefined ? undefined : new Date(this.nextRefreshAt),
       clockOffsetMs: this.clockOffsetMs,
+      hops: this.hops.map((h) => ({ ...h, failuresByReason: { ...h.failuresByReason } })),
     };
   }
 
@@ -431,7 +446,19 @@ export class CredentialSession {
     }
   }
 
+  /** Counts an AssumeRole hop's outcome (role chaining). */
+  private countHop(hop: number, roleArn: string, outcome: { expiration: Date } | { reason: string }): void {
+    const h = (this.hops[hop] ??= { hop, roleArn, attempts: 0, successes: 0, failuresByReason: {} });
+    h.roleArn = roleArn;
+    h.attempts++;
+    if ('expiration' in outcome) {
+      h.successes++;
+      h.expiration = outcome.expiration;
+    } else h.failuresByReason[outcome.reason] = (h.failuresByReason[outcome.reason] ?? 0) + 1;
+  }
+
   private onSuccess(result: AwsCredentials, started: number, identity: Identity): void {
+    result.chain?.forEach((h, i) => this.countHop(i, h.roleArn, h));
     if (result.clockOffsetMs !== undefined) this.noteClockOffset(result.clockOffsetMs);
     started += this.clockOffsetMs;
     const now = this.serviceNow();
@@ -479,6 +506,11 @@ export class CredentialSession {
   private onFailure(err: unknown): void {
     const now = this.now();
     const reason = reasonOf(err);
+    const hop = err as { hop?: unknown; roleArn?: unknown; completed?: AwsCredentials['chain'] };
+    if (typeof hop.hop === 'number' && typeof hop.roleArn === 'string') {
+      hop.completed?.forEach((h, i) => this.countHop(i, h.roleArn, h));
+      this.countHop(hop.hop, hop.roleArn, { reason });
+    }
     const message = describeError(err);
     this.lastRefreshAt = now;
     this.lastRefreshOutcome = 'failure';
@@ -497,6 +529,7 @@ export class CredentialSession {
         event: 'refresh',
         outcome: 'failure',
         reason,
+        ...(typeof hop.hop === 'number' ? { hop: hop.hop, roleArn: hop.roleArn } : {}),
         error: message,
         serial: this.identityValue.serialDecimal,
         retryInMs: Math.round(delay),

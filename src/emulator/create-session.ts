@@ -9,6 +9,7 @@ import {
   newAccessKeyId,
   newSecretAccessKey,
   newSessionToken,
+  rememberIssued,
   roleIdFor,
   stableUuid,
   type CallRecord,
@@ -24,7 +25,6 @@ const ROLE_ARN = new RegExp(`^arn:${PARTITION}:iam::(\\d{12}):role/((?:[\\w+=,.@
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
 const MAX_CERT_BYTES = 16 * 1024;
 /** Issued credentials remembered (for STS and `issued`); the oldest are forgotten beyond this. */
-export const MAX_ISSUED = 50_000;
 
 export interface CreateSessionResult {
   answer: Answer;
@@ -186,12 +186,7 @@ export function createSession(state: EmulatorState, req: ReceivedRequest, fault?
     serial,
     sourceIdentity: subjectCn,
   };
-  state.issued.push(issued);
-  state.byAccessKey.set(issued.accessKeyId, issued);
-  if (state.issued.length > MAX_ISSUED) {
-    // Long soak runs: forget the oldest (STS then answers InvalidClientTokenId for them).
-    for (const old of state.issued.splice(0, state.issued.length - MAX_ISSUED)) state.byAccessKey.delete(old.accessKeyId);
-  }
+  rememberIssued(state, issued);
 
   return {
     answer: json(201, {

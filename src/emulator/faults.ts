@@ -4,7 +4,7 @@
 // many times and is then removed; without `times` it stays until cleared.
 // `probability` (0..1) makes a rule fire at random (chaos testing).
 
-export type FaultOperation = 'CreateSession' | 'GetCallerIdentity' | 'any';
+export type FaultOperation = 'CreateSession' | 'GetCallerIdentity' | 'AssumeRole' | 'any';
 
 interface FaultCommon {
   /** Fire this many times, then disappear. Default: until cleared. */
@@ -39,7 +39,7 @@ export interface FaultDecision {
 }
 
 const KINDS = new Set<FaultKind>(['status', 'delay', 'drop', 'malformed', 'empty-set', 'expiration']);
-const OPERATIONS = new Set<FaultOperation>(['CreateSession', 'GetCallerIdentity', 'any']);
+const OPERATIONS = new Set<FaultOperation>(['CreateSession', 'GetCallerIdentity', 'AssumeRole', 'any']);
 
 /** Validates rules from an untrusted source (HTTP control API); throws Error with a clear message. */
 export function parseFaultRules(input: unknown): FaultRule[] {

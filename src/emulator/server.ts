@@ -1,5 +1,5 @@
 // Local stand-in for IAM Roles Anywhere (CreateSession) and STS
-// (GetCallerIdentity), strict like the service, observable (stats, per-call
+// (GetCallerIdentity, AssumeRole), strict like the service, observable (stats, per-call
 // log, issued credentials) and controllable (fault injection, credential
 // lifetime), in process or over HTTP:
 //   POST   /_emulator/faults    JSON rule or array of rules: replace the faults (?append=1 adds)
@@ -21,7 +21,7 @@ import { FaultSet, parseFaultRules, type FaultRule } from './faults.js';
 import { parseRateLimit, RateLimiter, type RateLimit } from './rate-limit.js';
 import { defaultMessageForStatus, errorTypeForStatus, json, restJsonError, type Answer, type ReceivedRequest } from './http.js';
 import { emptyStats, isoSeconds, recordCall, type CallRecord, type EmulatorOperation, type EmulatorState, type EmulatorStats, type IssuedCredential } from './state.js';
-import { getCallerIdentity, isStsRequest, stsError } from './sts.js';
+import { handleSts, isStsRequest, stsAction, stsError, type AssumableRole } from './sts.js';
 import { clampDelay } from '../timers.js';
 
 export type { FaultRule, EmulatorStats, IssuedCredential, CallRecord };
@@ -39,6 +39,8 @@ export interface EmulatorOptions {
   profileArns?: string[];
   /** If set, other roles → AccessDeniedException (role not in profile). */
   roleArns?: string[];
+  /** Roles STS AssumeRole gives, each with the ExternalId its trust policy requires (if any); unset: any role. */
+  assumableRoles?: AssumableRole[];
   /** The account's CreateSession quota: calls over it get 429 ThrottlingException. Default: none. */
   rateLimit?: RateLimit;
   /** Allowed |X-Amz-Date − now|, default 300. */
@@ -147,6 +149,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       trustAnchorArns: options.trustAnchorArns,
       profileArns: options.profileArns,
       roleArns: options.roleArns,
+      assumableRoles: options.assumableRoles,
       maxSkewSeconds: options.maxSkewSeconds ?? 300,
     },
     lifetimeSeconds: validLifetime(options.credentialLifetimeSeconds ?? 3600),
@@ -225,7 +228,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
 
     let operation: EmulatorOperation;
     if (req.method === 'POST' && path === '/sessions') operation = 'CreateSession';
-    else if (isStsRequest(req)) operation = 'GetCallerIdentity';
+    else if (isStsRequest(req)) operation = stsAction(req) === 'AssumeRole' ? 'AssumeRole' : 'GetCallerIdentity';
     else return restJsonError(404, 'UnknownOperationException', `No operation for ${req.method} ${path}`);
 
     if (operation === 'CreateSession' && quota && !quota.take()) {
@@ -254,7 +257,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<Emulator>
       finish(operation, received, { outcome, reason: `fault:${rule.kind}` });
       return answer;
     }
-    const result = operation === 'CreateSession' ? createSession(state, req, rule) : getCallerIdentity(state, req);
+    const result = operation === 'CreateSession' ? createSession(state, req, rule) : handleSts(state, req);
     finish(operation, received, result.call);
     return result.answer;
   };

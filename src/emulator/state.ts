@@ -2,6 +2,7 @@
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import type { X509Certificate } from 'node:crypto';
 import { FaultSet } from './faults.js';
+import type { AssumableRole } from './sts.js';
 
 /** A credential the emulator issued (tests assert on it; it holds secrets, never log it). */
 export interface IssuedCredential {
@@ -26,7 +27,7 @@ export interface IssuedCredential {
   sourceIdentity: string;
 }
 
-export type EmulatorOperation = 'CreateSession' | 'GetCallerIdentity';
+export type EmulatorOperation = 'CreateSession' | 'GetCallerIdentity' | 'AssumeRole';
 
 /** One call, as logged (no secrets). */
 export interface CallRecord {
@@ -73,6 +74,8 @@ export interface EmulatorPolicy {
   trustAnchorArns?: string[];
   profileArns?: string[];
   roleArns?: string[];
+  /** Roles AssumeRole may give (with the ExternalId each requires); unset or empty: any role. */
+  assumableRoles?: AssumableRole[];
   maxSkewSeconds: number;
 }
 
@@ -126,6 +129,18 @@ export function stableUuid(...parts: string[]): string {
 
 export function requestId(): string {
   return randomUUID();
+}
+
+/** Credentials remembered at most (long soak runs forget the oldest; STS then answers InvalidClientTokenId for them). */
+export const MAX_ISSUED = 50_000;
+
+/** Records credentials the emulator issued (CreateSession or AssumeRole), for STS to recognise. */
+export function rememberIssued(state: EmulatorState, issued: IssuedCredential): void {
+  state.issued.push(issued);
+  state.byAccessKey.set(issued.accessKeyId, issued);
+  if (state.issued.length > MAX_ISSUED) {
+    for (const old of state.issued.splice(0, state.issued.length - MAX_ISSUED)) state.byAccessKey.delete(old.accessKeyId);
+  }
 }
 
 export function recordCall(state: EmulatorState, call: CallRecord): void {

@@ -1,15 +1,24 @@
-// STS GetCallerIdentity stand-in: proves which credentials a client used and
+// STS GetCallerIdentity and AssumeRole stand-in. GetCallerIdentity proves which credentials a client used and
 // that they were valid (ordinary SigV4 HMAC, the issued secret, the matching
 // session token, not expired). Real clients (@aws-sdk/client-sts, botocore,
 // AWS CLI v1 and v2) send the query protocol: form POST
 // `Action=GetCallerIdentity&Version=2011-06-15`, XML answer. The JSON
 // protocol (`X-Amz-Target: AWSSecurityTokenServiceV20110615.GetCallerIdentity`)
 // is also accepted.
-import aws4 from 'aws4';
-import { timingSafeEqual } from 'node:crypto';
-import { formatAmzDate, parseAmzDate, sha256Hex } from '../signing/canonical.js';
+import { verifyHmacRequest } from '../signing/verify.js';
 import { headerValue, type Answer, type ReceivedRequest } from './http.js';
-import { requestId, type CallRecord, type EmulatorState } from './state.js';
+import {
+  isoSeconds,
+  newAccessKeyId,
+  newSecretAccessKey,
+  newSessionToken,
+  rememberIssued,
+  requestId,
+  roleIdFor,
+  type CallRecord,
+  type EmulatorState,
+  type IssuedCredential,
+} from './state.js';
 
 const XMLNS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 export const STS_TARGET_PREFIX = 'AWSSecurityTokenServiceV20110615.';
@@ -53,9 +62,29 @@ export function isStsRequest(req: ReceivedRequest): boolean {
   return /(?:^|&)Action=/.test(req.url.split('?')[1] ?? '') || /(?:^|&)Action=/.test(req.body.toString());
 }
 
-const AUTH_RE = /^AWS4-HMAC-SHA256\s+Credential\s*=\s*([^,\s]+)\s*,\s*SignedHeaders\s*=\s*([^,\s]+)\s*,\s*Signature\s*=\s*([0-9a-f]{64})\s*$/;
+/** An AssumeRole target the emulator was told about, with the ExternalId its trust policy requires (if any). */
+export interface AssumableRole {
+  roleArn: string;
+  externalId?: string;
+}
 
-export function getCallerIdentity(state: EmulatorState, req: ReceivedRequest): StsResult {
+const ROLE_ARN = /^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role\/((?:[\w+=,.@-]+\/)*)([\w+=,.@-]{1,64})$/;
+const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+const EXTERNAL_ID = /^[\w+=,.@:/-]{2,1224}$/;
+
+/** The action of an STS request (query Action or JSON target); undefined when none. */
+export function stsAction(req: ReceivedRequest): string | undefined {
+  const target = headerValue(req, 'x-amz-target');
+  if (target?.startsWith(STS_TARGET_PREFIX)) return target.slice(STS_TARGET_PREFIX.length);
+  return stsForm(req).get('Action') ?? undefined;
+}
+
+function stsForm(req: ReceivedRequest): URLSearchParams {
+  return new URLSearchParams(req.method === 'GET' ? (req.url.split('?')[1] ?? '') : req.body.toString());
+}
+
+/** GetCallerIdentity or AssumeRole: the request verified as STS does, answered in its protocol. */
+export function handleSts(state: EmulatorState, req: ReceivedRequest): StsResult {
   const target = headerValue(req, 'x-amz-target');
   const protocol: Protocol = target?.startsWith(STS_TARGET_PREFIX) ? 'json' : 'query';
   const refuse = (status: number, code: string, message: string, reason: string, accessKeyId?: string): StsResult => ({
@@ -63,112 +92,108 @@ export function getCallerIdentity(state: EmulatorState, req: ReceivedRequest): S
     call: { outcome: code, reason, message, accessKeyId },
   });
 
-  let action: string | null;
-  if (protocol === 'json') action = target!.slice(STS_TARGET_PREFIX.length);
-  else {
-    const form = new URLSearchParams(req.method === 'GET' ? (req.url.split('?')[1] ?? '') : req.body.toString());
-    action = form.get('Action');
-    const version = form.get('Version');
-    if (action && version !== '2011-06-15') return refuse(400, 'InvalidParameterValue', `Version must be 2011-06-15`, 'bad_version');
-  }
-  if (action !== 'GetCallerIdentity') {
-    return refuse(400, 'InvalidAction', `Could not find operation ${String(action).slice(0, 60)} for version 2011-06-15 (this emulator supports only GetCallerIdentity)`, 'unsupported_action');
+  const form = stsForm(req);
+  const action = stsAction(req);
+  if (protocol === 'query' && action && form.get('Version') !== '2011-06-15') return refuse(400, 'InvalidParameterValue', `Version must be 2011-06-15`, 'bad_version');
+  if (action !== 'GetCallerIdentity' && !(action === 'AssumeRole' && protocol === 'query')) {
+    return refuse(400, 'InvalidAction', `Could not find operation ${String(action).slice(0, 60)} for version 2011-06-15 (this emulator supports GetCallerIdentity, and AssumeRole over the query protocol)`, 'unsupported_action');
   }
 
-  const auth = headerValue(req, 'authorization');
-  if (!auth) return refuse(403, 'MissingAuthenticationToken', 'Request is missing Authentication Token', 'missing_authorization');
-  const m = AUTH_RE.exec(auth.trim());
-  const cred = m?.[1]!.split('/');
-  if (!m || !cred || cred.length !== 5 || cred[4] !== 'aws4_request') {
-    return refuse(400, 'IncompleteSignature', 'Authorization header requires Credential, SignedHeaders and Signature in AWS4-HMAC-SHA256 format', 'malformed_authorization');
-  }
-  const [accessKeyId, scopeDate, region, service] = cred as [string, string, string, string, string];
-  const issued = state.byAccessKey.get(accessKeyId);
-  if (!issued) return refuse(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.', 'unknown_access_key', accessKeyId);
-  const token = headerValue(req, 'x-amz-security-token');
-  if (token === undefined || token.length !== issued.sessionToken.length || !timingSafeEqual(Buffer.from(token), Buffer.from(issued.sessionToken))) {
-    return refuse(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.', token === undefined ? 'missing_session_token' : 'wrong_session_token', accessKeyId);
-  }
-  const now = state.now();
-  if (now.getTime() >= issued.expiration.getTime()) {
-    return refuse(400, 'ExpiredToken', 'The security token included in the request is expired', 'expired', accessKeyId);
-  }
-
-  const signedHeaders = m[2]!.split(';');
-  if (!signedHeaders.includes('host') || !signedHeaders.includes('x-amz-date')) {
-    return refuse(400, 'IncompleteSignature', 'host and x-amz-date must be signed', 'header_not_signed', accessKeyId);
-  }
-  const values: Record<string, string> = {};
-  for (const h of signedHeaders) {
-    const val = headerValue(req, h);
-    if (val === undefined) return refuse(400, 'IncompleteSignature', `signed header ${h} is missing`, 'signed_header_absent', accessKeyId);
-    values[h] = val;
-  }
-  const amzDate = values['x-amz-date']!.trim();
-  const date = parseAmzDate(amzDate);
-  if (!date || amzDate.slice(0, 8) !== scopeDate) {
-    return refuse(400, 'IncompleteSignature', 'X-Amz-Date must be YYYYMMDDTHHMMSSZ and match the credential scope date', 'malformed_date', accessKeyId);
-  }
-  const skew = state.policy.maxSkewSeconds * 1000;
-  if (Math.abs(now.getTime() - date.getTime()) > skew) {
-    return refuse(
-      403,
-      'SignatureDoesNotMatch',
-      `Signature expired: ${amzDate} is now earlier than ${formatAmzDate(new Date(now.getTime() - skew))} (${formatAmzDate(now)} - 5 min.)`,
-      'clock_skew',
-      accessKeyId,
-    );
-  }
-  const body = typeof req.body === 'string' ? Buffer.from(req.body) : req.body;
-  const contentSha = values['x-amz-content-sha256'];
-  if (contentSha !== undefined && contentSha.trim() !== sha256Hex(body) && contentSha.trim() !== 'UNSIGNED-PAYLOAD') {
-    return refuse(400, 'XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.', 'body_hash_mismatch', accessKeyId);
-  }
-
-  const include: Record<string, boolean> = {};
-  for (const h of signedHeaders) include[h] = true;
-  const signer = new aws4.RequestSigner(
-    {
-      method: req.method,
-      path: req.url,
-      headers: values,
-      body: body as unknown as string,
-      service,
-      region,
-      host: values.host,
-      doNotModifyHeaders: true,
-      extraHeadersToInclude: include,
-    } as aws4.Request,
-    { accessKeyId, secretAccessKey: issued.secretAccessKey, sessionToken: issued.sessionToken },
-  ) as aws4.RequestSigner & { datetime: string; signature(): string; signedHeaders(): string };
-  signer.datetime = amzDate;
-  const expected = signer.signature();
-  if (signer.signedHeaders() !== signedHeaders.join(';') || !timingSafeEqual(Buffer.from(expected), Buffer.from(m[3]!))) {
-    return refuse(
-      403,
-      'SignatureDoesNotMatch',
-      'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
-      'bad_signature',
-      accessKeyId,
-    );
-  }
-
+  const v = verifyHmacRequest(req, (id) => state.byAccessKey.get(id), state.now(), state.policy.maxSkewSeconds * 1000);
+  if (!v.ok) return refuse(v.status, v.code, v.message, v.reason, v.accessKeyId);
+  const caller = state.byAccessKey.get(v.accessKeyId)!;
   const rid = requestId();
+  if (action === 'AssumeRole') return assumeRole(state, form, caller, refuse);
+
   const answer: Answer =
     protocol === 'json'
       ? {
           status: 200,
           headers: { 'Content-Type': 'application/x-amz-json-1.0', 'X-Amzn-RequestId': rid },
-          body: JSON.stringify({ UserId: issued.assumedRoleId, Account: issued.accountId, Arn: issued.assumedRoleArn }),
+          body: JSON.stringify({ UserId: caller.assumedRoleId, Account: caller.accountId, Arn: caller.assumedRoleArn }),
         }
       : {
           status: 200,
           headers: { 'Content-Type': 'text/xml', 'x-amzn-RequestId': rid },
           body:
             `<GetCallerIdentityResponse xmlns="${XMLNS}">\n  <GetCallerIdentityResult>\n` +
-            `    <Arn>${xmlEscape(issued.assumedRoleArn)}</Arn>\n    <UserId>${xmlEscape(issued.assumedRoleId)}</UserId>\n` +
-            `    <Account>${issued.accountId}</Account>\n  </GetCallerIdentityResult>\n` +
+            `    <Arn>${xmlEscape(caller.assumedRoleArn)}</Arn>\n    <UserId>${xmlEscape(caller.assumedRoleId)}</UserId>\n` +
+            `    <Account>${caller.accountId}</Account>\n  </GetCallerIdentityResult>\n` +
             `  <ResponseMetadata>\n    <RequestId>${rid}</RequestId>\n  </ResponseMetadata>\n</GetCallerIdentityResponse>\n`,
         };
-  return { answer, call: { outcome: 'ok', accessKeyId } };
+  return { answer, call: { outcome: 'ok', accessKeyId: v.accessKeyId } };
+}
+
+/**
+ * AssumeRole signed by credentials the emulator issued: the parameters checked
+ * like STS does; a role it was told about (assumableRoles) must be named with
+ * its ExternalId; when it was told about any, other roles are refused.
+ * Credentials are issued in the role's account.
+ */
+function assumeRole(
+  state: EmulatorState,
+  form: URLSearchParams,
+  caller: IssuedCredential,
+  refuse: (status: number, code: string, message: string, reason: string, accessKeyId?: string) => StsResult,
+): StsResult {
+  const roleArn = form.get('RoleArn') ?? '';
+  const sessionName = form.get('RoleSessionName') ?? '';
+  const externalId = form.get('ExternalId');
+  const durationText = form.get('DurationSeconds');
+  const errors: string[] = [];
+  const roleM = ROLE_ARN.exec(roleArn);
+  if (!roleM) errors.push(`Value '${roleArn.slice(0, 200)}' at 'roleArn' failed to satisfy constraint: Member must be an IAM role ARN`);
+  if (!SESSION_NAME.test(sessionName)) errors.push(`Value '${sessionName.slice(0, 64)}' at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]{2,64}`);
+  if (externalId !== null && !EXTERNAL_ID.test(externalId)) errors.push("Value at 'externalId' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]{2,1224}");
+  let duration = 3600;
+  if (durationText !== null) {
+    const d = /^\d+$/.test(durationText) ? Number(durationText) : NaN;
+    if (!(d >= 900 && d <= 43200)) errors.push(`Value '${durationText.slice(0, 20)}' at 'durationSeconds' failed to satisfy constraint: Member must have value between 900 and 43200`);
+    else duration = d;
+  }
+  if (errors.length > 0) {
+    return refuse(400, 'ValidationError', `${errors.length} validation error${errors.length > 1 ? 's' : ''} detected: ${errors.join('; ')}`, 'invalid_parameters', caller.accessKeyId);
+  }
+  const denied = `User: ${caller.assumedRoleArn} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}`;
+  const known = state.policy.assumableRoles;
+  const target = known?.find((r) => r.roleArn === roleArn);
+  if (known && known.length > 0 && !target) return refuse(403, 'AccessDenied', denied, 'role_not_assumable', caller.accessKeyId);
+  if (target?.externalId !== undefined && externalId !== target.externalId) {
+    return refuse(403, 'AccessDenied', denied, externalId === null ? 'missing_external_id' : 'wrong_external_id', caller.accessKeyId);
+  }
+  const now = state.now();
+  const lifetime = Math.min(duration, state.lifetimeSeconds);
+  const accountId = roleM![2]!;
+  const assumedRoleId = `${roleIdFor(roleArn)}:${sessionName}`;
+  const issued: IssuedCredential = {
+    accessKeyId: newAccessKeyId(),
+    secretAccessKey: newSecretAccessKey(),
+    sessionToken: newSessionToken(),
+    expiration: new Date(Math.floor((now.getTime() + lifetime * 1000) / 1000) * 1000),
+    issuedAt: now,
+    roleArn,
+    accountId,
+    assumedRoleArn: `arn:${roleM![1]}:sts::${accountId}:assumed-role/${roleM![4]}/${sessionName}`,
+    assumedRoleId,
+    roleSessionName: sessionName,
+    trustAnchorArn: caller.trustAnchorArn,
+    profileArn: caller.profileArn,
+    serial: caller.serial,
+    sourceIdentity: caller.sourceIdentity,
+  };
+  rememberIssued(state, issued);
+  const rid = requestId();
+  return {
+    answer: {
+      status: 200,
+      headers: { 'Content-Type': 'text/xml', 'x-amzn-RequestId': rid },
+      body:
+        `<AssumeRoleResponse xmlns="${XMLNS}">\n  <AssumeRoleResult>\n    <AssumedRoleUser>\n` +
+        `      <AssumedRoleId>${xmlEscape(assumedRoleId)}</AssumedRoleId>\n      <Arn>${xmlEscape(issued.assumedRoleArn)}</Arn>\n    </AssumedRoleUser>\n` +
+        `    <Credentials>\n      <AccessKeyId>${issued.accessKeyId}</AccessKeyId>\n      <SecretAccessKey>${xmlEscape(issued.secretAccessKey)}</SecretAccessKey>\n` +
+        `      <SessionToken>${xmlEscape(issued.sessionToken)}</SessionToken>\n      <Expiration>${isoSeconds(issued.expiration)}</Expiration>\n    </Credentials>\n` +
+        `  </AssumeRoleResult>\n  <ResponseMetadata>\n    <RequestId>${rid}</RequestId>\n  </ResponseMetadata>\n</AssumeRoleResponse>\n`,
+    },
+    call: { outcome: 'ok', accessKeyId: issued.accessKeyId },
+  };
 }

@@ -174,7 +174,7 @@ export function parseCreateSessionResponse(body: string, params: SessionParamete
   return creds;
 }
 
-function firstHeader(v: string | string[] | undefined): string | undefined {
+export function firstHeader(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
@@ -194,7 +194,7 @@ export function parseErrorResponse(res: HttpResponse): { type?: string; message?
   return { type, message };
 }
 
-function retryAfterMs(res: HttpResponse): number | undefined {
+export function retryAfterMs(res: HttpResponse): number | undefined {
   const v = firstHeader(res.headers['retry-after']);
   if (!v) return undefined;
   const s = Number(v);
@@ -227,10 +227,6 @@ export class RolesAnywhereClient {
     if (o.caBundle) tls.ca = await loadCaBundle(o.caBundle);
     const agent = await makeAgent(url, tls, proxy);
 
-    const maxAttempts = Math.max(1, Math.floor(o.maxAttempts ?? 4));
-    const baseDelayMs = Math.max(0, o.baseDelayMs ?? 250);
-    const maxDelayMs = Math.max(baseDelayMs, o.maxDelayMs ?? 5000);
-    const random = o.random ?? Math.random;
     const now = o.now ?? (() => new Date());
 
     const body = JSON.stringify({
@@ -255,73 +251,95 @@ export class RolesAnywhereClient {
     };
 
     try {
-      for (let attempt = 1; ; attempt++) {
-        if (signal?.aborted) throw abortReason(signal);
-        let error: RolesAnywhereError;
-        let minDelay = 0;
-        try {
-          // Sign per attempt: X-Amz-Date must be current.
-          const headers = await signX509Request({ identity, region, host: url.host, path: url.pathname, body, date: now() });
-          headers['User-Agent'] = o.userAgent ?? `rolesanywhere-credentiald/${VERSION}`;
-          headers.Accept = 'application/json';
-          const sentAt = now().getTime();
-          const res = await httpRequest(url, {
-            method: 'POST',
-            headers,
-            body,
-            agent,
-            tls,
-            ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
-            ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
-            signal,
-          });
-          if (res.status >= 200 && res.status < 300) {
-            const received = now();
-            const creds = parseCreateSessionResponse(res.body, params, received);
-            const offset = clockOffsetFromDate(firstHeader(res.headers.date), sentAt, received.getTime());
-            if (offset !== undefined) creds.clockOffsetMs = offset;
-            return creds;
-          }
-          const { type, message } = parseErrorResponse(res);
-          error = serviceError(res.status, type, message, ctx);
-          if (error.reason === 'throttled') minDelay = Math.min(retryAfterMs(res) ?? 0, maxDelayMs);
-        } catch (err) {
-          if (signal?.aborted) throw abortReason(signal);
-          if (err instanceof RolesAnywhereError) error = err;
-          else if (err instanceof ProxyRefusedError && proxy) error = proxyRefusedError(err, proxy);
-          else if (err instanceof TimeoutError) {
-            error = new RolesAnywhereError(
-              `Roles Anywhere at ${ctx.endpoint}${ctx.proxy ? ` via proxy ${ctx.proxy}` : ''} did not answer in time (${err.message}): ` +
-                'check network access to the endpoint' + (ctx.proxy ? ' and the proxy' : ', and set HTTPS_PROXY if this network needs a proxy'),
-              { reason: 'timeout', retryable: true, cause: err },
-            );
-          } else if (err instanceof UserError) throw err;
-          else error = transportError(err, ctx);
+      return await withRetries(o, signal, async () => {
+        // Sign per attempt: X-Amz-Date must be current.
+        const headers = await signX509Request({ identity, region, host: url.host, path: url.pathname, body, date: now() });
+        headers['User-Agent'] = o.userAgent ?? `rolesanywhere-credentiald/${VERSION}`;
+        headers.Accept = 'application/json';
+        const sentAt = now().getTime();
+        const res = await httpRequest(url, {
+          method: 'POST',
+          headers,
+          body,
+          agent,
+          tls,
+          ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
+          ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+          signal,
+        });
+        if (res.status >= 200 && res.status < 300) {
+          const received = now();
+          const creds = parseCreateSessionResponse(res.body, params, received);
+          const offset = clockOffsetFromDate(firstHeader(res.headers.date), sentAt, received.getTime());
+          if (offset !== undefined) creds.clockOffsetMs = offset;
+          return creds;
         }
-        if (!error.retryable || attempt >= maxAttempts) {
-          if (attempt > 1 && error.retryable) {
-            throw new RolesAnywhereError(`${error.message} (gave up after ${attempt} attempts)`, {
-              reason: error.reason,
-              retryable: true,
-              type: error.type,
-              status: error.status,
-              cause: error.cause,
-            });
-          }
-          throw error;
-        }
-        const delayMs = backoffDelay(attempt - 1, { initialMs: baseDelayMs, maxMs: maxDelayMs, jitter: [0, 1], minMs: minDelay }, random);
-        o.onRetry?.({ attempt, maxAttempts, delayMs, error });
-        if (delayMs > 0) {
-          try {
-            await sleep(clampDelay(delayMs), undefined, { signal });
-          } catch {
-            throw abortReason(signal!);
-          }
-        }
-      }
+        const { type, message } = parseErrorResponse(res);
+        const error = serviceError(res.status, type, message, ctx);
+        if (error.reason === 'throttled') error.retryAfterMs = retryAfterMs(res);
+        throw error;
+      }, (err) => classifyFailure(err, ctx, proxy));
     } finally {
       agent.destroy();
+    }
+  }
+}
+
+/** A failed attempt as a RolesAnywhereError (the service's own, a refusing proxy, a timeout, a network failure). */
+export function classifyFailure(err: unknown, ctx: Pick<ErrorContext, 'endpoint' | 'proxy' | 'service'>, proxy: URL | undefined): RolesAnywhereError {
+  if (err instanceof RolesAnywhereError) return err;
+  if (err instanceof ProxyRefusedError && proxy) return proxyRefusedError(err, proxy, ctx.service);
+  if (err instanceof TimeoutError) {
+    return new RolesAnywhereError(
+      `${ctx.service ?? 'Roles Anywhere'} at ${ctx.endpoint}${ctx.proxy ? ` via proxy ${ctx.proxy}` : ''} did not answer in time (${err.message}): ` +
+        'check network access to the endpoint' + (ctx.proxy ? ' and the proxy' : ', and set HTTPS_PROXY if this network needs a proxy'),
+      { reason: 'timeout', retryable: true, cause: err },
+    );
+  }
+  return transportError(err, ctx);
+}
+
+/**
+ * Runs `attempt` until it succeeds, fails for good (not retryable), or
+ * `maxAttempts` is spent, with exponential backoff and full jitter between
+ * attempts (at least a throttling answer's Retry-After). `classify` turns a
+ * failure into a RolesAnywhereError; a plain UserError (bad parameters) and
+ * an abort end at once.
+ */
+export async function withRetries<T>(
+  o: Pick<ClientOptions, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs' | 'random' | 'onRetry'>,
+  signal: AbortSignal | undefined,
+  attempt: () => Promise<T>,
+  classify: (err: unknown) => RolesAnywhereError,
+): Promise<T> {
+  const maxAttempts = Math.max(1, Math.floor(o.maxAttempts ?? 4));
+  const baseDelayMs = Math.max(0, o.baseDelayMs ?? 250);
+  const maxDelayMs = Math.max(baseDelayMs, o.maxDelayMs ?? 5000);
+  const random = o.random ?? Math.random;
+  for (let n = 1; ; n++) {
+    if (signal?.aborted) throw abortReason(signal);
+    let error: RolesAnywhereError;
+    try {
+      return await attempt();
+    } catch (err) {
+      if (signal?.aborted) throw abortReason(signal);
+      if (err instanceof UserError && !(err instanceof RolesAnywhereError)) throw err;
+      error = classify(err);
+    }
+    if (!error.retryable || n >= maxAttempts) {
+      // The same error (its class and fields kept), saying it was retried.
+      if (n > 1 && error.retryable) error.message = `${error.message} (gave up after ${n} attempts)`;
+      throw error;
+    }
+    const minDelay = Math.min(error.retryAfterMs ?? 0, maxDelayMs);
+    const delayMs = backoffDelay(n - 1, { initialMs: baseDelayMs, maxMs: maxDelayMs, jitter: [0, 1], minMs: minDelay }, random);
+    o.onRetry?.({ attempt: n, maxAttempts, delayMs, error });
+    if (delayMs > 0) {
+      try {
+        await sleep(clampDelay(delayMs), undefined, { signal });
+      } catch {
+        throw abortReason(signal!);
+      }
     }
   }
 }

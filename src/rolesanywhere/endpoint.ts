@@ -70,12 +70,50 @@ export function validateSessionParameters(params: SessionParameters, region?: st
   return resolved;
 }
 
-/** The public Roles Anywhere endpoint of a region. */
+/**
+ * Regions with FIPS endpoints (botocore 1.43 endpoints.json, the `fips` variants):
+ * Roles Anywhere has rolesanywhere-fips.<region> only in these; STS has
+ * sts-fips.<region> in the four US commercial regions, and in GovCloud its
+ * regular endpoint is the FIPS one. No other region (Canada included) has either.
+ */
+export const FIPS_REGIONS = {
+  rolesanywhere: ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'us-gov-east-1', 'us-gov-west-1'],
+  sts: ['us-east-1', 'us-east-2', 'us-west-1', 'us-west-2', 'us-gov-east-1', 'us-gov-west-1'],
+} as const;
+
+/** Why `service` has no FIPS endpoint in `region` (a message naming the fix), or undefined when it has one. */
+export function fipsProblem(service: keyof typeof FIPS_REGIONS, region: string): string | undefined {
+  const regions: readonly string[] = FIPS_REGIONS[service];
+  if (regions.includes(region)) return undefined;
+  const name = service === 'sts' ? 'STS' : 'Roles Anywhere';
+  const override = service === 'sts' ? 'stsEndpoint (--sts-endpoint)' : 'endpoint (--endpoint)';
+  return `${name} has no FIPS endpoint in ${region} (it has one in ${regions.join(', ')}): drop fips (--fips), use one of those regions, or name an endpoint with ${override}`;
+}
+
+function dnsSuffix(region: string): string {
+  return region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
+}
+
+/** The public Roles Anywhere endpoint of a region (FIPS: only where it exists, else a UserError). */
 export function endpointFor(region: string, options: { fips?: boolean } = {}): string {
   assertRegion(region);
+  if (options.fips) {
+    const problem = fipsProblem('rolesanywhere', region);
+    if (problem) throw new UserError(problem, { reason: 'no_fips_endpoint' });
+  }
   const service = options.fips ? 'rolesanywhere-fips' : 'rolesanywhere';
-  const suffix = region.startsWith('cn-') ? 'amazonaws.com.cn' : 'amazonaws.com';
-  return `https://${service}.${region}.${suffix}`;
+  return `https://${service}.${region}.${dnsSuffix(region)}`;
+}
+
+/** The regional STS endpoint (FIPS: sts-fips.<region>, GovCloud's regular one; elsewhere a UserError). */
+export function stsEndpointFor(region: string, options: { fips?: boolean } = {}): string {
+  assertRegion(region);
+  if (options.fips) {
+    const problem = fipsProblem('sts', region);
+    if (problem) throw new UserError(problem, { reason: 'no_fips_endpoint' });
+    if (!region.startsWith('us-gov-')) return `https://sts-fips.${region}.amazonaws.com`;
+  }
+  return `https://sts.${region}.${dnsSuffix(region)}`;
 }
 
 /**

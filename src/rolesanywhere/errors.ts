@@ -34,6 +34,8 @@ export class RolesAnywhereError extends UserError {
   readonly type?: string;
   readonly status?: number;
   readonly retryable: boolean;
+  /** A throttling answer's Retry-After: wait at least this long before the next attempt. */
+  retryAfterMs?: number;
 
   constructor(message: string, init: RolesAnywhereErrorInit) {
     super(message, { reason: init.reason, cause: init.cause });
@@ -61,6 +63,8 @@ export interface ErrorContext {
   chainLength?: number;
   /** Whether a proxy was used, and which (credentials stripped). */
   proxy?: string;
+  /** The service named in messages (default "Roles Anywhere"). */
+  service?: string;
 }
 
 /** One line, printable, bounded: the service's text is quoted into our messages. */
@@ -213,7 +217,7 @@ const NETWORK_TEXT: Record<string, string> = {
 };
 
 /** Maps a transport failure (no HTTP answer) to an actionable error. */
-export function transportError(err: unknown, ctx: ErrorContext): RolesAnywhereError {
+export function transportError(err: unknown, ctx: Pick<ErrorContext, 'endpoint' | 'proxy' | 'service'>): RolesAnywhereError {
   if (err instanceof RolesAnywhereError) return err;
   const e = err as NodeJS.ErrnoException & { code?: string };
   const code = typeof e?.code === 'string' ? e.code : '';
@@ -236,7 +240,7 @@ export function transportError(err: unknown, ctx: ErrorContext): RolesAnywhereEr
   }
   const what = NETWORK_TEXT[code] ?? (msg || 'network error');
   return new RolesAnywhereError(
-    `cannot reach Roles Anywhere at ${ctx.endpoint}${via} (${code ? `${code}: ` : ''}${what}): check network access to the endpoint` +
+    `cannot reach ${ctx.service ?? 'Roles Anywhere'} at ${ctx.endpoint}${via} (${code ? `${code}: ` : ''}${what}): check network access to the endpoint` +
       (ctx.proxy ? ' and the proxy' : ', and set HTTPS_PROXY if this network needs a proxy'),
     { reason: 'network', retryable: true, cause: err },
   );

@@ -268,14 +268,14 @@ export async function makeAgent(target: URL, tls: TlsOptions, proxy?: URL): Prom
   return new https.Agent({ ...tls, keepAlive: false });
 }
 
-export function proxyRefusedError(err: ProxyRefusedError, proxy: URL): RolesAnywhereError {
+export function proxyRefusedError(err: ProxyRefusedError, proxy: URL, service = 'Roles Anywhere'): RolesAnywhereError {
   const hint =
     err.status === 407
       ? 'the proxy needs authentication — put user:password in HTTPS_PROXY (http://user:password@host:port)'
       : err.status === 403
         ? 'the proxy does not allow connections to this endpoint — ask for it to be allowed, or add it to NO_PROXY if it is reachable directly'
         : 'check the proxy, or add the endpoint to NO_PROXY if it is reachable directly';
-  return new RolesAnywhereError(`the proxy ${redactProxy(proxy)} refused to connect to Roles Anywhere (${err.status} ${err.statusText}): ${hint}`, {
+  return new RolesAnywhereError(`the proxy ${redactProxy(proxy)} refused to connect to ${service} (${err.status} ${err.statusText}): ${hint}`, {
     reason: 'proxy',
     retryable: err.status >= 500,
     status: err.status,

@@ -13,6 +13,15 @@ export interface AwsCredentials {
   assumedRoleArn?: string;
   /** The service's clock minus ours, from the answer's Date header (0 when within its precision; absent without one). */
   clockOffsetMs?: number;
+  /** Role chaining: what each AssumeRole hop gave, in order (no secrets); these credentials are the last hop's. */
+  chain?: HopResult[];
+}
+
+/** What one successful AssumeRole hop gave (no secrets). */
+export interface HopResult {
+  roleArn: string;
+  assumedRoleArn?: string;
+  expiration: Date;
 }
 
 /** Everything that selects which session to create (not how to connect). */

@@ -15,7 +15,8 @@ import { silentLogger, type Logger } from '../log.js';
 import { createSession, type ClientOptions } from '../rolesanywhere/client.js';
 import type { AwsCredentials } from '../rolesanywhere/types.js';
 import { identityFiles, loadProfileIdentity, secretFiles } from './identity-source.js';
-import { clientOptionsFromProfile, sessionParametersFromProfile } from './profile.js';
+import { assumeRoleChain } from '../rolesanywhere/sts.js';
+import { clientOptionsFromProfile, sessionParametersFromProfile, stsOptionsFromProfile } from './profile.js';
 
 /** Refresh pacing (refresh.backoffInitialMs / backoffMaxMs) and file watching (watch.*). */
 export interface PipelineTiming {
@@ -62,7 +63,14 @@ export function sessionFetcher(profile: ProfileConfig, logger: Logger = silentLo
     timeoutMs: 10_000,
     onRetry: (info) => log.debug({ attempt: info.attempt, delayMs: info.delayMs, reason: info.error.reason, error: info.error.message }, 'CreateSession attempt failed; retrying'),
   });
-  return (identity, signal) => createSession(identity, params, options, signal);
+  const hops = profile.assumeRole ?? [];
+  if (hops.length === 0) return (identity, signal) => createSession(identity, params, options, signal);
+  const sts = stsOptionsFromProfile(profile, {
+    maxAttempts: 2,
+    timeoutMs: 10_000,
+    onRetry: (info) => log.debug({ attempt: info.attempt, delayMs: info.delayMs, reason: info.error.reason, error: info.error.message }, 'AssumeRole attempt failed; retrying'),
+  });
+  return async (identity, signal) => assumeRoleChain(await createSession(identity, params, options, signal), hops, identity.serialDecimal, sts, signal);
 }
 
 /**
@@ -146,5 +154,7 @@ export interface ObtainOptions {
 export async function obtainCredentials(profile: ProfileConfig, opts: ObtainOptions = {}): Promise<AwsCredentials> {
   const identity = await loadProfileIdentity(profile);
   for (const w of identity.warnings) (opts.warn ?? ((l) => process.stderr.write(`${l}\n`)))(`warning: ${w}`);
-  return createSession(identity, sessionParametersFromProfile(profile), clientOptionsFromProfile(profile, opts.client), opts.signal);
+  const creds = await createSession(identity, sessionParametersFromProfile(profile), clientOptionsFromProfile(profile, opts.client), opts.signal);
+  const hops = profile.assumeRole ?? [];
+  return hops.length === 0 ? creds : assumeRoleChain(creds, hops, identity.serialDecimal, stsOptionsFromProfile(profile, opts.client), opts.signal);
 }

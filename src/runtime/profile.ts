@@ -2,6 +2,7 @@
 // (the client itself knows nothing of config/). Shared by every command.
 import type { ProfileConfig } from '../config/types.js';
 import type { ClientOptions } from '../rolesanywhere/client.js';
+import type { StsOptions } from '../rolesanywhere/sts.js';
 import type { SessionParameters } from '../rolesanywhere/types.js';
 
 export function sessionParametersFromProfile(profile: ProfileConfig): SessionParameters {
@@ -24,7 +25,21 @@ export function clientOptionsFromProfile(profile: ProfileConfig, extra: Partial<
   };
   if (profile.endpoint !== undefined) options.endpoint = profile.endpoint;
   if (profile.caBundle !== undefined) options.caBundle = profile.caBundle;
+  if (profile.fips) options.fips = true;
   return options;
+}
+
+/** How to reach STS for the profile's assumeRole hops: the same connection settings, its STS endpoint. */
+export function stsOptionsFromProfile(profile: ProfileConfig, extra: Partial<ClientOptions> = {}): StsOptions {
+  const { endpoint: _endpoint, region: _region, ...rest } = clientOptionsFromProfile(profile, extra);
+  const options: StsOptions = { ...rest, region: profile.region };
+  if (profile.stsEndpoint !== undefined) options.stsEndpoint = profile.stsEndpoint;
+  return options;
+}
+
+/** The role the profile's credentials are for: the last assumeRole hop's, else the Roles Anywhere role. */
+export function servedRoleArn(profile: ProfileConfig): string {
+  return profile.assumeRole?.at(-1)?.roleArn ?? profile.roleArn;
 }
 
 /** The loud warning printed whenever TLS verification is off. */

@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import type { Identity, IdentitySource } from '../identity/types.js';
 import { WatcherRegistry, type IdentityWatcher } from '../identity/watch.js';
 import { openPipeline } from '../runtime/pipeline.js';
+import { servedRoleArn } from '../runtime/profile.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { isLoopbackHostname } from '../net/loopback.js';
@@ -382,7 +383,7 @@ export class Daemon {
     const profiles = new Map<string, ServedProfile>();
     const onDemand = this.pod?.sessions.managed;
     for (const [name, rt] of runtimes) {
-      const served: ServedProfile = { session: rt.session, roleArn: rt.config.roleArn, region: rt.config.region };
+      const served: ServedProfile = { session: rt.session, roleArn: servedRoleArn(rt.config), region: rt.config.region };
       if (onDemand?.has(name)) served.onDemand = true;
       profiles.set(name, served);
     }

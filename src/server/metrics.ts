@@ -128,6 +128,21 @@ export function renderMetrics(statuses: SessionStatus[], requests: RequestMetric
   const failures: Array<[Record<string, string>, number]> = [];
   for (const s of statuses) for (const [reason, n] of Object.entries(s.failuresByReason)) failures.push([{ profile: s.profile, reason }, n]);
   w.family('rolesanywhere_refresh_failures_total', 'counter', 'Failed CreateSession attempts by reason.', failures);
+  const hops = statuses.flatMap((s) => s.hops.filter(Boolean).map((h) => ({ h, l: { profile: s.profile, hop: String(h.hop), role_arn: h.roleArn } })));
+  w.family('rolesanywhere_assume_role_attempts_total', 'counter', 'AssumeRole calls per hop of a role chain (hop = index in assumeRole).', hops.map(({ h, l }) => [l, h.attempts]));
+  w.family('rolesanywhere_assume_role_successes_total', 'counter', 'Successful AssumeRole calls per hop of a role chain.', hops.map(({ h, l }) => [l, h.successes]));
+  w.family(
+    'rolesanywhere_assume_role_failures_total',
+    'counter',
+    'Failed AssumeRole calls per hop of a role chain, by reason.',
+    hops.flatMap(({ h, l }) => Object.entries(h.failuresByReason).map(([reason, n]): [Record<string, string>, number] => [{ ...l, reason }, n])),
+  );
+  w.family(
+    'rolesanywhere_assume_role_expiry_timestamp_seconds',
+    'gauge',
+    'Expiration of the credentials each hop of a role chain last gave (Unix time).',
+    hops.filter(({ h }) => h.expiration).map(({ h, l }) => [l, secs(h.expiration)]),
+  );
   w.family('rolesanywhere_certificate_not_after_timestamp_seconds', 'gauge', 'notAfter of the certificate in use (Unix time).', statuses.map((s) => [p(s), secs(s.certificateNotAfter)]));
   w.family('rolesanywhere_certificate_reloads_total', 'counter', 'Certificate/key changes picked up.', statuses.map((s) => [p(s), s.identityReloads]));
   w.family('rolesanywhere_certificate_reload_failures_total', 'counter', 'Certificate/key changes refused (current identity kept).', statuses.map((s) => [p(s), s.identityReloadFailures]));

@@ -3,9 +3,10 @@
 // and query, the listed signed headers, the raw body), then check the
 // signature with the leaf certificate's public key. See PROTOCOLS.md §1.
 import { serialDecimal as serialDecimalOf } from '../identity/serial.js';
-import { verify as cryptoVerify, X509Certificate } from 'node:crypto';
+import aws4 from 'aws4';
+import { timingSafeEqual, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { keyAlgorithmOfKey, SIGNING_ALGORITHMS, type KeyAlgorithm, type SigningAlgorithm } from '../identity/signer.js';
-import { canonicalParts, parseAmzDate, SERVICE, sha256Hex, stringToSign } from './canonical.js';
+import { canonicalParts, formatAmzDate, parseAmzDate, SERVICE, sha256Hex, stringToSign } from './canonical.js';
 
 /** Algorithm name → the key algorithm it needs (the inverse of the signer's table). */
 export const X509_ALGORITHMS = Object.fromEntries(Object.entries(SIGNING_ALGORITHMS).map(([k, a]) => [a, k])) as Record<SigningAlgorithm, KeyAlgorithm>;
@@ -266,4 +267,114 @@ export function verifyX509Request(req: ReceivedRequest): VerifyResult {
   }
   if (!good) return fail('bad_signature', 'Invalid signature: the signature does not match the request and the certificate\'s public key', { authorization, certificate });
   return { ok: true, authorization, certificate, chain, serialDecimal, amzDate, region: authorization.region };
+}
+
+// ---- ordinary SigV4 (HMAC) with temporary credentials ----
+
+/** A secret the verifier knows: what an access key id was issued with. */
+export interface HmacSecret {
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: Date;
+}
+
+/** Why an HMAC-signed request was refused: the AWS error to answer (status, code, message) and a stable reason. */
+export interface HmacFailure {
+  ok: false;
+  status: number;
+  code: string;
+  message: string;
+  reason: string;
+  accessKeyId?: string;
+}
+
+const HMAC_AUTH_RE = /^AWS4-HMAC-SHA256\s+Credential\s*=\s*([^,\s]+)\s*,\s*SignedHeaders\s*=\s*([^,\s]+)\s*,\s*Signature\s*=\s*([0-9a-f]{64})\s*$/;
+
+/**
+ * Verifies an ordinary SigV4 (AWS4-HMAC-SHA256) request made with temporary
+ * credentials the caller issued (`lookup`): the session token, expiry, clock
+ * skew, body hash, and the signature recomputed with aws4 from what was
+ * received. Answers like STS does.
+ */
+export function verifyHmacRequest(
+  req: ReceivedRequest,
+  lookup: (accessKeyId: string) => HmacSecret | undefined,
+  now: Date,
+  maxSkewMs: number,
+): { ok: true; accessKeyId: string; region: string; service: string } | HmacFailure {
+  const refuse = (status: number, code: string, message: string, reason: string, accessKeyId?: string): HmacFailure => ({ ok: false, status, code, message, reason, accessKeyId });
+  const auth = header(req, 'authorization');
+  if (!auth) return refuse(403, 'MissingAuthenticationToken', 'Request is missing Authentication Token', 'missing_authorization');
+  const m = HMAC_AUTH_RE.exec(auth.trim());
+  const cred = m?.[1]!.split('/');
+  if (!m || !cred || cred.length !== 5 || cred[4] !== 'aws4_request') {
+    return refuse(400, 'IncompleteSignature', 'Authorization header requires Credential, SignedHeaders and Signature in AWS4-HMAC-SHA256 format', 'malformed_authorization');
+  }
+  const [accessKeyId, scopeDate, region, service] = cred as [string, string, string, string, string];
+  const issued = lookup(accessKeyId);
+  if (!issued) return refuse(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.', 'unknown_access_key', accessKeyId);
+  const token = header(req, 'x-amz-security-token');
+  if (token === undefined || token.length !== issued.sessionToken.length || !timingSafeEqual(Buffer.from(token), Buffer.from(issued.sessionToken))) {
+    return refuse(403, 'InvalidClientTokenId', 'The security token included in the request is invalid.', token === undefined ? 'missing_session_token' : 'wrong_session_token', accessKeyId);
+  }
+  if (now.getTime() >= issued.expiration.getTime()) {
+    return refuse(400, 'ExpiredToken', 'The security token included in the request is expired', 'expired', accessKeyId);
+  }
+  const signedHeaders = m[2]!.split(';');
+  if (!signedHeaders.includes('host') || !signedHeaders.includes('x-amz-date')) {
+    return refuse(400, 'IncompleteSignature', 'host and x-amz-date must be signed', 'header_not_signed', accessKeyId);
+  }
+  const values: Record<string, string> = {};
+  for (const h of signedHeaders) {
+    const val = header(req, h);
+    if (val === undefined) return refuse(400, 'IncompleteSignature', `signed header ${h} is missing`, 'signed_header_absent', accessKeyId);
+    values[h] = val;
+  }
+  const amzDate = values['x-amz-date']!.trim();
+  const date = parseAmzDate(amzDate);
+  if (!date || amzDate.slice(0, 8) !== scopeDate) {
+    return refuse(400, 'IncompleteSignature', 'X-Amz-Date must be YYYYMMDDTHHMMSSZ and match the credential scope date', 'malformed_date', accessKeyId);
+  }
+  if (Math.abs(now.getTime() - date.getTime()) > maxSkewMs) {
+    return refuse(
+      403,
+      'SignatureDoesNotMatch',
+      `Signature expired: ${amzDate} is now earlier than ${formatAmzDate(new Date(now.getTime() - maxSkewMs))} (${formatAmzDate(now)} - 5 min.)`,
+      'clock_skew',
+      accessKeyId,
+    );
+  }
+  const body = typeof req.body === 'string' ? Buffer.from(req.body) : req.body;
+  const contentSha = values['x-amz-content-sha256'];
+  if (contentSha !== undefined && contentSha.trim() !== sha256Hex(body) && contentSha.trim() !== 'UNSIGNED-PAYLOAD') {
+    return refuse(400, 'XAmzContentSHA256Mismatch', 'The provided x-amz-content-sha256 header does not match what was computed.', 'body_hash_mismatch', accessKeyId);
+  }
+  const include: Record<string, boolean> = {};
+  for (const h of signedHeaders) include[h] = true;
+  const signer = new aws4.RequestSigner(
+    {
+      method: req.method,
+      path: req.url,
+      headers: values,
+      body: body as unknown as string,
+      service,
+      region,
+      host: values.host,
+      doNotModifyHeaders: true,
+      extraHeadersToInclude: include,
+    } as aws4.Request,
+    { accessKeyId, secretAccessKey: issued.secretAccessKey, sessionToken: issued.sessionToken },
+  ) as aws4.RequestSigner & { datetime: string; signature(): string; signedHeaders(): string };
+  signer.datetime = amzDate;
+  const expected = signer.signature();
+  if (signer.signedHeaders() !== signedHeaders.join(';') || !timingSafeEqual(Buffer.from(expected), Buffer.from(m[3]!))) {
+    return refuse(
+      403,
+      'SignatureDoesNotMatch',
+      'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.',
+      'bad_signature',
+      accessKeyId,
+    );
+  }
+  return { ok: true, accessKeyId, region, service };
 }

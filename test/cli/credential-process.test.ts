@@ -230,3 +230,45 @@ t.test('interop: the JS SDK v3 fromProcess provider parses the output and STS ac
   t.equal(id.Arn, issued.assumedRoleArn);
   sts.destroy();
 });
+
+t.test('--assume-role-arn with --external-id prints the hop\'s credentials', async (t) => {
+  const DEPLOY = 'arn:aws:iam::210987654321:role/Deploy';
+  const chained = await startTestEmulator(t, { assumableRoles: [{ roleArn: DEPLOY, externalId: 'ext-7' }] });
+  const id = ['--certificate', chained.leaf.certPath, '--private-key', chained.leaf.keyPath, ...arnFlags(chained)];
+  const r = await runCli(['credential-process', ...id, '--assume-role-arn', DEPLOY, '--external-id', 'ext-7', '--sts-endpoint', chained.url], { cleanEnv: true, env: cleanEnv() });
+  t.equal(r.code, 0, `exit 0 (stderr: ${r.stderr.trim()})`);
+  const out = JSON.parse(r.stdout);
+  const hop = chained.emulator.issued.at(-1)!;
+  t.equal(hop.roleArn, DEPLOY, 'the last credentials the emulator issued are the hop\'s');
+  t.ok(out.AccessKeyId === hop.accessKeyId && sha(out.SecretAccessKey) === sha(hop.secretAccessKey) && sha(out.SessionToken) === sha(hop.sessionToken), "printed: the hop's credentials");
+  t.ok(new Date(out.Expiration).getTime() <= hop.expiration.getTime(), 'expiry no later than the hop');
+  t.equal(hop.roleSessionName, (await chained.loadIdentity()).serialDecimal, "default session name: the certificate's decimal serial");
+  const { STSClient, GetCallerIdentityCommand } = await import('@aws-sdk/client-sts');
+  const sts = new STSClient({ region: 'us-east-1', endpoint: chained.url, credentials: { accessKeyId: out.AccessKeyId, secretAccessKey: out.SecretAccessKey, sessionToken: out.SessionToken } });
+  t.equal((await sts.send(new GetCallerIdentityCommand({}))).Account, '210987654321', "GetCallerIdentity: the hop's account");
+  sts.destroy();
+
+  const viaEnv = await runCli(['credential-process', ...id, '--assume-role-arn', DEPLOY], {
+    cleanEnv: true,
+    env: cleanEnv({ ROLESANYWHERE_EXTERNAL_ID: 'ext-7', AWS_ENDPOINT_URL_STS: chained.url }),
+  });
+  t.equal(viaEnv.code, 0, `ROLESANYWHERE_EXTERNAL_ID and AWS_ENDPOINT_URL_STS are honoured (stderr: ${viaEnv.stderr.trim()})`);
+  t.equal(chained.emulator.issued.at(-1)!.roleArn, DEPLOY);
+
+  const wrong = await runCli(['credential-process', ...id, '--assume-role-arn', DEPLOY, '--external-id', 'ext-8', '--sts-endpoint', chained.url], { cleanEnv: true, env: cleanEnv() });
+  t.equal(wrong.code, 1, 'a wrong ExternalId: exit 1');
+  t.equal(wrong.stdout, '');
+  t.match(wrong.stderr, /assumeRole\[0\] arn:aws:iam::210987654321:role\/Deploy: STS refused AssumeRole \(AccessDenied: .*\): check that the trust policy/);
+
+  const calls = chained.emulator.stats.calls.length;
+  for (const [name, args, re] of [
+    ['--external-id alone', ['--external-id', 'ext-7'], /--external-id: is for the role --assume-role-arn names; give --assume-role-arn ARN too/],
+    ['a bad role ARN', ['--assume-role-arn', 'arn:aws:iam::2109:role/Deploy'], /--assume-role-arn: not an IAM role ARN .*12 digits/],
+    ['a bad ExternalId', ['--assume-role-arn', DEPLOY, '--external-id', 'x'], /--external-id: must be 2-1224 characters/],
+  ] as const) {
+    const bad = await runCli(['credential-process', ...id, ...args], { cleanEnv: true, env: cleanEnv() });
+    t.equal(bad.code, 1, `${name}: exit 1`);
+    t.match(bad.stderr, re, `${name}: message`);
+  }
+  t.equal(chained.emulator.stats.calls.length, calls, 'no request for bad input');
+});

@@ -164,3 +164,26 @@ t.test('update exits 0 on SIGINT while waiting', async (t) => {
   child.kill('SIGINT');
   t.equal(await exited, 0);
 });
+
+t.test('update with --assume-role-arn writes the hop\'s credentials and keeps refreshing the chain', async (t) => {
+  const DEPLOY = 'arn:aws:iam::210987654321:role/Deploy';
+  const chained = await startTestEmulator(t, { lifetime: 4, assumableRoles: [{ roleArn: DEPLOY, externalId: 'ext-7' }] });
+  const dir = await tempDir('ra-update-');
+  const file = join(dir, 'credentials');
+  const hopFlags = ['--assume-role-arn', DEPLOY, '--external-id', 'ext-7', '--sts-endpoint', chained.url];
+  const once = await runCli(['update', '--once', '--profile', 'ra', ...flags(chained), ...hopFlags], { cleanEnv: true, env: cleanEnv({ AWS_SHARED_CREDENTIALS_FILE: file }) });
+  t.equal(once.code, 0, `--once: exit 0 (stderr: ${once.stderr.trim()})`);
+  const keyInFile = async () => /aws_access_key_id = (\S+)/.exec(await readFile(file, 'utf8').catch(() => ''))?.[1];
+  const hops = () => chained.emulator.issued.filter((c) => c.roleArn === DEPLOY);
+  t.equal(await keyInFile(), hops().at(-1)!.accessKeyId, "--once wrote the hop's access key");
+
+  const child = spawn(process.execPath, [CLI, 'update', '--profile', 'ra', ...flags(chained), ...hopFlags], { env: cleanEnv({ AWS_SHARED_CREDENTIALS_FILE: file }), stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const before = hops().length;
+  await waitFor(async () => hops().length >= before + 2 && (await keyInFile()) === hops().at(-1)!.accessKeyId, 'two refreshes of the chain written');
+  child.kill('SIGTERM');
+  t.equal(await exited, 0, 'exit 0 on SIGTERM');
+});

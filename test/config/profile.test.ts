@@ -225,3 +225,68 @@ t.test('--without-proxy and tilde paths', async (t) => {
   t.equal(p.certificate, '/home/u/certs/c.pem');
   t.equal(profileFromFlags(flags([...base, '--with-proxy']), {}, {}).withProxy, true);
 });
+
+t.test('assumeRole: hops validated with field paths; one hop from flags', async (t) => {
+  const ok = { certificate: '/c', privateKey: '/k', trustAnchorArn: TA, profileArn: PA, roleArn: ROLE };
+  const hops = [
+    { roleArn: 'arn:aws:iam::210987654321:role/Deploy', externalId: 'ext-7', roleSessionName: 'ci-deploy', durationSeconds: 3600 },
+    { roleArn: 'arn:aws:iam::345678901234:role/path/Audit' },
+  ];
+  t.same(validateProfile({ ...ok, assumeRole: hops }, 'profiles.a').assumeRole, hops);
+  t.same(validateProfile({ ...ok, assumeRole: [] }, 'profiles.a').assumeRole, [], 'an empty list: no chain');
+  t.same(validateProfile(ok, 'profiles.a', { assumeRole: hops.slice(1) }).assumeRole, hops.slice(1), 'inherited from the top level');
+  t.same(validateProfile({ ...ok, assumeRole: [] }, 'profiles.a', { assumeRole: hops }).assumeRole, [], 'a profile overrides the inherited chain');
+
+  const bad = byPathOf(() =>
+    validateProfile(
+      {
+        ...ok,
+        assumeRole: [
+          { roleArn: 'arn:aws:iam::2109:role/Deploy', externalId: 'x', roleSessionName: 'has space', durationSeconds: 899, policy: '{}' },
+          { externalId: 'a'.repeat(1225) },
+          'arn:aws:iam::345678901234:role/Audit',
+          { roleArn: 'arn:aws:iam::345678901234:role/Audit', durationSeconds: 43201, externalId: 'ok/with:colon' },
+        ],
+      },
+      'profiles.a',
+    ),
+  );
+  t.match(bad['profiles.a.assumeRole[0].roleArn'], /not an IAM role ARN .*12 digits/);
+  t.match(bad['profiles.a.assumeRole[0].externalId'], /must be 2-1224 characters of letters, digits and _\+=,\.@:\/-/);
+  t.match(bad['profiles.a.assumeRole[0].roleSessionName'], /2-64 characters/);
+  t.match(bad['profiles.a.assumeRole[0].durationSeconds'], /900 to 43200, got 899/);
+  t.match(bad['profiles.a.assumeRole[0].policy'], /unknown key/);
+  t.match(bad['profiles.a.assumeRole[1].roleArn'], /required: the IAM role to assume/);
+  t.match(bad['profiles.a.assumeRole[1].externalId'], /2-1224/);
+  t.match(bad['profiles.a.assumeRole[2]'], /expected a mapping \{ roleArn/);
+  t.match(bad['profiles.a.assumeRole[3].durationSeconds'], /43201/);
+  t.notOk(bad['profiles.a.assumeRole[3].externalId'], 'colons and slashes are allowed in an ExternalId');
+  t.match(byPathOf(() => validateProfile({ ...ok, assumeRole: { roleArn: ROLE } }, 'profiles.a'))['profiles.a.assumeRole'], /expected a list of roles to assume in turn/);
+  t.match(byPathOf(() => validateProfile({ ...ok, assumeRole: Array(11).fill({ roleArn: ROLE }) }, 'profiles.a'))['profiles.a.assumeRole'], /chain at most 10/);
+
+  const p = profileFromFlags(flags([...base, '--assume-role-arn', 'arn:aws:iam::210987654321:role/Deploy', '--external-id', 'ext-7', '--sts-endpoint', 'http://127.0.0.1:9/']), {});
+  t.same(p.assumeRole, [{ roleArn: 'arn:aws:iam::210987654321:role/Deploy', externalId: 'ext-7' }]);
+  t.equal(p.stsEndpoint, 'http://127.0.0.1:9');
+  const fromEnv = profileFromFlags(flags(base), { ROLESANYWHERE_ASSUME_ROLE_ARN: 'arn:aws:iam::210987654321:role/Deploy', AWS_ENDPOINT_URL_STS: 'https://sts.example.com' });
+  t.same(fromEnv.assumeRole, [{ roleArn: 'arn:aws:iam::210987654321:role/Deploy' }]);
+  t.equal(fromEnv.stsEndpoint, 'https://sts.example.com', 'AWS_ENDPOINT_URL_STS honoured');
+  t.match(problemsOf(() => profileFromFlags(flags([...base, '--external-id', 'ext-7']), {}))[0], { path: '--external-id', message: /give --assume-role-arn ARN too/ });
+  t.match(problemsOf(() => profileFromFlags(flags([...base, '--assume-role-arn', ROLE, '--sts-endpoint', 'http://sts.example.com']), {}))[0], { path: '--sts-endpoint', message: /plain http is allowed only for loopback hosts/ });
+});
+
+t.test('fips: only where the region has FIPS endpoints', async (t) => {
+  const us = { certificate: '/c', privateKey: '/k', trustAnchorArn: TA.replace('eu-west-1', 'us-west-2'), profileArn: PA.replace('eu-west-1', 'us-west-2'), roleArn: ROLE, fips: true };
+  t.equal(validateProfile(us, 'profiles.a').fips, true);
+  const hop = [{ roleArn: 'arn:aws:iam::210987654321:role/Deploy' }];
+  t.equal(validateProfile({ ...us, assumeRole: hop }, 'profiles.a').fips, true, 'us-west-2 has sts-fips too');
+  const eu = { ...us, trustAnchorArn: TA, profileArn: PA };
+  t.match(byPathOf(() => validateProfile(eu, 'profiles.a'))['profiles.a.fips'], /Roles Anywhere has no FIPS endpoint in eu-west-1 \(it has one in us-east-1, us-east-2, us-west-1, us-west-2, us-gov-east-1, us-gov-west-1\)/);
+  t.equal(validateProfile({ ...eu, endpoint: 'https://ra.example.com' }, 'profiles.a').fips, true, 'an explicit endpoint is used as given');
+  t.match(byPathOf(() => validateProfile({ ...eu, endpoint: 'https://ra.example.com', assumeRole: hop }, 'profiles.a'))['profiles.a.fips'], /STS has no FIPS endpoint in eu-west-1/);
+  t.equal(validateProfile({ ...eu, endpoint: 'https://ra.example.com', stsEndpoint: 'https://sts.example.com', assumeRole: hop }, 'profiles.a').fips, true);
+  t.match(problemsOf(() => profileFromFlags(flags([...base, '--fips']), {}))[0], { path: '--fips', message: /no FIPS endpoint in eu-west-1/ });
+});
+
+function byPathOf(fn: () => unknown): Record<string, string> {
+  return Object.fromEntries(problemsOf(fn).map((p) => [p.path, p.message]));
+}

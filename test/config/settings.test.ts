@@ -17,7 +17,7 @@ const example = readFileSync(join(REPO, 'config', 'daemon.example.yaml'), 'utf8'
 
 const ticked = (cell: string, re: RegExp) => [...cell.matchAll(re)].map((m) => m[1]!);
 const flagsIn = (cell: string) => ticked(cell, /`--([a-z0-9-]+)/g);
-const envsIn = (cell: string) => ticked(cell, /`(ROLESANYWHERE_[A-Z0-9_]+)`/g);
+const envsIn = (cell: string) => ticked(cell, /`((?:ROLESANYWHERE|AWS)_[A-Z0-9_]+)`/g);
 
 function checkTable(t: Tap, heading: string, rows: Setting[]): void {
   const table = tableAfter(heading);

@@ -91,6 +91,8 @@ t.test('usage errors: one line, exit 1', async (t) => {
     [['--trust-anchor-ca', ca.certPath, '--credential-lifetime', '0'], /--credential-lifetime must be/],
     [['--trust-anchor-ca', ca.certPath, '--region', 'nowhere'], /not an AWS region/],
     [['--trust-anchor-ca', ca.certPath, '--bogus'], /bogus/],
+    [['--trust-anchor-ca', ca.certPath, '--assumable-role', 'arn:aws:iam::1:role/x'], /--assumable-role "arn:aws:iam::1:role\/x" is not an IAM role ARN \(the account ID must be 12 digits\)/],
+    [['--trust-anchor-ca', ca.certPath, '--assumable-role', 'arn:aws:iam::210987654321:role/x,external=1'], /after the ARN give ,externalId=ID/],
   ];
   for (const [args, msg] of cases) {
     const r = await runCli(['emulator', ...args]);
@@ -140,4 +142,21 @@ t.test('--quiet prints no guide', async (t) => {
   emu.child.kill('SIGTERM');
   await emu.exited;
   t.notMatch(emu.out().stderr, /serve|arn:/);
+});
+
+t.test('--assumable-role ARN,externalId=ID: AssumeRole honours it', async (t) => {
+  const { STSClient, AssumeRoleCommand } = await import('@aws-sdk/client-sts');
+  const role = 'arn:aws:iam::210987654321:role/Deploy';
+  const emu = startCli(['--trust-anchor-ca', ca.certPath, '--quiet', '--assumable-role', `${role},externalId=ext-7`]);
+  t.teardown(() => emu.child.kill('SIGKILL'));
+  const url = await emu.url;
+  const identity = await loadIdentity({ certificate: leaf.certPath, privateKey: leaf.keyPath });
+  const r = await callCreateSession(url, identity, { arns: DEFAULT_ARNS });
+  const c = r.json.credentialSet[0].credentials;
+  const client = new STSClient({ region: 'us-east-1', endpoint: url, credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken }, maxAttempts: 1 });
+  t.teardown(() => client.destroy());
+  const ok = await client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: 's1', ExternalId: 'ext-7' }));
+  t.equal(ok.AssumedRoleUser?.Arn, 'arn:aws:sts::210987654321:assumed-role/Deploy/s1');
+  const wrong = await client.send(new AssumeRoleCommand({ RoleArn: role, RoleSessionName: 's1', ExternalId: 'ext-8' })).then(() => 'accepted', (e: Error) => e.name);
+  t.equal(wrong, 'AccessDenied');
 });

@@ -143,3 +143,49 @@ t.test('JSON protocol (X-Amz-Target) and unsupported actions', async (t) => {
   t.equal(other.status, 400);
   t.equal(other.type, 'InvalidAction');
 });
+
+t.test('AssumeRole (JS SDK): ExternalId per role, credentials in the role\'s account, GetCallerIdentity reports the assumed role', async (t) => {
+  const { AssumeRoleCommand } = await import('@aws-sdk/client-sts');
+  const DEPLOY = 'arn:aws:iam::210987654321:role/Deploy';
+  const AUDIT = 'arn:aws:iam::345678901234:role/team/Audit';
+  const env = await startTestEmulator(t, { assumableRoles: [{ roleArn: DEPLOY, externalId: 'ext-7' }, { roleArn: AUDIT }] });
+  const { expiration: _expiration, ...creds } = await issueCredentials(env);
+  const assume = async (c: Creds, input: { RoleArn: string; RoleSessionName: string; ExternalId?: string; DurationSeconds?: number }) => {
+    const client = new STSClient({ region: 'us-east-1', endpoint: env.url, credentials: c, maxAttempts: 1 });
+    try {
+      return await client.send(new AssumeRoleCommand(input));
+    } catch (err) {
+      const e = err as { name: string; message: string; $metadata?: { httpStatusCode?: number } };
+      return { error: e.name, status: e.$metadata?.httpStatusCode, message: e.message };
+    } finally {
+      client.destroy();
+    }
+  };
+  const got = await assume(creds, { RoleArn: DEPLOY, RoleSessionName: 'ci-deploy', ExternalId: 'ext-7', DurationSeconds: 900 });
+  if (!('Credentials' in got) || !got.Credentials) {
+    t.fail(`AssumeRole failed: ${JSON.stringify(got)}`);
+    return;
+  }
+  t.equal(got.AssumedRoleUser?.Arn, 'arn:aws:sts::210987654321:assumed-role/Deploy/ci-deploy');
+  const c1 = { accessKeyId: got.Credentials.AccessKeyId!, secretAccessKey: got.Credentials.SecretAccessKey!, sessionToken: got.Credentials.SessionToken! };
+  t.ok(got.Credentials.Expiration!.getTime() - Date.now() <= 901_000, 'DurationSeconds honoured');
+  const who = await callerIdentity(env.url, c1);
+  t.equal(who.Account, '210987654321');
+  t.equal(who.Arn, 'arn:aws:sts::210987654321:assumed-role/Deploy/ci-deploy');
+
+  const second = await assume(c1, { RoleArn: AUDIT, RoleSessionName: 'audit' });
+  t.ok('Credentials' in second && second.Credentials, 'a second hop signed by the first hop\'s credentials');
+  if ('Credentials' in second && second.Credentials) {
+    const c2 = { accessKeyId: second.Credentials.AccessKeyId!, secretAccessKey: second.Credentials.SecretAccessKey!, sessionToken: second.Credentials.SessionToken! };
+    t.equal((await callerIdentity(env.url, c2)).Arn, 'arn:aws:sts::345678901234:assumed-role/Audit/audit', 'role path dropped from the assumed-role ARN, as STS does');
+  }
+
+  t.match(await assume(creds, { RoleArn: DEPLOY, RoleSessionName: 'x1', ExternalId: 'ext-8' }), { error: 'AccessDenied', status: 403, message: /is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::210987654321:role\/Deploy/ });
+  t.match(await assume(creds, { RoleArn: DEPLOY, RoleSessionName: 'x1' }), { error: 'AccessDenied', status: 403 }, 'a missing ExternalId is refused');
+  t.match(await assume(creds, { RoleArn: 'arn:aws:iam::111111111111:role/Other', RoleSessionName: 'x1' }), { error: 'AccessDenied' }, 'a role it was not told about');
+  t.match(await assume(creds, { RoleArn: AUDIT, RoleSessionName: 'bad name' }), { error: 'ValidationError', status: 400 });
+  t.match(await assume(creds, { RoleArn: AUDIT, RoleSessionName: 'ok', DurationSeconds: 60 }), { error: 'ValidationError' });
+  t.match(await assume({ ...creds, secretAccessKey: 'z'.repeat(40) }, { RoleArn: AUDIT, RoleSessionName: 'ok' }), { error: 'SignatureDoesNotMatch', status: 403 }, 'signed with the wrong secret');
+  const reasons = env.emulator.stats.calls.filter((c) => c.operation === 'AssumeRole').map((c) => c.reason ?? c.outcome);
+  t.same(reasons, ['ok', 'ok', 'wrong_external_id', 'missing_external_id', 'role_not_assumable', 'invalid_parameters', 'invalid_parameters', 'bad_signature']);
+});

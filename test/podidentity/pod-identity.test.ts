@@ -43,7 +43,12 @@ interface Agent {
 }
 
 /** Emulator + cluster + a daemon started from YAML through the real config loader. */
-async function startAgent(t: Tap.Test, podIdentity: (dir: string, cluster: Cluster) => Promise<Record<string, unknown>>): Promise<Agent> {
+async function startAgent(
+  t: Tap.Test,
+  podIdentity: (dir: string, cluster: Cluster) => Promise<Record<string, unknown>>,
+  /** Extra settings per profile (e.g. a role chain), given the emulator. */
+  extra: (emu: TestEmulator) => Record<string, Record<string, unknown>> = () => ({}),
+): Promise<Agent> {
   const emu = await startTestEmulator(t, { strictArns: false, trustAnchorArns: [DEFAULT_ARNS.trustAnchorArn], profileArns: [DEFAULT_ARNS.profileArn], roleArns: Object.values(ROLE) });
   const dir = await tempDir('ra-pod-');
   const cluster = await makeCluster(dir);
@@ -60,7 +65,11 @@ async function startAgent(t: Tap.Test, podIdentity: (dir: string, cluster: Clust
     tokenFile: join(dir, 'endpoint-token'),
     imds: { enabled: false },
     refresh: { backoffInitialMs: 200, backoffMaxMs: 1000 },
-    profiles: { checkout: profile(ROLE.checkout), batch: profile(ROLE.batch), crowd: profile(ROLE.crowd) },
+    profiles: {
+      checkout: { ...profile(ROLE.checkout), ...extra(emu).checkout },
+      batch: { ...profile(ROLE.batch), ...extra(emu).batch },
+      crowd: { ...profile(ROLE.crowd), ...extra(emu).crowd },
+    },
     podIdentity: await podIdentity(dir, cluster),
   };
   const file = join(dir, 'agent.yaml');
@@ -356,4 +365,18 @@ t.test('a JWKS URL refusing the agent at start: 503 naming the fix, then served 
   await writeFile(join(a.dir, 'agent-sa-token'), bearer);
   await new Promise((r) => setTimeout(r, 1100));
   t.equal((await a.get(token)).status, 200, 'keys fetched on a later request');
+});
+
+t.test('a binding to a chained profile serves the last role of the chain', async (t) => {
+  const AUDIT = 'arn:aws:iam::345678901234:role/Audit';
+  const a = await startAgent(t, fileJwks(), (emu) => ({ batch: { assumeRole: [{ roleArn: AUDIT, externalId: 'ext-7' }], stsEndpoint: emu.url } }));
+  const r = await a.get(await a.cluster.mint({ namespace: 'batch', serviceAccount: 'report' }));
+  t.equal(r.status, 200, r.body.slice(0, 300));
+  t.equal(r.json.RoleArn, AUDIT);
+  t.equal(r.json.AccountId, '345678901234');
+  const id = await sts(a.emu, { accessKeyId: r.json.AccessKeyId, secretAccessKey: r.json.SecretAccessKey, sessionToken: r.json.Token });
+  t.equal(id.Account, '345678901234', 'GetCallerIdentity: the chained role\'s account');
+  t.match(id.Arn, /^arn:aws:sts::345678901234:assumed-role\/Audit\/\d+$/);
+  const checkout = await a.get(await a.cluster.mint({ namespace: 'shop', serviceAccount: 'checkout' }));
+  t.equal(checkout.json.RoleArn, ROLE.checkout, 'other bindings are unchanged');
 });

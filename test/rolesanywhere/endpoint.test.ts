@@ -1,6 +1,7 @@
 import t from 'tap';
 import { parseProfileArn, parseRoleArn, parseTrustAnchorArn } from '../../src/rolesanywhere/arn.js';
-import { endpointFor, parseEndpoint, resolveRegion, validateSessionParameters } from '../../src/rolesanywhere/endpoint.js';
+import { endpointFor,
+  stsEndpointFor, parseEndpoint, resolveRegion, validateSessionParameters } from '../../src/rolesanywhere/endpoint.js';
 import { isLoopbackHostname as isLoopbackHost } from '../../src/net/loopback.js';
 import { matchesNoProxy, parseProxyUrl, proxyFor } from '../../src/rolesanywhere/transport.js';
 import { UserError } from '../../src/errors.js';
@@ -46,6 +47,14 @@ t.test('endpoints', async (t) => {
   t.equal(endpointFor('us-east-1'), 'https://rolesanywhere.us-east-1.amazonaws.com');
   t.equal(endpointFor('us-gov-west-1', { fips: true }), 'https://rolesanywhere-fips.us-gov-west-1.amazonaws.com');
   t.equal(endpointFor('cn-northwest-1'), 'https://rolesanywhere.cn-northwest-1.amazonaws.com.cn');
+  t.equal(endpointFor('us-east-2', { fips: true }), 'https://rolesanywhere-fips.us-east-2.amazonaws.com');
+  t.throws(() => endpointFor('ca-central-1', { fips: true }), { message: /Roles Anywhere has no FIPS endpoint in ca-central-1 \(it has one in us-east-1, .*us-gov-west-1\): drop fips/, reason: 'no_fips_endpoint' });
+  t.throws(() => endpointFor('eu-west-1', { fips: true }), { reason: 'no_fips_endpoint' });
+  t.equal(stsEndpointFor('eu-west-1'), 'https://sts.eu-west-1.amazonaws.com');
+  t.equal(stsEndpointFor('cn-north-1'), 'https://sts.cn-north-1.amazonaws.com.cn');
+  t.equal(stsEndpointFor('us-west-2', { fips: true }), 'https://sts-fips.us-west-2.amazonaws.com');
+  t.equal(stsEndpointFor('us-gov-west-1', { fips: true }), 'https://sts.us-gov-west-1.amazonaws.com', "GovCloud's STS endpoint is its FIPS endpoint");
+  t.throws(() => stsEndpointFor('ca-central-1', { fips: true }), { message: /STS has no FIPS endpoint in ca-central-1.*stsEndpoint \(--sts-endpoint\)/ });
   for (const ok of ['https://anything.example.com', 'http://127.0.0.1:8080', 'http://127.9.9.9', 'http://[::1]:80', 'http://localhost:1']) {
     t.type(parseEndpoint(ok), URL, ok);
   }
