@@ -9,7 +9,7 @@ import { parseFlags } from '../config/args.js';
 import { describeError, UserError } from '../errors.js';
 import { exampleArns, shellWord } from '../emulator/examples.js';
 import { parseCaPems, startEmulator } from '../emulator/server.js';
-import type { AssumableRole } from '../emulator/sts.js';
+import type { AssumableRole } from '../emulator/state.js';
 import { checkRoleArn } from '../rolesanywhere/arn.js';
 
 export const summary = 'Run a local IAM Roles Anywhere + STS emulator (for demos and tests)';

@@ -21,7 +21,8 @@ import { FaultSet, parseFaultRules, type FaultRule } from './faults.js';
 import { parseRateLimit, RateLimiter, type RateLimit } from './rate-limit.js';
 import { defaultMessageForStatus, errorTypeForStatus, json, restJsonError, type Answer, type ReceivedRequest } from './http.js';
 import { emptyStats, isoSeconds, recordCall, type CallRecord, type EmulatorOperation, type EmulatorState, type EmulatorStats, type IssuedCredential } from './state.js';
-import { handleSts, isStsRequest, stsAction, stsError, type AssumableRole } from './sts.js';
+import { handleSts, isStsRequest, stsAction, stsError } from './sts.js';
+import type { AssumableRole } from './state.js';
 import { clampDelay } from '../timers.js';
 
 export type { FaultRule, EmulatorStats, IssuedCredential, CallRecord };

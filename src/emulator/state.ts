@@ -2,7 +2,12 @@
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import type { X509Certificate } from 'node:crypto';
 import { FaultSet } from './faults.js';
-import type { AssumableRole } from './sts.js';
+
+/** An AssumeRole target the emulator was told about, with the ExternalId its trust policy requires (if any). */
+export interface AssumableRole {
+  roleArn: string;
+  externalId?: string;
+}
 
 /** A credential the emulator issued (tests assert on it; it holds secrets, never log it). */
 export interface IssuedCredential {

@@ -62,11 +62,6 @@ export function isStsRequest(req: ReceivedRequest): boolean {
   return /(?:^|&)Action=/.test(req.url.split('?')[1] ?? '') || /(?:^|&)Action=/.test(req.body.toString());
 }
 
-/** An AssumeRole target the emulator was told about, with the ExternalId its trust policy requires (if any). */
-export interface AssumableRole {
-  roleArn: string;
-  externalId?: string;
-}
 
 const ROLE_ARN = /^arn:(aws|aws-cn|aws-us-gov):iam::(\d{12}):role\/((?:[\w+=,.@-]+\/)*)([\w+=,.@-]{1,64})$/;
 const SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
