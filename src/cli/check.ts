@@ -4,7 +4,7 @@ import type { X509Certificate } from 'node:crypto';
 import { parseFlags } from '../config/args.js';
 import { formatProblem, type Problem } from '../problems.js';
 import { flagOrEnv, passwordInput } from '../config/profile.js';
-import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
+import { argvSecretWarnings, DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
 import { identitySourceFromProfile, type IdentitySettings } from '../runtime/identity-source.js';
 import { UserError } from '../errors.js';
 import { describeKeyType, keyMatchesCertificate, keyTypeProblem } from '../identity/keys.js';
@@ -44,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  for (const w of argvSecretWarnings(argv, 'check')) process.stderr.write(`warning: ${w}\n`);
   const text = (flag: string): string | undefined => (typeof values[flag] === 'string' ? (values[flag] as string) : undefined);
   const certificate = text('certificate');
   if (!certificate) throw new UserError('check: --certificate FILE is required; run `rolesanywhere-credentiald check --help`');

@@ -2,7 +2,7 @@
 // a validated profile (the settings table's options for the command).
 import { parseFlags } from '../config/args.js';
 import { profileFromFlags } from '../config/profile.js';
-import { flagSuggestion, optionsFor, type Command } from '../config/settings.js';
+import { argvSecretWarnings, flagSuggestion, optionsFor, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
 import { UserError } from '../errors.js';
 
@@ -23,6 +23,7 @@ export function parseProfileArgs(argv: string[], command: Command, env: NodeJS.P
     throw new UserError(`${command}: ${msg.replace(/\. To specify .*$/, '')}${flagSuggestion(msg, command)} — run \`${command} --help\` for the options`, { reason: 'invalid_flags' });
   }
   if (values.help) return { values, help: true as const };
+  for (const w of argvSecretWarnings(argv, command)) process.stderr.write(`warning: ${w}\n`);
   let profile: ProfileConfig;
   try {
     profile = profileFromFlags(values, env, { name: 'default' });
