@@ -3,7 +3,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { parseFlags } from '../config/args.js';
 import { formatProblem, type Problem } from '../problems.js';
-import { DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
+import { argvSecretWarnings, DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
 import { identitySourceFromProfile } from '../runtime/identity-source.js';
 import { identityFromFlags } from './identity-args.js';
 import { UserError } from '../errors.js';
@@ -44,6 +44,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(USAGE);
     return 0;
   }
+  for (const w of argvSecretWarnings(argv, 'check')) process.stderr.write(`warning: ${w}\n`);
   const text = (flag: string): string | undefined => (typeof values[flag] === 'string' ? (values[flag] as string) : undefined);
   const certificate = text('certificate');
   if (!certificate) throw new UserError('check: --certificate FILE is required; run `rolesanywhere-credentiald check --help`');

@@ -2,7 +2,7 @@
 // a validated profile (the settings table's options for the command).
 import { parseFlags } from '../config/args.js';
 import { profileFromFlags } from '../config/profile.js';
-import { flagSuggestion, optionsFor, refusedFlag, type Command } from '../config/settings.js';
+import { argvSecretWarnings, flagSuggestion, optionsFor, refusedFlag, type Command } from '../config/settings.js';
 import type { ProfileConfig } from '../config/types.js';
 import { enableDebugOutput, UserError } from '../errors.js';
 
@@ -17,7 +17,8 @@ export type FlagValues = Record<string, string | boolean | undefined>;
 /**
  * parseArgs with the command's options from the settings table; errors become
  * one-line UserErrors naming the fix. A refused aws_signing_helper flag is an
- * error; `--debug` turns on the CLI's debug output.
+ * error; `--debug` turns on the CLI's debug output; a secret given in argv is
+ * warned about (argvSecretWarnings).
  */
 export function parseCommandFlags(argv: string[], command: Command): FlagValues {
   let values: FlagValues;
@@ -31,6 +32,7 @@ export function parseCommandFlags(argv: string[], command: Command): FlagValues 
   const refused = refusedFlag(values, command);
   if (refused) throw new UserError(`${command}: ${refused}`, { reason: 'invalid_flags' });
   if (values.debug === true) enableDebugOutput();
+  for (const w of argvSecretWarnings(argv, command)) process.stderr.write(`warning: ${w}\n`);
   return values;
 }
 

@@ -8,6 +8,7 @@ import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
 import { monotonicUsec, systemdNotifier } from '../server/systemd-notify.js';
 import { holdSighup, releaseSighup } from './early-sighup.js';
+import { argvSecretWarnings } from '../config/settings.js';
 
 export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh and serve them to AWS SDKs (container endpoint + IMDSv2)';
 
@@ -39,15 +40,19 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(SERVE_USAGE + '\n');
     return 0;
   }
+  // Said once, at start: logged, or on stderr when the configuration is refused (no logger yet).
+  const argvSecrets = argvSecretWarnings(argv, 'serve');
   let config: DaemonConfig;
   try {
     config = await loadDaemonConfig({ argv, env: process.env });
   } catch (err) {
     releaseSighup();
+    for (const w of argvSecrets) process.stderr.write(`warning: ${w}\n`);
     if (err instanceof UserError) return printUserError(err);
     throw err;
   }
   const logger = await createLogger({ level: config.logLevel });
+  for (const w of argvSecrets) logger.warn({ event: 'secret_in_argv' }, w);
   for (const p of Object.values(config.profiles)) {
     if (p.noVerifySsl) logger.warn({ profile: p.name }, NO_VERIFY_SSL_WARNING);
   }

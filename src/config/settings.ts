@@ -80,6 +80,8 @@ interface Common {
   /** Shown in --help instead of the default value (computed defaults). */
   defaultText?: string;
   secret?: boolean;
+  /** For a secret flag: the safer way to give it, named in the warning when it is given on the command line. */
+  safer?: string;
   required?: string;
   multiple?: boolean;
   short?: string;
@@ -281,11 +283,13 @@ export const SETTINGS = [
     flag: 'pkcs8-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: KEY_COMMANDS,
     env: ['ROLESANYWHERE_KEY_PASSWORD', 'ROLESANYWHERE_PKCS8_PASSWORD'],
     help: 'the password itself (visible to other local users in the process list; prefer a file)',
+    safer: '--key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD',
   },
   {
     // aws_signing_helper's flag; never a YAML key (keyPasswordFile holds a TPM key's password too).
     flag: 'tpm-key-password', arg: 'PASSWORD', scope: 'profile', type: 'string', secret: true, commands: KEY_COMMANDS, env: [],
     help: 'the TPM key password itself (aws_signing_helper compatibility; visible in\nthe process list; prefer --key-password-file)',
+    safer: '--key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD',
   },
   {
     key: 'noTpmKeyPassword', flag: 'no-tpm-key-password', scope: 'profile', type: 'boolean', commands: KEY_COMMANDS,
@@ -610,6 +614,37 @@ export function flagSuggestion(message: string, command: Command): string {
 export function refusedFlag(values: Record<string, unknown>, command: Command): string | undefined {
   const s = ROWS.find((r) => r.refused && r.flag && commandsOf(r).includes(command) && values[r.flag] !== undefined && values[r.flag] !== false);
   return s ? `--${s.flag}: ${s.refused}` : undefined;
+}
+
+/** A pkcs11: URI carrying its PIN (a pin-value attribute, in the path or the query). */
+function hasPinValue(value: string): boolean {
+  return isPkcs11Uri(value) && /[:;?&]pin-value=/i.test(value);
+}
+
+/**
+ * Warnings for secrets given on `command`'s command line, which every local
+ * user can read (/proc/PID/cmdline, ps): a secret flag's value (rows with
+ * `secret`), and a pin-value in a pkcs11: URI. Each names the flag and the
+ * safer form, never the secret; one per flag.
+ */
+export function argvSecretWarnings(argv: readonly string[], command: Command): string[] {
+  const out = new Map<string, string>();
+  const visible = 'puts it in the command line, which every local user can read (ps, /proc/PID/cmdline)';
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') break;
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    if (!m) continue;
+    const s = settingOfFlag(m[1]!);
+    if (!s || s.flag !== m[1] || !commandsOf(s).includes(command) || s.type === 'boolean') continue;
+    const value = m[2] ?? argv[++i];
+    if (value === undefined) continue;
+    if (s.secret && s.safer) out.set(s.flag, `--${s.flag} ${visible}; give it with ${s.safer}`);
+    else if ('parse' in s && s.parse === pkcs11UriParser && hasPinValue(value)) {
+      out.set(s.flag, `--${s.flag}: the pkcs11: URI's pin-value ${visible}; use pin-source=file:/path in the URI, --pkcs11-pin-file FILE or ${PKCS11_PIN_ENV}`);
+    }
+  }
+  return [...out.values()];
 }
 
 // ---- reading one value ----

@@ -144,10 +144,14 @@ export class PodTokenVerifier {
    */
   lookup(header: string | undefined): PodIdentity | undefined {
     if (header === undefined || header.length > MAX_TOKEN_BYTES || this.cache.size === 0) return undefined;
+    const now = this.now();
+    // Keys due for a re-fetch: `verify()` fetches them (a removed key clears the cache), so a
+    // verified token outlives its key's removal from the JWKS by at most maxKeyAgeMs.
+    if (now - this.fetchedAt > this.maxKeyAgeMs) return undefined;
     const hash = tokenHash(header);
     const hit = this.cache.get(hash);
     if (hit === undefined) return undefined;
-    if (this.now() <= hit.expiresAtMs + LEEWAY_SECONDS * 1000) return hit;
+    if (now <= hit.expiresAtMs + LEEWAY_SECONDS * 1000) return hit;
     this.cache.delete(hash);
     return undefined;
   }

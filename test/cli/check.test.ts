@@ -60,7 +60,10 @@ t.test('PKCS#12 with the password from a file and from the environment', async (
   t.equal(r.code, 0, '--pkcs8-password');
   t.notOk(r.stdout.includes(PASSWORD), 'password not echoed');
   assertOneLineError(t, await check(['--certificate', pfx]), /PKCS#12 bundle is encrypted; give its password with --key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD/, 'missing password');
-  assertOneLineError(t, await check(['--certificate', pfx, '--pkcs8-password', 'nope']), /wrong password for the PKCS#12 bundle/, 'wrong password');
+  // A password file, not --pkcs8-password: that flag adds its own warning line (the password is on the command line).
+  const wrongFile = join(dir, 'wrong-pw.txt');
+  await writeFile(wrongFile, 'nope\n', { mode: 0o600 });
+  assertOneLineError(t, await check(['--certificate', pfx, '--key-password-file', wrongFile]), /wrong password for the PKCS#12 bundle/, 'wrong password');
 });
 
 t.test('each failing rule is named with its fix, exit 1', async (t) => {
@@ -121,6 +124,8 @@ t.test('unreadable input: one line on stderr, exit 1, nothing on stdout', async 
   const empty = join(dir, 'empty.pem');
   await writeFile(empty, '');
   const encKey = await convertKey(leaf.keyPath, 'pkcs8-encrypted', PASSWORD);
+  const wrongKeyPw = join(dir, 'wrong-key-pw.txt');
+  await writeFile(wrongKeyPw, `${PASSWORD}x\n`, { mode: 0o600 });
   const cases: Array<[string[], RegExp, string]> = [
     [[], /check: --certificate FILE is required/, 'no certificate flag'],
     [['--certificate', join(dir, 'missing.pem')], /missing\.pem: certificate file not found/, 'missing file'],
@@ -128,7 +133,7 @@ t.test('unreadable input: one line on stderr, exit 1, nothing on stdout', async 
     [['--certificate', empty], /empty\.pem: certificate file is empty/, 'empty file'],
     [['--certificate', garbage], /garbage\.pem: not a PEM or DER certificate or a PKCS#12 bundle/, 'garbage'],
     [['--certificate', leaf.certPath, '--private-key', encKey], /private key is encrypted; give its password with --key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD/, 'encrypted key, no password'],
-    [['--certificate', leaf.certPath, '--private-key', encKey, '--pkcs8-password', PASSWORD + 'x'], /wrong password for the encrypted private key/, 'wrong key password'],
+    [['--certificate', leaf.certPath, '--private-key', encKey, '--key-password-file', wrongKeyPw], /wrong password for the encrypted private key/, 'wrong key password'],
     [['--certificate', leaf.certPath, '--ca', garbage], /garbage\.pem: CA certificate file is not a PEM or DER certificate/, 'garbage CA'],
     [['--certificate', leaf.certPath, '--key-password-file', join(dir, 'no-pw')], /no-pw: password file not found/, 'missing password file'],
     [['--certificate', leaf.certPath, '--expiry-warning-days', 'soon'], /--expiry-warning-days must be a whole number of days/, 'bad number'],

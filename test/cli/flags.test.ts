@@ -168,3 +168,30 @@ t.test('OS certificate store flags are refused on every helper command, naming w
     t.equal(r.stdout, '', 'nothing on stdout');
   }
 });
+
+// Issue 21 (5): a PKCS#11 PIN in the command line (`…?pin-value=…`), or
+// --pkcs8-password / --tpm-key-password, is readable by every local user in
+// /proc/PID/cmdline — and nothing said so. Each command now warns once at start,
+// naming the safer form, without the secret.
+t.test('secrets given on the command line get one warning naming the safer form, never the secret', async (t) => {
+  const uri = 'pkcs11:token=t;object=k;type=private?pin-value=Pin-2718';
+  const cases: Array<[string, string[], RegExp]> = [
+    ['--pkcs8-password', ['--pkcs8-password', 'Pw-31415'], /--pkcs8-password puts it in the command line, which every local user can read .*; give it with --key-password-file FILE or ROLESANYWHERE_KEY_PASSWORD/],
+    ['--tpm-key-password=', ['--tpm-key-password=Pw-31415'], /--tpm-key-password puts it in the command line.*--key-password-file FILE/],
+    ['pin-value in --private-key', ['--private-key', uri], /--private-key: the pkcs11: URI's pin-value puts it in the command line.*; use pin-source=file:\/path in the URI, --pkcs11-pin-file FILE or ROLESANYWHERE_PKCS11_PIN/],
+    ['pin-value in --certificate', [`--certificate=${uri.replace('private', 'cert')}`], /--certificate: the pkcs11: URI's pin-value/],
+  ];
+  for (const command of ['check', 'credential-process', 'update', 'serve']) {
+    for (const [label, args, re] of cases) {
+      const cert = args.some((a) => a.startsWith('--certificate')) ? [] : ['--certificate', '/nonexistent/cert.pem'];
+      const extra = command === 'serve' ? ['--listen', '127.0.0.1:0', '--no-imds', '--token-file', '/nonexistent/token'] : [];
+      const r = await runCli([command, ...cert, ...args, ...(command === 'check' ? [] : ARNS), ...extra], { cleanEnv: true, timeoutMs: 30_000 });
+      const out = r.stdout + r.stderr;
+      t.match(out, re, `${command}, ${label}: warned`);
+      t.equal(out.match(/puts it in the command line/g)?.length, 1, `${command}, ${label}: once`);
+      t.notMatch(out, /31415|2718/, `${command}, ${label}: the secret is not shown`);
+    }
+  }
+  const quiet = await runCli(['check', '--certificate', '/nonexistent/cert.pem', '--key-password-file', '/nonexistent/pw'], { cleanEnv: true });
+  t.notMatch(quiet.stderr, /command line/, 'no warning for a password file');
+});

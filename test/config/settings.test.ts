@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDaemonConfig } from '../../src/config/load.js';
 import { profileFromFlags } from '../../src/config/profile.js';
-import { commandsOf, envNames, flagSuggestion, keysOf, optionsFor, readSetting, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
+import { argvSecretWarnings, commandsOf, envNames, flagSuggestion, keysOf, optionsFor, readSetting, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
 import { REPO, runCli } from '../helpers/cli.js';
 import { readme, tableAfter } from '../helpers/readme.js';
 
@@ -156,4 +156,13 @@ t.test('a section row validates with its own validator', async (t) => {
   t.equal(readSetting(row, 'x', 'podIdentity', problems), undefined);
   t.same(problems, [{ path: 'podIdentity', message: 'expected a list' }]);
   t.equal(readSetting(row, undefined, 'podIdentity', problems), undefined, 'absent is not validated');
+});
+
+t.test('every secret a flag can carry names its safer form (the command-line warning quotes it)', async (t) => {
+  const rows = SETTINGS.filter((s) => 'secret' in s && s.secret && 'flag' in s && s.flag);
+  t.ok(rows.length >= 2, '--pkcs8-password and --tpm-key-password at least');
+  for (const s of rows) t.match((s as { safer?: string }).safer, /FILE|ROLESANYWHERE_/, `--${(s as { flag: string }).flag} has a safer form`);
+  t.same(argvSecretWarnings(['--pkcs8-password', 'x', '--role-arn', 'pkcs11:a?pin-value=1'], 'credential-process').length, 1, 'a pin-value outside a URI flag is not one');
+  t.same(argvSecretWarnings(['--private-key', 'pkcs11:object=k?pin-source=file:/p'], 'update'), [], 'pin-source is the safe form');
+  t.same(argvSecretWarnings(['--', '--pkcs8-password', 'x'], 'update'), [], 'nothing after --');
 });

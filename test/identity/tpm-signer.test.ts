@@ -236,7 +236,7 @@ t.test('TPM signer', async (t) => {
 t.test('openssl children get a minimal environment: no passwords, PINs or AWS keys', async (t) => {
   const dir = await tempDir('ra-tpm-env-');
   const dump = join(dir, 'env.txt');
-  await writeFile(join(dir, 'openssl'), `#!/bin/sh\nenv > '${dump}'\nexit 1\n`, { mode: 0o755 });
+  await writeFile(join(dir, 'openssl'), `#!/bin/sh\nenv -0 > '${dump}'\nexit 1\n`, { mode: 0o755 });
   const secrets = {
     ROLESANYWHERE_KEY_PASSWORD: 'env-Password-1',
     ROLESANYWHERE_PKCS8_PASSWORD: 'env-Password-2',
@@ -252,7 +252,7 @@ t.test('openssl children get a minimal environment: no passwords, PINs or AWS ke
   Object.assign(process.env, secrets, { PATH: `${dir}:${process.env.PATH}`, TPM2OPENSSL_TCTI: 'swtpm:host=127.0.0.1,port=1', OPENSSL_MODULES: '/usr/lib/x86_64-linux-gnu/ossl-modules' });
   const err = await openSigner('handle:0x81000001', { password: 'fd3-Password-6' }).catch((e: unknown) => e);
   t.ok(err instanceof UserError, 'the fake openssl fails the open');
-  const seen = Object.fromEntries((await readFile(dump, 'utf8')).trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const seen = Object.fromEntries((await readFile(dump, 'utf8')).split('\0').filter(Boolean).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
   t.equal(seen.PATH, process.env.PATH, 'PATH is passed');
   t.equal(seen.TPM2OPENSSL_TCTI, 'swtpm:host=127.0.0.1,port=1', 'the TCTI is passed');
   t.equal(seen.OPENSSL_MODULES, '/usr/lib/x86_64-linux-gnu/ossl-modules', "openssl's provider directory is passed");

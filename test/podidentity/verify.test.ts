@@ -96,3 +96,24 @@ t.test('a JWKS fetch has an overall deadline, body included; lookups work again 
   const v = await settled(verifier.verify(await token(rotated, { iat: now, exp: now + 3600 })));
   t.match(v, { ok: true }, 'the rotated key is fetched and the token accepted');
 });
+
+// Issue 21 (theoretical): a verified token was answered from the cache without
+// looking at the keys' age, so it could outlive its key's removal from the JWKS
+// for as long as no uncached token came along. Now at most maxKeyAgeMs.
+t.test("a cached token stops being accepted once the keys are due and its key is gone", async (t) => {
+  const own = await makeCluster(await tempDir('ra-verify-rm-'));
+  let now = Date.now();
+  const verifier = new PodTokenVerifier({ issuer: ISSUER, audiences: [AUDIENCE], jwks: { file: own.jwksFile }, maxKeyAgeMs: 3_600_000, minRefetchIntervalMs: 10_000, now: () => now });
+  await verifier.load();
+  const s = Math.floor(now / 1000);
+  const tok = await token(own.rsa, { iat: s, exp: s + 86_400 });
+  t.match(await verifier.verify(tok), { ok: true, cached: false });
+  t.ok(verifier.lookup(tok), 'answered from the cache');
+  own.published = [own.ec]; // the cluster drops the RSA key
+  await own.writeJwks();
+  now += 30 * 60_000;
+  t.ok(verifier.lookup(tok), 'within the key age: still cached');
+  now += 31 * 60_000;
+  t.equal(verifier.lookup(tok), undefined, 'keys over the age: no cached answer');
+  t.match(await verifier.verify(tok), { ok: false, check: 'unknown_key' }, 'the re-fetched key set refuses it');
+});
