@@ -14,6 +14,8 @@ import { blockAfter, readme, tableAfter } from './helpers/readme.js';
 
 
 const flagsIn = (text: string) => [...text.matchAll(/`(--[a-z0-9-]+)/g)].map((m) => m[1]!);
+/** A reference entry such as "`emulator`: `--port`, …", up to the next entry or paragraph (its lines may start with a flag). */
+const entryAfter = (heading: string) => readme.slice(readme.indexOf(heading)).split(/\n`[^`\n]+`:|\n\n/)[0]!;
 
 t.test('the quick start names the two contract commands', async (t) => {
   const quick = blockAfter('## Quick start');
@@ -86,15 +88,22 @@ t.test('every documented flag and environment variable is real', async (t) => {
     ['emulator', '`emulator`:'],
   ] as const) {
     const help = (await runCli([cmd, '--help'])).stdout;
-    const line = readme.slice(readme.indexOf(heading)).split('\n')[0]!;
-    for (const flag of flagsIn(line)) t.ok(help.includes(flag), `${cmd}: ${flag} appears in --help`);
+    // The whole entry: it runs on to the next line that starts another command's entry.
+    const entry = entryAfter(heading);
+    for (const flag of flagsIn(entry)) t.ok(help.includes(flag), `${cmd}: ${flag} appears in --help`);
+    if (cmd === 'emulator') {
+      // And the other way round: every emulator option is in the reference.
+      const helpFlags = [...help.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
+      t.ok(helpFlags.length >= 8, `emulator --help lists its options (${helpFlags.join(' ')})`);
+      for (const flag of helpFlags) t.ok(flagsIn(entry).includes(flag), `emulator: ${flag} is in the README's emulator entry`);
+    }
   }
   for (const [sub, heading] of [
     ['init', '`pki init DIR`:'],
     ['issue', '`pki issue`:'],
   ] as const) {
     const help = (await runCli(['pki', sub, '--help'])).stdout;
-    const para = readme.slice(readme.indexOf(heading)).split(/\n`|\n\n/)[0]!;
+    const para = entryAfter(heading);
     for (const flag of flagsIn(para)) t.ok(help.includes(flag), `pki ${sub}: ${flag} appears in --help`);
   }
 });
