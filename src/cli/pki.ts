@@ -38,7 +38,8 @@ Options:
                             ml-dsa-65, ml-dsa-87 = ML-DSA (FIPS 204, post-quantum)
   --client-key-type TYPE    client key: rsa = RSA 2048, ec = EC P-256, ml-dsa-44|65|87
                             (default: same type as the CA)
-  --ca-name NAME            CA common name, or a full subject "/CN=x/O=y" (default "${DEFAULT_CA_NAME}")
+  --ca-name NAME            CA common name, or a full subject "/CN=x/O=y" (default "${DEFAULT_CA_NAME} DIRNAME
+                            RANDOM", e.g. "${DEFAULT_CA_NAME} pki 3f9a0c": every CA has its own name)
   --client-name NAME        client common name, or a full subject (default "${DEFAULT_CLIENT_NAME}")
   --days N                  client certificate validity in days (default ${DEFAULT_CLIENT_DAYS})
   --ca-days N               CA validity in days (default ${DEFAULT_CA_DAYS})
