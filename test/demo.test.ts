@@ -65,18 +65,27 @@ t.test('without CI but with stdin not a terminal, it also exits right after the 
   t.notMatch(res.stdout, /Press Ctrl-C/);
 });
 
-t.test('--wait keeps the daemon serving until SIGINT, then shuts both down cleanly', async (t) => {
-  const child = spawn(process.execPath, [DEMO, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+/** Starts the demo with --wait and waits for "Press Ctrl-C"; the caller sends SIGINT. */
+async function startWaiting(t: Tap.Test, args: string[]) {
+  const child = spawn(process.execPath, [DEMO, ...args, '--wait'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
+  const out = { stdout: '', stderr: '' };
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out.stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (out.stderr += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
   t.teardown(() => clearTimeout(killer));
+  for (let i = 0; i < 600 && !out.stdout.includes('Press Ctrl-C') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
+  t.match(out.stdout, /Press Ctrl-C to stop/, out.stderr);
+  return { child, out, exited };
+}
 
-  for (let i = 0; i < 600 && !stdout.includes('Press Ctrl-C') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
-  t.match(stdout, /Press Ctrl-C to stop/, stderr);
+declare namespace Tap {
+  type Test = typeof t;
+}
+
+t.test('--wait keeps the daemon serving until SIGINT, then shuts both down cleanly', async (t) => {
+  const { child, out, exited } = await startWaiting(t, []);
+  const { stdout } = out;
   t.match(stdout, /export AWS_CONTAINER_CREDENTIALS_FULL_URI=http:\/\/127\.0\.0\.1:\d+\/v1\/credentials/);
   t.match(stdout, /export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=\S+/);
   t.match(stdout, /export AWS_EC2_METADATA_SERVICE_ENDPOINT=http:\/\/127\.0\.0\.1:\d+\//);
@@ -87,15 +96,14 @@ t.test('--wait keeps the daemon serving until SIGINT, then shuts both down clean
   // The endpoint really serves while waiting (token from the printed file).
   const uri = /AWS_CONTAINER_CREDENTIALS_FULL_URI=(\S+)/.exec(stdout)![1]!;
   const tokenFile = /AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=(\S+)/.exec(stdout)![1]!;
-  const { readFile } = await import('node:fs/promises');
   const res = await fetch(uri, { headers: { Authorization: await readFile(tokenFile, 'utf8') } });
   t.equal(res.status, 200);
   const body = (await res.json()) as Record<string, unknown>;
   t.ok(typeof body.AccessKeyId === 'string' && typeof body.SecretAccessKey === 'string' && typeof body.Token === 'string', 'credentials served');
 
   child.kill('SIGINT');
-  t.equal(await exited, 0, stderr);
-  t.match(stdout, /Stopping/);
+  t.equal(await exited, 0, out.stderr);
+  t.match(out.stdout, /Stopping/);
   t.ok(await gone(daemonPid), 'daemon stopped');
   await t.rejects(stat(tmp), 'temporary directory removed');
 });
@@ -158,10 +166,6 @@ async function checkPodDemo(t: Tap.Test, res: { code: number | null; stdout: str
   await t.rejects(stat(f.tmp), 'the temporary directory (keys, tokens) was removed');
 }
 
-declare namespace Tap {
-  type Test = typeof t;
-}
-
 t.test('--pod-identity: two pods, each with its own token file, get their own roles; 169.254.170.23 unavailable → loopback', async (t) => {
   const res = await runProcess(process.execPath, [DEMO, '--pod-identity'], { env: { CI: 'true' }, timeoutMs: 90_000 });
   // This machine's network has no 169.254.170.23 (the netns test below gives it one).
@@ -178,16 +182,8 @@ t.test('--pod-identity in a network namespace that has 169.254.170.23: the pods 
 });
 
 t.test('--pod-identity --wait: the agent keeps serving; a pod token minted by hand with the printed command works', async (t) => {
-  const child = spawn(process.execPath, [DEMO, '--pod-identity', '--wait'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CI: 'true' } });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const killer = setTimeout(() => child.kill('SIGKILL'), 90_000);
-  t.teardown(() => clearTimeout(killer));
-  for (let i = 0; i < 600 && !stdout.includes('Press Ctrl-C') && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 100));
-  t.match(stdout, /Press Ctrl-C to stop/, stderr);
+  const { child, out, exited } = await startWaiting(t, ['--pod-identity']);
+  const { stdout } = out;
   const uri = /export AWS_CONTAINER_CREDENTIALS_FULL_URI=(\S+)/.exec(stdout)?.[1];
   t.ok(uri, 'prints the pod URI');
   const mint = /\n\s+node (\S+) (pki pod-token .*)\n/.exec(stdout);
@@ -201,8 +197,8 @@ t.test('--pod-identity --wait: the agent keeps serving; a pod token minted by ha
   const body = (await creds.json()) as Record<string, unknown>;
   t.equal(body.RoleArn, 'arn:aws:iam::123456789012:role/demo-reports');
   child.kill('SIGINT');
-  t.equal(await exited, 0, stderr);
-  const { agentPid, tmp } = podFacts(stdout);
+  t.equal(await exited, 0, out.stderr);
+  const { agentPid, tmp } = podFacts(out.stdout);
   t.ok(await gone(agentPid), 'agent stopped');
   await t.rejects(stat(tmp), 'temporary directory removed');
 });

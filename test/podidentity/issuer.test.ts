@@ -8,15 +8,9 @@ import { parse as parseYaml } from 'yaml';
 import { loadDaemonConfig } from '../../src/config/load.js';
 import { PodTokenVerifier } from '../../src/podidentity/verify.js';
 import { runCli } from '../helpers/cli.js';
+import { STUB_PROFILE as profile } from '../helpers/kube.js';
 import { tempDir } from '../helpers/pki.js';
 
-const profile = {
-  certificate: 'c.pem',
-  privateKey: 'k.pem',
-  trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
-  profileArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:profile/1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e',
-  roleArn: 'arn:aws:iam::111122223333:role/app',
-};
 
 const mode = async (p: string) => (await stat(p)).mode & 0o777;
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
