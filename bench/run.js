@@ -11,7 +11,7 @@
 //   scaling    1/10/100/1000 profiles: ready time, RSS, CreateSession spread at start-up
 //              and after an outage
 // Prints tables and writes bench/results.json. Loopback only; children are
-// killed on exit. Full run ≈ 12 min, --quick ≈ 1–2 min.
+// killed on exit. Full run ≈ 12 min (the parts' measured durations: docs/benchmarks.md), --quick ≈ 1–2 min.
 import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
