@@ -7,13 +7,16 @@ import { join } from 'node:path';
 import { envName } from '../src/config/profile.js';
 import { checkRoleArn, checkRolesAnywhereArn } from '../src/rolesanywhere/arn.js';
 import { exampleArns } from '../src/emulator/examples.js';
-import { REPO, runCli } from './helpers/cli.js';
+import { loadDaemonConfig } from '../src/config/load.js';
+import { CLI, REPO, runCli, runProcess } from './helpers/cli.js';
 import { tempDir } from './helpers/pki.js';
 import { blockAfter, readme, tableAfter } from './helpers/readme.js';
 
 
 
 const flagsIn = (text: string) => [...text.matchAll(/`(--[a-z0-9-]+)/g)].map((m) => m[1]!);
+/** A reference entry such as "`emulator`: `--port`, …", up to the next entry or paragraph (its lines may start with a flag). */
+const entryAfter = (heading: string) => readme.slice(readme.indexOf(heading)).split(/\n`[^`\n]+`:|\n\n/)[0]!;
 
 t.test('the quick start names the two contract commands', async (t) => {
   const quick = blockAfter('## Quick start');
@@ -86,15 +89,23 @@ t.test('every documented flag and environment variable is real', async (t) => {
     ['emulator', '`emulator`:'],
   ] as const) {
     const help = (await runCli([cmd, '--help'])).stdout;
-    const line = readme.slice(readme.indexOf(heading)).split('\n')[0]!;
-    for (const flag of flagsIn(line)) t.ok(help.includes(flag), `${cmd}: ${flag} appears in --help`);
+    // The whole entry: it runs on to the next line that starts another command's entry.
+    const entry = entryAfter(heading);
+    for (const flag of flagsIn(entry)) t.ok(help.includes(flag), `${cmd}: ${flag} appears in --help`);
+    if (cmd === 'emulator') {
+      // And the other way round: every emulator option is in the reference.
+      const helpFlags = [...help.matchAll(/^\s+(--[a-z0-9-]+)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
+      t.ok(helpFlags.length >= 8, `emulator --help lists its options (${helpFlags.join(' ')})`);
+      for (const flag of helpFlags) t.ok(flagsIn(entry).includes(flag), `emulator: ${flag} is in the README's emulator entry`);
+    }
   }
   for (const [sub, heading] of [
     ['init', '`pki init DIR`:'],
     ['issue', '`pki issue`:'],
+    ['pod-token', '`pki pod-token`:'],
   ] as const) {
     const help = (await runCli(['pki', sub, '--help'])).stdout;
-    const para = readme.slice(readme.indexOf(heading)).split(/\n`|\n\n/)[0]!;
+    const para = entryAfter(heading);
     for (const flag of flagsIn(para)) t.ok(help.includes(flag), `pki ${sub}: ${flag} appears in --help`);
   }
 });
@@ -124,4 +135,41 @@ t.test('the emulator walkthrough shows the ARNs the emulator prints', async (t) 
   const walk = blockAfter('### The same by hand, against the emulator');
   for (const arn of Object.values(exampleArns('us-east-1'))) t.ok(walk.includes(arn), `${arn} (from the emulator's guide)`);
   t.match(walk, /emulator --trust-anchor-ca \.\/pki\/ca\.pem/);
+});
+
+t.test('the pod-identity walkthrough runs as written: a pod token, the emulator, the node agent, the aws CLI', async (t) => {
+  const block = blockAfter('*Try it without a cluster:*');
+  t.match(readme, /`npm run demo -- --pod-identity`/);
+  const dir = await tempDir('ra-readme-pod-');
+  // Its agent.yaml is a valid daemon config once the two pki commands have run.
+  for (const line of block.split('\n').filter((l) => /^rolesanywhere-credentiald pki /.test(l))) {
+    const res = await runCli(line.split(/\s+/).slice(1), { cwd: dir });
+    t.equal(res.code, 0, `${line} → exit 0 (${res.stderr.trim()})`);
+  }
+  const yaml = /cat > agent\.yaml <<'EOF'\n([\s\S]*?)\nEOF\n/.exec(block)?.[1];
+  t.ok(yaml, 'the block writes agent.yaml');
+  await writeFile(join(dir, 'agent.yaml'), yaml!);
+  const config = await loadDaemonConfig({ argv: ['--config', join(dir, 'agent.yaml')], env: { HOME: dir }, cwd: dir });
+  t.equal(config.podIdentity?.jwks && 'file' in config.podIdentity.jwks ? config.podIdentity.jwks.file : '', join(dir, 'cluster/jwks.json'));
+  t.equal(config.podIdentity?.issuer, (await import('../src/podidentity/issuer.js')).DEFAULT_POD_ISSUER, 'the issuer pki pod-token made');
+
+  // The whole block as a script, in a network namespace of its own (its ports are fixed).
+  if (process.getuid?.() !== 0) return t.skip('running the block end to end needs root (a network namespace of its own for ports 9910/9911/9913)');
+  const run = await tempDir('ra-readme-pod-');
+  const script = ['set -e', 'ip link set lo up', `rolesanywhere-credentiald() { "${process.execPath}" "${CLI}" "$@"; }`, 'export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null'];
+  let n = 0;
+  for (const line of block.split('\n')) {
+    if (/^rolesanywhere-credentiald (emulator|serve) /.test(line)) {
+      // Another shell in the README: here in the background, then wait until it answers.
+      script.push(`${line} > bg-${++n}.log 2>&1 &`);
+      if (/ serve /.test(line)) {
+        script.push(`for i in $(seq 150); do "${process.execPath}" -e "fetch('http://127.0.0.1:9911/readyz').then(r => process.exit(r.status === 200 ? 0 : 1), () => process.exit(1))" && break; sleep 0.2; done`);
+      }
+    } else script.push(line);
+  }
+  script.push('kill $(jobs -p)');
+  await writeFile(join(run, 'walkthrough.sh'), script.join('\n') + '\n');
+  const res = await runProcess('unshare', ['-n', 'bash', join(run, 'walkthrough.sh')], { cwd: run, timeoutMs: 120_000 });
+  t.equal(res.code, 0, res.stderr);
+  t.match(res.stdout, /"Arn": "arn:aws:sts::123456789012:assumed-role\/checkout\/\d+"/, 'the pod got the checkout role');
 });

@@ -16,15 +16,30 @@ import {
   parseKeyType,
   serialDecimal,
 } from '../pki/ca.js';
+import {
+  checkPodNames,
+  createPodIssuer,
+  DEFAULT_POD_AUDIENCE,
+  DEFAULT_POD_ISSUER,
+  DEFAULT_TOKEN_SECONDS,
+  loadPodIssuer,
+  MAX_TOKEN_SECONDS,
+  MIN_TOKEN_SECONDS,
+  mintPodToken,
+  podIdentityYaml,
+  writeTokenFile,
+} from '../podidentity/issuer.js';
 
 export const summary = 'create a test CA and client certificates for Roles Anywhere (pki init | pki issue)';
 
-const USAGE = `Usage: rolesanywhere-credentiald pki <init|issue> [options]
+const USAGE = `Usage: rolesanywhere-credentiald pki <init|issue|pod-token> [options]
 
   pki init DIR      create a CA (ca.pem, ca.key) and a client certificate (client.pem, client.key) in DIR
   pki issue         issue another client certificate from the CA in --ca-dir
+  pki pod-token     act as a cluster's service-account issuer: write a projected service-account
+                    token for a namespace/service account (pod identity without a cluster)
 
-Run \`rolesanywhere-credentiald pki init --help\` or \`pki issue --help\` for options.`;
+Run \`rolesanywhere-credentiald pki init --help\`, \`pki issue --help\` or \`pki pod-token --help\` for options.`;
 
 const INIT_USAGE = `Usage: rolesanywhere-credentiald pki init DIR [options]
 
@@ -38,7 +53,8 @@ Options:
                             ml-dsa-65, ml-dsa-87 = ML-DSA (FIPS 204, post-quantum)
   --client-key-type TYPE    client key: rsa = RSA 2048, ec = EC P-256, ml-dsa-44|65|87
                             (default: same type as the CA)
-  --ca-name NAME            CA common name, or a full subject "/CN=x/O=y" (default "${DEFAULT_CA_NAME}")
+  --ca-name NAME            CA common name, or a full subject "/CN=x/O=y" (default "${DEFAULT_CA_NAME} DIRNAME
+                            RANDOM", e.g. "${DEFAULT_CA_NAME} pki 3f9a0c": every CA has its own name)
   --client-name NAME        client common name, or a full subject (default "${DEFAULT_CLIENT_NAME}")
   --days N                  client certificate validity in days (default ${DEFAULT_CLIENT_DAYS})
   --ca-days N               CA validity in days (default ${DEFAULT_CA_DAYS})
@@ -69,6 +85,98 @@ Options:
   --pfx-password PASSWORD   the password on the command line (visible to other users; avoid)
   --force                   overwrite existing files
   -h, --help                show this help`;
+
+const POD_TOKEN_USAGE = `Usage: rolesanywhere-credentiald pki pod-token --issuer-dir DIR --namespace NS --service-account SA --out FILE [options]
+
+Acts as a Kubernetes cluster's service-account issuer, to try pod identity
+without a cluster. The first use creates the issuer in DIR:
+  DIR/sa.key                     signing key (RSA 2048 or EC P-256, mode 0600), like a cluster's sa.key
+  DIR/jwks.json                  its public key, as the API server serves /openid/v1/jwks
+  DIR/openid-configuration.json  the issuer's discovery document (its iss URL)
+  DIR/pod-identity.yaml          the daemon's podIdentity settings that trust it (issuer, audiences, jwks.file)
+Then it writes FILE (mode 0600, replaced atomically, no trailing newline): a JWT
+as kubelet's projected service-account volume holds it (iss, sub
+system:serviceaccount:NS:SA, aud, exp, iat, nbf, jti, kubernetes.io namespace,
+node, pod and serviceaccount). Run it again before the token expires to rotate it.
+
+Options:
+  --issuer-dir DIR          the issuer's directory (created with a new key if it holds none)
+  --namespace NS            the pod's namespace
+  --service-account SA      the pod's service account
+  --out FILE                the token file (the pod's AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE)
+  --pod NAME                the pod's name (default SA-0)
+  --audience AUD            the token's audience (default ${DEFAULT_POD_AUDIENCE})
+  --expiration-seconds N    lifetime, ${MIN_TOKEN_SECONDS}..${MAX_TOKEN_SECONDS} (default ${DEFAULT_TOKEN_SECONDS}, as kubelet's)
+  --issuer URL              iss of a new issuer (default ${DEFAULT_POD_ISSUER})
+  --key-type TYPE           key of a new issuer: rsa = RSA 2048, RS256 (default); ec = P-256, ES256
+  -h, --help                show this help`;
+
+async function podToken(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    'issuer-dir': { type: 'string' },
+    namespace: { type: 'string' },
+    'service-account': { type: 'string' },
+    out: { type: 'string' },
+    pod: { type: 'string' },
+    audience: { type: 'string' },
+    'expiration-seconds': { type: 'string' },
+    issuer: { type: 'string' },
+    'key-type': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    process.stdout.write(POD_TOKEN_USAGE + '\n');
+    return 0;
+  }
+  if (positionals.length > 0) throw new UserError(`unexpected argument "${positionals[0]}"; pki pod-token takes --issuer-dir DIR --namespace NS --service-account SA --out FILE`, { reason: 'usage' });
+  for (const flag of ['issuer-dir', 'namespace', 'service-account', 'out'] as const) {
+    if (!values[flag]) throw new UserError(`pki pod-token needs --${flag}; run with --help for usage`, { reason: 'usage' });
+  }
+  const keyType = values['key-type'];
+  if (keyType !== undefined && keyType !== 'rsa' && keyType !== 'ec') throw new UserError(`--key-type must be "rsa" or "ec", not "${keyType}"`);
+  const secondsText = values['expiration-seconds'];
+  if (secondsText !== undefined && !/^[0-9]+$/.test(secondsText)) throw new UserError(`--expiration-seconds must be whole seconds, not "${secondsText}"`);
+  const names = { namespace: values.namespace!, serviceAccount: values['service-account']!, ...(values.pod !== undefined ? { podName: values.pod } : {}) };
+  checkPodNames(names); // before anything is created
+
+  let issuer = await loadPodIssuer(values['issuer-dir']!);
+  const created = issuer === undefined;
+  if (issuer) {
+    for (const flag of ['issuer', 'key-type'] as const) {
+      if (values[flag] !== undefined) throw new UserError(`--${flag} applies only to a new issuer, and ${issuer.dir} holds one (iss ${issuer.issuer}); remove the flag, or use another --issuer-dir`);
+    }
+  } else {
+    issuer = await createPodIssuer({ dir: values['issuer-dir']!, ...(values.issuer !== undefined ? { issuer: values.issuer } : {}), ...(keyType ? { keyType } : {}) });
+  }
+  const minted = await mintPodToken(issuer, {
+    ...names,
+    ...(values.audience !== undefined ? { audience: values.audience } : {}),
+    ...(secondsText !== undefined ? { expirationSeconds: Number(secondsText) } : {}),
+  });
+  const file = await writeTokenFile(values.out!, minted.token);
+  const k8s = minted.claims['kubernetes.io'] as { pod: { name: string } };
+  const out = [
+    ...(created
+      ? [
+          `Created a service-account issuer in ${issuer.dir} (${issuer.alg}, kid ${issuer.kid}):`,
+          `  ${issuer.paths.key}  signing key (mode 0600) — like a cluster's sa.key; keep it secret`,
+          `  ${issuer.paths.jwks}  its public key (the cluster's /openid/v1/jwks)`,
+          `  ${issuer.paths.discovery}  iss ${issuer.issuer}`,
+          `  ${issuer.paths.config}  the daemon settings that trust it:`,
+          ...podIdentityYaml(issuer).trimEnd().split('\n').filter((l) => !l.startsWith('#')).map((l) => `      ${l}`),
+          '',
+        ]
+      : []),
+    `Wrote a projected service-account token for ${names.namespace}/${names.serviceAccount} (pod ${k8s.pod.name}, audience ${(minted.claims.aud as string[])[0]}, expires ${isoSeconds(minted.expiresAt)}) to ${file} (mode 0600).`,
+    'A pod sends it to the daemon\'s podIdentity listener; give the pod:',
+    '  export AWS_CONTAINER_CREDENTIALS_FULL_URI=http://169.254.170.23/v1/credentials   # or http://127.0.0.1:PORT/v1/credentials',
+    `  export AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=${sh(file)}`,
+    'Run this command again before the token expires to rotate it (kubelet does at 80 % of its lifetime).',
+    '',
+  ];
+  process.stdout.write(out.join('\n'));
+  return 0;
+}
 
 function parse<const O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O) {
   try {
@@ -246,5 +354,6 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (sub === 'init') return init(rest);
   if (sub === 'issue') return issue(rest);
-  throw new UserError(`unknown pki command "${sub}"; use \`pki init DIR\` or \`pki issue --ca-dir DIR --name NAME\``, { reason: 'usage' });
+  if (sub === 'pod-token') return podToken(rest);
+  throw new UserError(`unknown pki command "${sub}"; use \`pki init DIR\`, \`pki issue --ca-dir DIR --name NAME\` or \`pki pod-token\``, { reason: 'usage' });
 }

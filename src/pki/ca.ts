@@ -27,6 +27,21 @@ export const DEFAULT_CLIENT_DAYS = 365;
 export const MAX_DAYS = 36500;
 export const DEFAULT_CA_NAME = 'rolesanywhere-credentiald CA';
 export const DEFAULT_CLIENT_NAME = 'rolesanywhere-client';
+/** Longest CN (X.520 ub-common-name). */
+const MAX_CN = 64;
+
+/**
+ * The default CA name: DEFAULT_CA_NAME, the directory's name and 6 random hex
+ * digits ("rolesanywhere-credentiald CA pki 3f9a0c"), so two `pki init` runs never
+ * make two CAs of the same name (a certificate from the wrong one then reads as
+ * issued by another CA, not as a baffling "Untrusted signing certificate").
+ */
+export function defaultCaName(dir: string): NameAttribute[] {
+  const suffix = randomBytes(3).toString('hex');
+  const room = MAX_CN - DEFAULT_CA_NAME.length - suffix.length - 2;
+  const dirName = basename(resolve(dir)).replace(/\s+/g, '-').slice(0, room);
+  return [{ type: 'CN', value: [DEFAULT_CA_NAME, dirName, suffix].filter(Boolean).join(' ') }];
+}
 
 const DAY_MS = 86_400_000;
 
@@ -242,7 +257,7 @@ export async function initPki(opts: InitPkiOptions): Promise<InitPkiResult> {
   const paths = pkiPaths(dir);
   const caType = opts.keyType ?? 'rsa';
   const clientType = opts.clientKeyType ?? caType;
-  const caSubject = subjectFromName(opts.caName ?? DEFAULT_CA_NAME);
+  const caSubject = opts.caName !== undefined ? subjectFromName(opts.caName) : defaultCaName(dir);
   const clientSubject = subjectFromName(opts.clientName ?? DEFAULT_CLIENT_NAME);
   const caDays = opts.caDays ?? DEFAULT_CA_DAYS;
   const days = opts.days ?? DEFAULT_CLIENT_DAYS;

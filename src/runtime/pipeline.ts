@@ -144,7 +144,7 @@ export async function openPipeline(profile: ProfileConfig, options: PipelineOpti
 }
 
 export interface ObtainOptions {
-  /** Where to report certificate warnings (expiring soon…); default stderr. */
+  /** Where to report warnings (certificate expiring soon, a key other users can read…); default stderr. */
   warn?: (line: string) => void;
   client?: Partial<ClientOptions>;
   signal?: AbortSignal;
@@ -153,7 +153,10 @@ export interface ObtainOptions {
 /** One pass of the pipeline without a session: load the identity (fresh) and make one CreateSession call. */
 export async function obtainCredentials(profile: ProfileConfig, opts: ObtainOptions = {}): Promise<AwsCredentials> {
   const identity = await loadProfileIdentity(profile);
-  for (const w of identity.warnings) (opts.warn ?? ((l) => process.stderr.write(`${l}\n`)))(`warning: ${w}`);
+  const warn = opts.warn ?? ((l) => process.stderr.write(`${l}\n`));
+  for (const w of identity.warnings) warn(`warning: ${w}`);
+  // The same check (and message) as serve's secret_file_exposed warning.
+  for (const f of await exposedSecretFiles(secretFilesOf(profile))) warn(`warning: ${f.message}`);
   const creds = await createSession(identity, sessionParametersFromProfile(profile), clientOptionsFromProfile(profile, opts.client), opts.signal);
   const hops = profile.assumeRole ?? [];
   return hops.length === 0 ? creds : assumeRoleChain(creds, hops, identity.serialDecimal, stsOptionsFromProfile(profile, opts.client), opts.signal);

@@ -1,7 +1,7 @@
 // credential-process as a real process against the emulator, and the real AWS
 // CLIs using it through credential_process. Needs a fresh `npx tsc -p .`.
 import t from 'tap';
-import { writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CLI, runCli, runProcess, cleanEnv } from '../helpers/cli.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
@@ -103,6 +103,27 @@ t.test('leaf issued by an intermediate: chain sent and verified', async (t) => {
   t.equal(r.stdout, '');
   t.match(r.stderr, /Roles Anywhere refused the certificate \(AccessDeniedException: Untrusted signing certificate.*its issuer is CN=Emulator Test Intermediate CA.*--intermediates/);
   t.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+t.test('a key other users can read: the credentials as usual, and the same warning serve logs, on stderr', async (t) => {
+  const leaf = await makeLeaf(dir, env.ca, 'exposed-client', { keyType: 'p256' });
+  const args = ['credential-process', '--certificate', leaf.certPath, '--private-key', leaf.keyPath, ...arnFlags(env)];
+  await chmod(leaf.keyPath, 0o600);
+  const quiet = await runCli(args, { cleanEnv: true, env: cleanEnv() });
+  t.equal(quiet.code, 0, quiet.stderr);
+  t.equal(quiet.stderr, '', 'mode 600: no warning');
+
+  await chmod(leaf.keyPath, 0o644);
+  const open = await runCli(args, { cleanEnv: true, env: cleanEnv() });
+  t.equal(open.code, 0, open.stderr);
+  t.equal(JSON.parse(open.stdout).Version, 1, 'credentials still printed on stdout');
+  t.equal(open.stderr, `warning: ${leaf.keyPath}: the private key file is open to every local user (mode 644); run chmod 600 ${leaf.keyPath} (or 640 with a group only the daemon's user is in)\n`);
+
+  await chmod(leaf.keyPath, 0o640);
+  const group = await runCli(args, { cleanEnv: true, env: cleanEnv() });
+  t.equal(group.code, 0, group.stderr);
+  t.match(group.stderr, /^warning: .*exposed-client.*: the private key file is open to its group \(gid \d+, mode 640\)/);
+  t.notMatch(open.stdout + group.stdout, /warning/, 'stdout stays credential_process JSON');
 });
 
 t.test('service refusals through the CLI: untrusted CA, unknown profile, role not in profile', async (t) => {

@@ -61,7 +61,7 @@ for (const keyType of ['rsa', 'ec'] as const) {
     t.match(caText, /Version: 3 \(0x2\)/);
     t.match(caText, /X509v3 Basic Constraints: critical\s+CA:TRUE/);
     t.match(caText, /X509v3 Key Usage: critical\s+Certificate Sign, CRL Sign/);
-    t.match(caText, /Subject: CN = rolesanywhere-credentiald CA/);
+    t.match(caText, /Subject: CN = rolesanywhere-credentiald CA pki [0-9a-f]{6}\n/, 'the CA is named after its directory, with a random suffix');
     if (keyType === 'rsa') {
       t.match(caText, /Public-Key: \(4096 bit\)/);
       t.match(caText, /Signature Algorithm: sha256WithRSAEncryption/);
@@ -130,7 +130,36 @@ t.test('the next steps pki init prints work: the trust-anchor command parses in 
   t.ok(checkLine);
   const check = await runProcess('bash', ['-c', `node ${CLI} ${checkLine}`]);
   t.equal(check.code, 0, check.stdout + check.stderr);
-  t.match(check.stdout, /chains to CN=rolesanywhere-credentiald CA/);
+  t.match(check.stdout, /chains to CN=rolesanywhere-credentiald CA \S+ [0-9a-f]{6}/);
+});
+
+t.test('two pki init runs make two CAs of different names, so a certificate of the wrong one is told apart', async (t) => {
+  const base = await tempDir();
+  const [a, b] = [join(base, 'one', 'pki'), join(base, 'two', 'pki')];
+  for (const d of [a, b]) t.equal((await runCli(['pki', 'init', d, '--key-type', 'ec'])).code, 0);
+  const subject = async (d: string) => new X509Certificate(await readFile(join(d, 'ca.pem'))).subject;
+  const [sa, sb] = [await subject(a), await subject(b)];
+  t.match(sa, /^CN=rolesanywhere-credentiald CA pki [0-9a-f]{6}$/);
+  t.match(sb, /^CN=rolesanywhere-credentiald CA pki [0-9a-f]{6}$/);
+  t.not(sa, sb, 'same directory name, still two names');
+  t.equal(new X509Certificate(await readFile(join(b, 'client.pem'))).issuer, sb, 'the client certificate names its own CA');
+
+  // An emulator trusting CA one refuses CA two's certificate and names CA two.
+  const emulator = await startEmulator({ trustAnchorCaPems: [await readFile(join(a, 'ca.pem'), 'utf8')], quiet: true });
+  t.teardown(() => emulator.close());
+  const cp = await runCli(['credential-process', '--certificate', join(b, 'client.pem'), '--private-key', join(b, 'client.key'), '--trust-anchor-arn', TA, '--profile-arn', PROFILE, '--role-arn', ROLE, '--endpoint', emulator.url]);
+  t.equal(cp.code, 1);
+  t.ok(cp.stderr.includes(`its issuer is ${sb}`), `the refusal names the other CA (${cp.stderr.trim()})`);
+
+  // A long or odd directory name still fits the 64-character CN; --ca-name is taken as given.
+  const long = join(base, 'a directory name far longer than any common name could hold');
+  t.equal((await runCli(['pki', 'init', long, '--key-type', 'ec'])).code, 0);
+  const cn = (await subject(long)).slice(3);
+  t.ok(cn.length <= 64, `CN within 64 characters: ${cn}`);
+  t.match(cn, /^rolesanywhere-credentiald CA a-directory-name-far-\S* [0-9a-f]{6}$/);
+  const named = join(base, 'named');
+  t.equal((await runCli(['pki', 'init', named, '--key-type', 'ec', '--ca-name', 'Example Root'])).code, 0);
+  t.equal(await subject(named), 'CN=Example Root');
 });
 
 t.test('pki init refuses to overwrite anything without --force, and --force replaces all', async (t) => {

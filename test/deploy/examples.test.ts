@@ -1,12 +1,13 @@
 // Every example under config/ parses and passes the same validation the daemon
 // runs (the files they reference need not exist: identity loading checks those).
 import t from 'tap';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { loadDaemonConfig, TOP_KEYS } from '../../src/config/load.js';
 import { PROFILE_KEYS } from '../../src/config/profile.js';
-import { REPO } from '../helpers/cli.js';
+import { secretFilesOf } from '../../src/identity/files.js';
+import { REPO, runProcess } from '../helpers/cli.js';
 import { tempDir } from '../helpers/pki.js';
 
 const CONFIG_DIR = join(REPO, 'config');
@@ -63,6 +64,34 @@ t.test('systemd-host.yaml: several profiles under /etc', async (t) => {
   t.equal(cfg.profiles.web!.sessionDuration, 3600);
   t.equal(cfg.profiles.web!.expiryWarningDays, 14, 'top-level default inherited');
   for (const p of Object.values(cfg.profiles)) t.match(p.certificate, /^\/etc\/rolesanywhere-credentiald\//);
+});
+
+t.test("systemd-host.yaml: the header's chmod recipe reaches every secret file its profiles name (.key, .pass, .p12/.pfx)", async (t) => {
+  const text = await readFile(join(CONFIG_DIR, 'systemd-host.yaml'), 'utf8');
+  // The recipe as written (comment marks and line continuations removed), run on a copy of the tree.
+  const lines = text.split('\n').map((l) => l.replace(/^#\s*/, ''));
+  const start = lines.findIndex((l) => /^(find|chmod) .*\/etc\/rolesanywhere-credentiald/.test(l));
+  t.ok(start >= 0, 'the header has a chmod recipe');
+  let recipe = '';
+  for (let i = start; i < lines.length; i++) {
+    recipe += lines[i]!.replace(/\\$/, ' ');
+    if (!lines[i]!.endsWith('\\')) break;
+  }
+  const cfg = await loadDaemonConfig({ argv: ['--config', join(CONFIG_DIR, 'systemd-host.yaml')], env: ENV });
+  const root = await tempDir('ra-chmod-');
+  const secrets = Object.values(cfg.profiles).flatMap((p) => secretFilesOf(p).flatMap((f) => (f.path ? [f.path] : [])));
+  t.ok(secrets.some((p) => p.endsWith('.p12')), 'the example has a PKCS#12 bundle');
+  const copies = secrets.map((p) => join(root, p));
+  // A .pfx too: the daemon treats both extensions as PKCS#12.
+  copies.push(join(root, '/etc/rolesanywhere-credentiald/other/identity.pfx'));
+  for (const c of copies) {
+    await mkdir(dirname(c), { recursive: true });
+    await writeFile(c, 'x', { mode: 0o644 });
+    await chmod(c, 0o644);
+  }
+  const res = await runProcess('/bin/sh', ['-c', recipe.replaceAll('/etc/rolesanywhere-credentiald', join(root, 'etc/rolesanywhere-credentiald'))]);
+  t.equal(res.code, 0, res.stderr);
+  for (const c of copies) t.equal(((await stat(c)).mode & 0o777).toString(8), '640', `${c.slice(root.length)} is 0640 after the recipe`);
 });
 
 t.test('kubernetes-pod.yaml: native sidecar shape, and its ConfigMap is a valid daemon config', async (t) => {

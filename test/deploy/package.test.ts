@@ -101,11 +101,18 @@ async function exercise(t: Tap.Test, [command, ...pre]: [string, ...string[]], b
   t.ok(sha(out.SecretAccessKey!) === sha(issued.secretAccessKey), 'the secret key as issued');
 }
 
-t.test('npm install -g of the tarball into a temporary prefix: a working command, no dev dependencies', async (t) => {
+t.test("npm install -g of the tarball with the README's no-registry, no-compiler flags: a working command, no dev dependencies, nothing compiled", async (t) => {
+  // The README's command, as written there.
+  const line = (await readFile(join(REPO, 'README.md'), 'utf8')).split('\n').find((l) => /^\s*npm install -g .*\.tgz\s+#.*no registry, no compiler/.test(l));
+  t.ok(line, 'the README names the install that needs neither registry nor compiler');
+  const flags = line!.trim().split(/\s+/).slice(3).filter((w) => w.startsWith('--'));
+  t.same(flags.sort(), ['--offline', '--omit=optional']);
   const prefix = join(work, 'prefix');
-  await run('npm', ['install', '-g', '--prefix', prefix, '--offline', '--no-audit', '--no-fund', '--loglevel=error', tarball], { ...NPM, cwd: work, env: npmEnv() });
+  // An unreachable registry: the install must not need it.
+  await run('npm', ['install', '-g', ...flags, '--prefix', prefix, '--registry', 'http://127.0.0.1:9/', '--fetch-retries', '0', '--no-audit', '--no-fund', '--loglevel=error', tarball], { ...NPM, cwd: work, env: npmEnv() });
   const installed = join(prefix, 'lib', 'node_modules', pkg.name);
   await noDevDependencies(t, join(installed, 'node_modules'));
+  await t.rejects(access(join(installed, 'node_modules', 'pkcs11js')), 'pkcs11js (the only native module) is not installed, so nothing was compiled');
   await exercise(t, [join(prefix, 'bin', Object.keys(pkg.bin)[0]!)], join(prefix, 'bin'));
 });
 

@@ -19,6 +19,15 @@ import { openssl } from './pki.js';
 export const ISSUER = 'https://kubernetes.default.svc.cluster.local';
 export const AUDIENCE = 'rolesanywhere-credentiald';
 
+/** A profile for pod-identity configs that are only loaded, never served (its files need not exist). */
+export const STUB_PROFILE = {
+  certificate: 'c.pem',
+  privateKey: 'k.pem',
+  trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+  profileArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:profile/1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e',
+  roleArn: 'arn:aws:iam::111122223333:role/app',
+};
+
 export interface SigningKey {
   kid: string;
   alg: 'RS256' | 'ES256';

@@ -4,15 +4,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDaemonConfig } from '../../src/config/load.js';
 import { ConfigError } from '../../src/problems.js';
+import { STUB_PROFILE as profile } from '../helpers/kube.js';
 import { tempDir } from '../helpers/pki.js';
 
-const profile = {
-  certificate: 'c.pem',
-  privateKey: 'k.pem',
-  trustAnchorArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:trust-anchor/0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
-  profileArn: 'arn:aws:rolesanywhere:us-east-1:111122223333:profile/1b2c3d4e-5f6a-4b7c-8d9e-0f1a2b3c4d5e',
-  roleArn: 'arn:aws:iam::111122223333:role/app',
-};
 
 async function load(podIdentity: unknown) {
   const dir = await tempDir('ra-podcfg-');
