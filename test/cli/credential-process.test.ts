@@ -1,7 +1,7 @@
 // credential-process as a real process against the emulator, and the real AWS
 // CLIs using it through credential_process. Needs a fresh `npx tsc -p .`.
 import t from 'tap';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, chown, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CLI, runCli, runProcess, cleanEnv } from '../helpers/cli.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
@@ -119,11 +119,15 @@ t.test('a key other users can read: the credentials as usual, and the same warni
   t.equal(JSON.parse(open.stdout).Version, 1, 'credentials still printed on stdout');
   t.equal(open.stderr, `warning: ${leaf.keyPath}: the private key file is open to every local user (mode 644); run chmod 600 ${leaf.keyPath} (or 640 with a group only the daemon's user is in)\n`);
 
+  t.notMatch(open.stdout, /warning/, 'stdout stays credential_process JSON');
+  // A group this process is not in (nogroup, as root), so group access means another user (own groups: test/identity/secret-modes.test.ts).
+  if (process.getuid?.() !== 0) return;
   await chmod(leaf.keyPath, 0o640);
+  await chown(leaf.keyPath, 0, 65534);
   const group = await runCli(args, { cleanEnv: true, env: cleanEnv() });
   t.equal(group.code, 0, group.stderr);
-  t.match(group.stderr, /^warning: .*exposed-client.*: the private key file is open to its group \(gid \d+, mode 640\)/);
-  t.notMatch(open.stdout + group.stdout, /warning/, 'stdout stays credential_process JSON');
+  t.match(group.stderr, /^warning: .*exposed-client.*: the private key file is open to its group \(gid 65534, mode 640\)/);
+  t.notMatch(group.stdout, /warning/, 'stdout stays credential_process JSON');
 });
 
 t.test('service refusals through the CLI: untrusted CA, unknown profile, role not in profile', async (t) => {

@@ -96,7 +96,8 @@ t.test("credential-process takes every flag of aws_signing_helper's, with its me
   t.equal(out.Version, 1);
   const issued = emu.emulator.issued.at(-1)!;
   t.equal(issued.roleSessionName, 'helper-flags', '--role-session-name reached CreateSession');
-  t.equal(Math.round((issued.expiration.getTime() - issued.issuedAt.getTime()) / 1000), 900, '--session-duration reached CreateSession');
+  // The emulator's expiration is whole seconds (floored), issuedAt has milliseconds.
+  t.equal(Math.ceil((issued.expiration.getTime() - issued.issuedAt.getTime()) / 1000), 900, '--session-duration reached CreateSession');
   t.match(r.stderr, /TLS certificate/i, '--no-verify-ssl is warned about');
 
   // --debug: the causes of an error, which the one-line message leaves out.
