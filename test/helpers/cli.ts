@@ -74,7 +74,7 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
 
 /** What a process run as another local user (setpriv) executes: paths that user can reach. */
 export interface OtherUserRuntime {
-  /** This Node (process.execPath), hard-linked or copied. */
+  /** This Node (process.execPath, hard-linked or copied), started without tap's NODE_OPTIONS. */
   node: string;
   /** The CLI bundle (dist/bundle, copied). */
   cli: string;
@@ -90,7 +90,7 @@ export interface OtherUserRuntime {
  * temp directory is closed to other users.
  */
 export async function otherUserRuntime(): Promise<OtherUserRuntime | { skip: string }> {
-  const { chmod, copyFile, cp, link, mkdtemp, stat } = await import('node:fs/promises');
+  const { chmod, copyFile, cp, link, mkdtemp, stat, writeFile } = await import('node:fs/promises');
   const { rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { dirname, join } = await import('node:path');
@@ -103,10 +103,14 @@ export async function otherUserRuntime(): Promise<OtherUserRuntime | { skip: str
   // assertion makes tap end the file early when that assertion is asynchronous (t.rejects).
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   await chmod(dir, 0o755);
-  const node = join(dir, 'node');
+  const binary = join(dir, 'node-bin');
   // A hard link needs no 120 MB copy and, unlike a symlink, no way through the clone's directories.
-  await link(process.execPath, node).catch(() => copyFile(process.execPath, node));
-  await chmod(node, 0o755);
+  await link(process.execPath, binary).catch(() => copyFile(process.execPath, binary));
+  await chmod(binary, 0o755);
+  // tap hands every process a test spawns NODE_OPTIONS=--import <its loader in the clone's
+  // node_modules>, which another user cannot load: the wrapper starts Node without it.
+  const node = join(dir, 'node');
+  await writeFile(node, `#!/bin/sh\nunset NODE_OPTIONS\nexec '${binary}' "$@"\n`, { mode: 0o755 });
   const bundle = join(dir, 'bundle');
   await cp(dirname(CLI), bundle, { recursive: true });
   await chmod(bundle, 0o755);
