@@ -20,10 +20,19 @@ export default class Progress extends Transform {
   /** skip reason → files */
   #skips = new Map();
   #files = 0;
+  /** files already reported with failures */
+  #failedFiles = new Set();
 
   constructor() {
     super();
     this.#parser.on('child', (child) => this.#file(child));
+    // A file whose process failed after its last test (timeout, exit status, a late error) fails here.
+    this.#parser.on('assert', (a) => {
+      if (a.ok || a.skip || a.todo || this.#failedFiles.has(a.name)) return;
+      this.#totals.fail++;
+      this.#line(`FAIL ${a.name.padEnd(48)} the test process failed`);
+      if (a.diag) this.#line(inspect(a.diag, { depth: 3, breakLength: 120 }).split('\n').slice(0, 30).map((l) => `       ${l}`).join('\n'));
+    });
     this.#parser.on('complete', (results) => this.#end(results));
   }
 
@@ -97,6 +106,7 @@ export default class Progress extends Transform {
       if (counts.fail) parts.push(`${counts.fail} failed`);
       if (counts.skip) parts.push(`${counts.skip} skipped: ${[...groups].map((r) => r || 'no reason given').join('; ')}`);
       if (counts.todo) parts.push(`${counts.todo} todo`);
+      if (counts.fail) this.#failedFiles.add(file);
       const status = counts.fail ? 'FAIL' : counts.pass === 0 && counts.skip ? 'skip' : 'ok  ';
       this.#line(`${status} ${file.padEnd(48)} ${parts.join(', ')}`);
       for (const f of failures) {

@@ -15,6 +15,7 @@ import { httpRequest, serveYaml, spawnServe, waitUntil } from '../helpers/daemon
 import { DEFAULT_ARNS } from '../helpers/emulator.js';
 import { makeNetns } from '../helpers/netns.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
+import { otherUserRuntime } from '../helpers/cli.js';
 
 const run = promisify(execFile);
 
@@ -28,7 +29,7 @@ const isRoot = process.getuid?.() === 0;
  * Asks the container endpoint and IMDS as `nobody`; returns the three statuses and the bodies.
  * When nobody gets no IMDS token of its own, it tries `imdsToken` (one another user obtained).
  */
-async function asNobody(port: number, token: string, imdsToken = 'none'): Promise<{ container: number; imdsToken: number; imds: number; bodies: string[] }> {
+async function asNobody(node: string, port: number, token: string, imdsToken = 'none'): Promise<{ container: number; imdsToken: number; imds: number; bodies: string[] }> {
   const script = `
     const http = require('http');
     const ask = (method, path, headers) => new Promise((res) => {
@@ -46,7 +47,7 @@ async function asNobody(port: number, token: string, imdsToken = 'none'): Promis
       process.stdout.write(JSON.stringify({ container: c.status, imdsToken: tk.status, imds: i.status, bodies: [c.body, tk.status === 200 ? '(token)' : tk.body, i.status === 200 ? '(credentials)' : i.body] }));
     })();
   `;
-  const { stdout } = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { env: { TOKEN: token, IMDS_TOKEN: imdsToken } });
+  const { stdout } = await run('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', node, '-e', script], { env: { TOKEN: token, IMDS_TOKEN: imdsToken } });
   return JSON.parse(stdout) as { container: number; imdsToken: number; imds: number; bodies: string[] };
 }
 
@@ -62,6 +63,8 @@ t.test('another local user is refused by both routes by default, and served once
   const d = spawnServe(t, ['--config', cfg]);
   const port = await d.port();
   const token = await readFile(join(dir, 'token'), 'utf8');
+  const rt = await otherUserRuntime();
+  if ('skip' in rt) return t.skip(rt.skip);
   await waitUntil('ready', async () => (await httpRequest(port, 'GET', '/readyz')).status === 200);
 
   // The daemon's own user: no configuration needed.
@@ -71,7 +74,7 @@ t.test('another local user is refused by both routes by default, and served once
   t.equal((await httpRequest(port, 'GET', '/latest/meta-data/iam/security-credentials/test-role', { 'x-aws-ec2-metadata-token': own.body })).status, 200, 'same user: IMDS credentials 200');
 
   const nobodyUid = Number((await run('id', ['-u', 'nobody'])).stdout.trim());
-  const refused = await asNobody(port, token, own.body);
+  const refused = await asNobody(rt.node, port, token, own.body);
   t.equal(refused.container, 403, 'nobody: container endpoint 403 (even with the token)');
   t.equal(refused.imdsToken, 403, 'nobody: IMDS token PUT 403');
   t.equal(refused.imds, 403, "nobody: IMDS credentials 403 (even with the daemon user's IMDS token)");
@@ -85,14 +88,14 @@ t.test('another local user is refused by both routes by default, and served once
   await writeFile(cfg, yaml('callers: { users: [nobody, root] }'));
   d.child.kill('SIGHUP');
   await d.waitForOutput(/configuration reloaded/);
-  const allowed = await asNobody(port, token);
+  const allowed = await asNobody(rt.node, port, token);
   t.same([allowed.container, allowed.imdsToken, allowed.imds], [200, 200, 200], 'nobody listed: 200 from both routes');
 
   // A group works too (nogroup is nobody's primary group); root no longer listed → refused.
   await writeFile(cfg, yaml('callers: { groups: [nogroup] }'));
   d.child.kill('SIGHUP');
   await d.waitForOutput(/configuration reloaded[\s\S]*configuration reloaded/);
-  t.same(Object.values(await asNobody(port, token)).slice(0, 3), [200, 200, 200], 'nobody via its primary group');
+  t.same(Object.values(await asNobody(rt.node, port, token)).slice(0, 3), [200, 200, 200], 'nobody via its primary group');
   const root = await httpRequest(port, 'GET', '/v1/credentials', { authorization: token });
   t.equal(root.status, 403, 'the daemon user is not implicitly allowed once callers is set');
   t.match(JSON.parse(root.body).Message, /uid 0 \(root\)/);

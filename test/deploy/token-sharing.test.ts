@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { REPO, runProcess } from '../helpers/cli.js';
+import { otherUserRuntime, REPO, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { emulatorProfileYaml, startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
@@ -28,9 +28,11 @@ const CLIENTS_GID = 62010; // `rolesanywhere-clients`: the applications
 const APP_UID = 62020;
 const OTHER_UID = 62030;
 
+// The daemon's and the application's uids run copies of Node, the CLI and the SDK (the clone may be closed to them).
 const cannot = needs('acl', 'other-user');
-if (cannot) {
-  t.plan(0, cannot);
+const rt = cannot ? { skip: cannot } : await otherUserRuntime();
+if ('skip' in rt) {
+  t.plan(0, rt.skip);
 } else if (at < 0 || !recipe) {
   t.fail('README has no "Sharing the endpoint token under DynamicUser=" recipe block');
 } else {
@@ -77,20 +79,19 @@ if (cannot) {
   const env = { PATH: process.env.PATH, HOME: undefined };
 
   t.test('the daemon (DynamicUser + key group) and an application (clients group, ACL) share it', async (t) => {
-    const d = spawnServe(t, ['--config', config], env, [...setpriv(DAEMON_UID, DAEMON_UID, [KEY_GID]), process.execPath, join(REPO, 'dist', 'cli.js')]);
+    const d = spawnServe(t, ['--config', config], env, [...setpriv(DAEMON_UID, DAEMON_UID, [KEY_GID]), rt.node, rt.cli]);
     const port = await d.port();
     await waitUntil('ready', async () => (await httpRequest(port, 'GET', '/readyz')).status === 200);
     t.notMatch(d.output(), /token file [^"]*(chmod|open to every local user|ends with a line break)/, 'no warning about the shared token');
 
     // The application: the real AWS SDK, with only what serve printed for it.
-    const sdk = join(REPO, 'node_modules', '@aws-sdk', 'credential-providers');
+    const app_ = await rt.script('app.cjs', `require('@aws-sdk/credential-providers').fromHttp({})().then((c) => process.stdout.write(c.accessKeyId), (e) => { process.stderr.write(String(e)); process.exit(1); })`);
     const app = await runProcess(
       setpriv(APP_UID, CLIENTS_GID, [])[0],
       [
         ...setpriv(APP_UID, CLIENTS_GID, []).slice(1),
-        process.execPath,
-        '-e',
-        `require(${JSON.stringify(sdk)}).fromHttp({})().then((c) => process.stdout.write(c.accessKeyId), (e) => { process.stderr.write(String(e)); process.exit(1); })`,
+        rt.node,
+        app_,
       ],
       { cleanEnv: true, env: { ...env, AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${port}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile } },
     );

@@ -71,3 +71,55 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** What a process run as another local user (setpriv) executes: paths that user can reach. */
+export interface OtherUserRuntime {
+  /** This Node (process.execPath, hard-linked or copied), started without tap's NODE_OPTIONS. */
+  node: string;
+  /** The CLI bundle (dist/bundle, copied). */
+  cli: string;
+  /** Bundles `source` (CommonJS; may require the repo's node_modules, e.g. the AWS SDK) into one file there. */
+  script(name: string, source: string): Promise<string>;
+}
+
+/**
+ * Node and the CLI for tests that run processes as other users. The clone may sit
+ * where others cannot enter (/root, a 0700 home or temp dir), so they get copies in a
+ * world-traversable temp directory (removed at exit); the files those processes
+ * read are the test's own, in temp dirs too. Gives the reason instead when even the
+ * temp directory is closed to other users.
+ */
+export async function otherUserRuntime(): Promise<OtherUserRuntime | { skip: string }> {
+  const { chmod, copyFile, cp, link, mkdtemp, stat, writeFile } = await import('node:fs/promises');
+  const { rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { dirname, join } = await import('node:path');
+  for (let p = tmpdir(); ; p = dirname(p)) {
+    if (!((await stat(p)).mode & 0o001)) return { skip: `other users cannot enter ${p}, above the temp directory ${tmpdir()} (set TMPDIR to a world-traversable directory)` };
+    if (dirname(p) === p) break;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'ra-other-user-'));
+  // Removed at exit, not with t.teardown: a root-level teardown registered before the file's first
+  // assertion makes tap end the file early when that assertion is asynchronous (t.rejects).
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  await chmod(dir, 0o755);
+  const binary = join(dir, 'node-bin');
+  // A hard link needs no 120 MB copy and, unlike a symlink, no way through the clone's directories.
+  await link(process.execPath, binary).catch(() => copyFile(process.execPath, binary));
+  await chmod(binary, 0o755);
+  // tap hands every process a test spawns NODE_OPTIONS=--import <its loader in the clone's
+  // node_modules>, which another user cannot load: the wrapper starts Node without it.
+  const node = join(dir, 'node');
+  await writeFile(node, `#!/bin/sh\nunset NODE_OPTIONS\nexec '${binary}' "$@"\n`, { mode: 0o755 });
+  const bundle = join(dir, 'bundle');
+  await cp(dirname(CLI), bundle, { recursive: true });
+  await chmod(bundle, 0o755);
+  const script = async (name: string, source: string) => {
+    const { build } = await import('esbuild');
+    const out = join(dir, name);
+    await build({ stdin: { contents: source, resolveDir: REPO, loader: 'js' }, bundle: true, platform: 'node', format: 'cjs', outfile: out, logLevel: 'error' });
+    await chmod(out, 0o644);
+    return out;
+  };
+  return { node, cli: join(bundle, 'cli.js'), script };
+}

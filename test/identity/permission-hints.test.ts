@@ -7,15 +7,17 @@ import { execFile } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CLI, runProcess } from '../helpers/cli.js';
+import { otherUserRuntime, runProcess } from '../helpers/cli.js';
 import { makeCA, makeLeaf, tempDir } from '../helpers/pki.js';
 import { missing as needs } from '../helpers/needs.js';
 
 const run = promisify(execFile);
 
+// The other uid runs copies of Node and the CLI (the clone may be closed to it).
 const cannot = needs('other-user');
-if (cannot) {
-  t.plan(0, cannot);
+const rt = cannot ? { skip: cannot } : await otherUserRuntime();
+if ('skip' in rt) {
+  t.plan(0, rt.skip);
 } else {
   const dir = await tempDir('ra-perm-');
   await chmod(dir, 0o755);
@@ -26,7 +28,7 @@ if (cannot) {
   // A group to stand in for `rolesanywhere`: the system's gid 4 (adm on Debian), looked up by name.
   const group = (await run('getent', ['group', '4'])).stdout.split(':')[0]!;
   const as = (uid: number, ...args: string[]) =>
-    runProcess('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--groups=4', process.execPath, CLI, 'check', ...args], { cleanEnv: true, env: { HOME: undefined } });
+    runProcess('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--groups=4', rt.node, rt.cli, 'check', ...args], { cleanEnv: true, env: { HOME: undefined } });
 
   t.test('a DynamicUser is told to grant its group, not its uid', async (t) => {
     const r = await as(61200, '--certificate', leaf.certPath, '--private-key', leaf.keyPath);

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import t from 'tap';
+import { otherUserRuntime } from '../helpers/cli.js';
 import {
   addressKey,
   CallerLookup,
@@ -178,8 +179,11 @@ for (const host of ['127.0.0.1', '::1']) {
 t.test('a client of another user (nobody) is traced to its uid', { skip: selfUid !== 0 ? 'needs root to run a client as nobody' : false }, async (t) => {
   const { server, port, accepted } = await listen('127.0.0.1');
   t.teardown(() => server.close());
+  const rt = await otherUserRuntime();
+  if ('skip' in rt) return t.skip(rt.skip);
   const script = `const s=require('net').connect(${port},'127.0.0.1');s.on('data',()=>s.end());s.on('error',()=>{});`;
-  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script], { stdio: 'ignore' });
+  // nobody runs a copy of this Node: the clone may be closed to other users.
+  const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', rt.node, '-e', script], { stdio: 'ignore' });
   const exited = new Promise((resolve) => child.once('exit', resolve));
   t.teardown(() => child.kill());
   const sock = await accepted;
