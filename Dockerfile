@@ -13,14 +13,14 @@
 # TPM 2.0 keys are signed by the system openssl with its tpm2 provider, which
 # this image does not include. For them, build FROM this image, install
 # openssl and tpm2-openssl as root, and run with --device /dev/tpmrm0 and the
-# device's group (README: "Keys in a TPM 2.0").
+# device's group (docs/keys.md: "Keys in a TPM 2.0").
 #
 # PKCS#11 keys (pkcs11: URIs) need the native module pkcs11js, which the bundle
 # leaves out (scripts/bundle.js: the one external) and finds in /app/node_modules,
 # and a PKCS#11 module. For them, build FROM this image and, as root:
 # apt-get install python3 make g++ p11-kit-modules plus the token's module
 # (e.g. opensc-pkcs11), `cd /app && npm install --no-save pkcs11js@2`, then purge
-# the compiler (README: "Keys on a PKCS#11 token").
+# the compiler (docs/keys.md: "Keys on a PKCS#11 token").
 
 # ---- build: compile TypeScript, bundle (scripts/bundle.js) ----
 FROM node:24-trixie-slim AS build

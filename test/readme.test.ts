@@ -118,6 +118,13 @@ t.test('every documented metric is exported and every linked file exists', async
   for (const m of readme.matchAll(/\]\(((?!https?:)[^)#]+)\)/g)) {
     t.ok(existsSync(join(REPO, m[1]!)), `linked file ${m[1]} exists`);
   }
+  // The guides the README links (docs/*.md): their links are relative to docs/.
+  for (const guide of ['docs/homes.md', 'docs/keys.md', 'docs/benchmarks.md']) {
+    t.ok(readme.includes(`](${guide})`), `the README links ${guide}`);
+    for (const m of readFileSync(join(REPO, guide), 'utf8').matchAll(/\]\(((?!https?:)[^)#]+)\)/g)) {
+      t.ok(existsSync(join(REPO, 'docs', m[1]!)), `${guide}: linked file ${m[1]} exists`);
+    }
+  }
 });
 
 t.test('every ARN in the README is one the validator accepts', async (t) => {

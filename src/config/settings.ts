@@ -441,7 +441,7 @@ export const SETTINGS = [
   },
   {
     key: 'podIdentity', scope: 'daemon', type: 'section', validate: checkPodIdentity, finish: finishPodIdentity,
-    help: 'node-agent mode: pods present their service-account token and get the profile bound to it (README "Node agent")',
+    help: 'node-agent mode: pods present their service-account token and get the profile bound to it (docs/homes.md, "Kubernetes node agent")',
   },
   {
     key: 'health.listen', flag: 'health-listen', arg: 'HOST:PORT', scope: 'daemon', type: 'section', multiple: true,

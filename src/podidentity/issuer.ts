@@ -63,7 +63,7 @@ function checkIssuerUrl(issuer: string): string {
 export function podIdentityYaml(i: Pick<PodIssuer, 'issuer' | 'audience' | 'paths'>): string {
   return [
     `# The daemon's podIdentity settings for the test issuer in ${dirname(i.paths.jwks)}`,
-    '# (add listen and bindings; see the README\'s pod identity section).',
+    '# (add listen and bindings; see docs/homes.md, "Kubernetes node agent").',
     'podIdentity:',
     `  issuer: ${i.issuer}`,
     `  audiences: [${i.audience}]`,

@@ -10,16 +10,24 @@ import { execFile } from 'node:child_process';
 import { chmod, chown, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { otherUserRuntime, REPO, runProcess } from '../helpers/cli.js';
+import { otherUserRuntime, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, waitUntil } from '../helpers/daemon.js';
 import { emulatorProfileYaml, startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
+import { sectionFrom } from '../helpers/readme.js';
 import { missing as needs } from '../helpers/needs.js';
 
 const run = promisify(execFile);
-const readme = await readFile(join(REPO, 'README.md'), 'utf8');
-const at = readme.indexOf('**Sharing the endpoint token under `DynamicUser=`:**');
-const recipe = /```sh\n([\s\S]*?)```/.exec(readme.slice(at))?.[1];
+const heading = '**Sharing the endpoint token under `DynamicUser=`:**';
+const guide = (() => {
+  try {
+    return sectionFrom(heading);
+  } catch {
+    return undefined;
+  }
+})();
+const at = guide ? 0 : -1;
+const recipe = guide ? /```sh\n([\s\S]*?)```/.exec(guide)?.[1] : undefined;
 
 // Numeric stand-ins: no /etc/passwd or /etc/group entries needed.
 const DAEMON_UID = 61201; // in systemd's DynamicUser range
@@ -34,7 +42,7 @@ const rt = cannot ? { skip: cannot } : await otherUserRuntime();
 if ('skip' in rt) {
   t.plan(0, rt.skip);
 } else if (at < 0 || !recipe) {
-  t.fail('README has no "Sharing the endpoint token under DynamicUser=" recipe block');
+  t.fail('the docs have no "Sharing the endpoint token under DynamicUser=" recipe block');
 } else {
   const etc = await tempDir('ra-token-share-');
   await chmod(etc, 0o755);

@@ -15,7 +15,7 @@ import { runCli, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, startEmulatedDaemon } from '../helpers/daemon.js';
 import { startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { makeLeaf, tempDir, type CertFiles } from '../helpers/pki.js';
-import { blockAfter, readme } from '../helpers/readme.js';
+import { blockAfter, sectionFrom } from '../helpers/readme.js';
 import { haveSoftTpm, startSoftTpm } from '../helpers/swtpm.js';
 import { missing as needs, skipFile } from '../helpers/needs.js';
 
@@ -243,7 +243,7 @@ t.test("the README's TPM commands run as written, and the key they make gets cre
     return runProcess(cmd!, args, { cwd: dir, cleanEnv: true, env: cleanEnv() });
   };
 
-  const fileFlow = lines(blockAfter('### Keys in a TPM 2.0', 0));
+  const fileFlow = lines(blockAfter('## Keys in a TPM 2.0\n', 0));
   t.match(fileFlow.join('\n'), /pki issue --ca-dir \.\/pki --name tpm-host --csr tpm-host\.csr/, 'the flow uses pki issue --csr');
   for (const line of fileFlow) {
     const r = await runLine(line);
@@ -254,13 +254,13 @@ t.test("the README's TPM commands run as written, and the key they make gets cre
     }
   }
   // The README's handle variant, at the handle it names.
-  const handleFlow = lines(blockAfter('### Keys in a TPM 2.0', 1));
+  const handleFlow = lines(blockAfter('## Keys in a TPM 2.0\n', 1));
   t.ok(handleFlow.length >= 4, 'tpm2_createprimary, create, load, evictcontrol');
   for (const line of handleFlow) {
     const r = await runLine(line);
     t.equal(r.code, 0, `${line} → exit 0 (${r.stderr.trim().split('\n')[0] ?? ''})`);
   }
-  const handle = /handle:0x[0-9a-f]+/.exec(readme.slice(readme.indexOf('### Keys in a TPM 2.0')))![0];
+  const handle = /handle:0x[0-9a-f]+/.exec(sectionFrom('## Keys in a TPM 2.0\n'))![0];
   const csr = await runLine(`openssl req -new -provider tpm2 -provider default -key ${handle} -subj /CN=tpm-handle -out tpm-handle.csr`);
   t.equal(csr.code, 0, csr.stderr);
   const issue = await runCli(['pki', 'issue', '--ca-dir', './pki', '--name', 'tpm-handle', '--csr', 'tpm-handle.csr'], { cwd: dir });
