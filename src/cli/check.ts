@@ -3,7 +3,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { parseFlags } from '../config/args.js';
 import { formatProblem, type Problem } from '../problems.js';
-import { argvSecretWarnings, DEFAULT_EXPIRY_WARNING_DAYS, flagSuggestion, optionsFor, readSetting, setting, usageFor } from '../config/settings.js';
+import { DEFAULT_EXPIRY_WARNING_DAYS, readSetting, setting } from '../config/settings.js';
+import { argvSecretWarnings, flagSuggestion, optionsFor, usageFor } from '../config/command-line.js';
 import { identitySourceFromProfile } from '../runtime/identity-source.js';
 import { identityFromFlags } from './identity-args.js';
 import { UserError } from '../errors.js';

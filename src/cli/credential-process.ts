@@ -1,7 +1,7 @@
 // `credential-process`: one CreateSession, printed in the AWS CLI/SDK
 // credential_process format. Flag-compatible with
 // `aws_signing_helper credential-process`.
-import { usageFor } from '../config/settings.js';
+import { usageFor } from '../config/command-line.js';
 import { parseProfileArgs } from './profile-args.js';
 import { obtainCredentials } from '../runtime/pipeline.js';
 import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';

@@ -2,7 +2,8 @@
 // a validated profile (the settings table's options for the command).
 import { parseFlags } from '../config/args.js';
 import { profileFromFlags } from '../config/profile.js';
-import { argvSecretWarnings, flagSuggestion, optionsFor, refusedFlag, type Command } from '../config/settings.js';
+import { type Command } from '../config/settings.js';
+import { argvSecretWarnings, flagSuggestion, optionsFor, refusedFlag } from '../config/command-line.js';
 import type { ProfileConfig } from '../config/types.js';
 import { enableDebugOutput, UserError } from '../errors.js';
 

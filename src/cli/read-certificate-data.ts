@@ -10,7 +10,7 @@ import { readCertificateList } from '../identity/load.js';
 import { goNameString, isMlDsaOid, keyAlgorithmOid, parseCertificateFields } from '../identity/x509-fields.js';
 import { formatProblem, type Problem } from '../problems.js';
 import { identitySourceFromProfile } from '../runtime/identity-source.js';
-import { usageFor } from '../config/settings.js';
+import { usageFor } from '../config/command-line.js';
 import { identityFromFlags } from './identity-args.js';
 import { parseCommandFlags } from './profile-args.js';
 

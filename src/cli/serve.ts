@@ -8,7 +8,7 @@ import { NO_VERIFY_SSL_WARNING } from '../runtime/profile.js';
 import { Daemon, type DaemonDeps } from '../server/daemon.js';
 import { monotonicUsec, systemdNotifier } from '../server/systemd-notify.js';
 import { holdSighup, releaseSighup } from './early-sighup.js';
-import { argvSecretWarnings } from '../config/settings.js';
+import { argvSecretWarnings } from '../config/command-line.js';
 
 export const summary = 'Run the daemon: keep Roles Anywhere credentials fresh and serve them to AWS SDKs (container endpoint + IMDSv2)';
 

@@ -3,7 +3,8 @@
 // the one signer interface, and prints the signature as the helper does.
 // Contacts nothing.
 import { createHash, type KeyObject } from 'node:crypto';
-import { readSetting, settingOfFlag, usageFor, type SIGN_STRING_FORMATS } from '../config/settings.js';
+import { readSetting, settingOfFlag, type SIGN_STRING_FORMATS } from '../config/settings.js';
+import { usageFor } from '../config/command-line.js';
 import { UserError } from '../errors.js';
 import { keyMatchesCertificate } from '../identity/keys.js';
 import { openSigner, keySourceOptions } from '../identity/key-sources.js';

@@ -1,6 +1,7 @@
 // `update`: keeps a profile of the AWS shared credentials file filled with
 // fresh Roles Anywhere credentials (like `aws_signing_helper update`).
-import { defaultOf, usageFor } from '../config/settings.js';
+import { defaultOf } from '../config/settings.js';
+import { usageFor } from '../config/command-line.js';
 import { writeCredentialsProfile, credentialsFilePath } from '../credentials-file/write.js';
 import { validateProfileName } from '../credentials-file/ini.js';
 import { describeError, UserError } from '../errors.js';

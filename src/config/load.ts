@@ -28,26 +28,8 @@ import { isLoopbackHostname } from '../net/loopback.js';
 import { parseListenAddress } from '../net/listen-address.js';
 import { ConfigError, isPlainObject, nameList, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
 import { checkProfile, envValue, flagLabel, flagOrEnv, PROFILE_FLAG, PROFILE_NAME, profileInputFromFlags, resolvePath, type ProfileDefaults, type ProfileKey } from './profile.js';
-import {
-  DEFAULT_PORT,
-  envName,
-  flagSuggestion,
-  INHERITED_SETTINGS,
-  keysOf,
-  LOG_LEVELS,
-  optionsFor,
-  PROFILE_KEYS,
-  PROFILE_SETTINGS,
-  readSetting,
-  refusedFlag,
-  SECTION_NAMES,
-  setting,
-  settingOfFlag,
-  SETTINGS,
-  TOP_KEYS,
-  usageFor,
-  type Setting,
-} from './settings.js';
+import { DEFAULT_PORT, envName, INHERITED_SETTINGS, keysOf, LOG_LEVELS, PROFILE_KEYS, PROFILE_SETTINGS, readSetting, SECTION_NAMES, setting, settingOfFlag, SETTINGS, TOP_KEYS, type Setting } from './settings.js';
+import { flagSuggestion, optionsFor, refusedFlag, usageFor } from './command-line.js';
 
 export { DEFAULT_PORT, LOG_LEVELS, TOP_KEYS };
 

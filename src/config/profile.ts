@@ -14,23 +14,8 @@ import { checkRoleArn, checkRolesAnywhereArn, type RoleArn, type RolesAnywhereAr
 import { roleArnProblem } from './assume-role.js';
 import { fipsProblem } from '../rolesanywhere/endpoint.js';
 import { ConfigError, isPlainObject, show, typeName, unknownKeyMessage, type Problem } from '../problems.js';
-import {
-  checkEndpoint,
-  DEFAULT_EXPIRY_WARNING_DAYS,
-  DEFAULT_SESSION_DURATION,
-  envName,
-  envNames,
-  INHERITED_SETTINGS,
-  optionsFor,
-  parseBoolean,
-  PROFILE_KEYS,
-  PROFILE_SETTINGS,
-  readSetting,
-  settingOfFlag,
-  usageFor,
-  type ProfileValues,
-  type Setting,
-} from './settings.js';
+import { checkEndpoint, DEFAULT_EXPIRY_WARNING_DAYS, DEFAULT_SESSION_DURATION, envName, envNames, INHERITED_SETTINGS, parseBoolean, PROFILE_KEYS, PROFILE_SETTINGS, readSetting, settingOfFlag, type ProfileValues, type Setting } from './settings.js';
+import { optionsFor, usageFor } from './command-line.js';
 
 /** `node:util` parseArgs options of the profile commands (credential-process, update): generated from the settings table. */
 export const PROFILE_OPTIONS = optionsFor('credential-process');

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadDaemonConfig } from '../../src/config/load.js';
 import { profileFromFlags } from '../../src/config/profile.js';
-import { argvSecretWarnings, commandsOf, envNames, flagSuggestion, keysOf, optionsFor, readSetting, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
+import { commandsOf, envNames, keysOf, readSetting, SETTINGS, TOP_KEYS, type Command, type Setting } from '../../src/config/settings.js';
+import { argvSecretWarnings, flagSuggestion, optionsFor } from '../../src/config/command-line.js';
 import { REPO, runCli } from '../helpers/cli.js';
 import { readme, tableAfter } from '../helpers/readme.js';
 
