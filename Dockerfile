@@ -26,9 +26,11 @@
 FROM node:24-trixie-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
+# The dev-only local package that pins Node for npm scripts (package.json "node-runtime").
+COPY scripts/node-runtime ./scripts/node-runtime
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/bundle.js ./scripts/
+COPY scripts/bundle.js scripts/check-node.cjs ./scripts/
 COPY src ./src
 RUN npm run build
 
