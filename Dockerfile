@@ -28,7 +28,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
-COPY scripts/bundle.js ./scripts/
+COPY scripts/bundle.js scripts/check-node.cjs ./scripts/
 COPY src ./src
 RUN npm run build
 
