@@ -119,8 +119,9 @@ async function until(what: string, cond: () => Promise<boolean>, proc: { child: 
 
 // A container's PATH (no /root/.pyenv shims a non-root uid cannot read): Debian's /usr/bin/aws.
 const env0 = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-// The containers' uids run copies of Node, the CLI and the SDK (the clone may be closed to them: /root, a 0700 directory).
-const rt = process.getuid?.() === 0 ? await otherUserRuntime() : undefined;
+// The containers' uids run copies of Node, the CLI and the SDK (the clone may be closed to them: /root, a 0700 directory),
+// under /var/tmp: the app containers mount a /tmp of their own (an emptyDir) over the host's.
+const rt = process.getuid?.() === 0 ? await otherUserRuntime('/var/tmp') : undefined;
 
 if (rt === undefined) {
   t.skip('needs root: network and mount namespaces, tmpfs mounts, setpriv');
