@@ -128,8 +128,8 @@ interface Ask {
   headers?: Record<string, string>;
 }
 
-/** Runs HTTP requests in order as `user` (setpriv; 'nobody' or a numeric uid), optionally in network namespace `ns`; statuses and Messages. */
-async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<Array<{ status: number; message: string; body: string }>> {
+/** Runs HTTP requests in order as `user` (setpriv; 'nobody' or a numeric uid) with `node` (otherUserRuntime's), optionally in network namespace `ns`; statuses and Messages. */
+async function asUser(node: string, user: string | number, asks: Ask[], ns?: string): Promise<Array<{ status: number; message: string; body: string }>> {
   const script = `
     const http = require('http');
     const asks = JSON.parse(process.env.ASKS);
@@ -149,7 +149,7 @@ async function asUser(user: string | number, asks: Ask[], ns?: string): Promise<
     })();
   `;
   const id = user === 'nobody' ? ['--reuid=nobody', '--regid=nogroup'] : [`--reuid=${user}`, `--regid=${user}`];
-  const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'setpriv', ...id, '--clear-groups', process.execPath, '-e', script];
+  const cmd = [...(ns ? ['ip', 'netns', 'exec', ns] : []), 'setpriv', ...id, '--clear-groups', node, '-e', script];
   const { stdout } = await run(cmd[0]!, cmd.slice(1), { env: { ASKS: JSON.stringify(asks) } });
   return JSON.parse(stdout) as Array<{ status: number; message: string; body: string }>;
 }
@@ -163,6 +163,8 @@ t.test(
     const made = await makeNetns(t, 'ra-callers');
     if ('skip' in made) return t.skip(made.skip);
     const { ns } = made;
+    const rt = await otherUserRuntime();
+    if ('skip' in rt) return t.skip(rt.skip);
     // This host (the namespace) has a non-loopback address of its own (on lo: no dummy/veth module needed).
     const HOST_IP = '10.231.0.1';
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -199,7 +201,7 @@ profiles:
     t.match(d.output(), /non-loopback address: anyone who can reach it and holds the endpoint token gets AWS credentials from the container endpoint \(local users are still checked against callers\); IMDS is not served there/, 'the warning says what is served there (IMDS needs no token)');
     t.notMatch(d.output(), /any local process over IMDS/);
     const token = await readFile(join(dir, 'token'), 'utf8');
-    await waitUntil('ready', async () => (await asUser(ALICE, [{ host: '127.0.0.1', port: 9911, method: 'GET', path: '/v1/credentials', headers: { authorization: token } }], ns))[0]!.status === 200);
+    await waitUntil('ready', async () => (await asUser(rt.node, ALICE, [{ host: '127.0.0.1', port: 9911, method: 'GET', path: '/v1/credentials', headers: { authorization: token } }], ns))[0]!.status === 200);
 
     const imdsAt = (host: string, port: number): Ask[] => [
       { host, port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } },
@@ -208,7 +210,7 @@ profiles:
     const nobodyUid = Number((await run('id', ['-u', 'nobody'])).stdout.trim());
 
     // mallory (nobody, not in callers), at this host's own non-loopback address.
-    const [imdsThere, containerThere, imdsLoopback] = await asUser('nobody', [...imdsAt(HOST_IP, 9912), containerAt(HOST_IP, 9912), ...imdsAt('127.0.0.1', 9911)], ns);
+    const [imdsThere, containerThere, imdsLoopback] = await asUser(rt.node, 'nobody', [...imdsAt(HOST_IP, 9912), containerAt(HOST_IP, 9912), ...imdsAt('127.0.0.1', 9911)], ns);
     t.equal(imdsThere!.status, 403, 'mallory: no IMDS token at the non-loopback address');
     t.match(imdsThere!.message, /IMDS is served only on loopback addresses/);
     t.equal(containerThere!.status, 403, 'mallory, with the endpoint token, at the non-loopback address: refused as a local user');
@@ -216,11 +218,11 @@ profiles:
     t.equal(imdsLoopback!.status, 403, 'mallory on loopback: refused (as before)');
 
     // alice: served on loopback and, with the token, at the non-loopback address; no IMDS there.
-    const alice = await asUser(ALICE, [containerAt(HOST_IP, 9912), ...imdsAt('127.0.0.1', 9911), ...imdsAt(HOST_IP, 9912)], ns);
+    const alice = await asUser(rt.node, ALICE, [containerAt(HOST_IP, 9912), ...imdsAt('127.0.0.1', 9911), ...imdsAt(HOST_IP, 9912)], ns);
     t.same(alice.map((r) => r.status), [200, 200, 403], 'alice: container endpoint at the non-loopback address, IMDS on loopback only');
 
     // DNS rebinding against alice's browser: Host evil.example on the loopback listener, a non-loopback listener beside it.
-    const rebound = await asUser(ALICE, [{ ...imdsAt('127.0.0.1', 9911)[0]!, headers: { host: 'evil.example', 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }, { ...containerAt('127.0.0.1', 9911), headers: { host: 'evil.example', authorization: token } }], ns);
+    const rebound = await asUser(rt.node, ALICE, [{ ...imdsAt('127.0.0.1', 9911)[0]!, headers: { host: 'evil.example', 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }, { ...containerAt('127.0.0.1', 9911), headers: { host: 'evil.example', authorization: token } }], ns);
     t.same(rebound.map((r) => r.status), [403, 403], 'Host: evil.example on 127.0.0.1 is refused');
     t.match(rebound[0]!.message, /Host header is not a loopback address/);
 
@@ -228,10 +230,10 @@ profiles:
     await writeFile(cfg, yaml(', onNonLoopbackUnsafe: true'));
     d.child.kill('SIGHUP');
     await d.waitForOutput(/configuration reloaded/);
-    const [malloryThere] = await asUser('nobody', imdsAt(HOST_IP, 9912), ns);
+    const [malloryThere] = await asUser(rt.node, 'nobody', imdsAt(HOST_IP, 9912), ns);
     t.equal(malloryThere!.status, 403, 'mallory at the non-loopback address: refused by callers');
     t.match(malloryThere!.message, new RegExp(`uid ${nobodyUid} \\(nobody\\)`));
-    const [aliceToken] = await asUser(ALICE, imdsAt(HOST_IP, 9912), ns);
+    const [aliceToken] = await asUser(rt.node, ALICE, imdsAt(HOST_IP, 9912), ns);
     t.equal(aliceToken!.status, 200, 'alice gets an IMDS token there');
     t.match(d.output(), /refused a local caller that callers does not allow/, 'the refusals are logged');
   },
@@ -245,6 +247,8 @@ t.test(
     await chmod(dir, 0o755);
     const ca = await makeCA(dir);
     const leaf = await makeLeaf(dir, ca, 'serve-callers-mnt');
+    const rt = await otherUserRuntime();
+    if ('skip' in rt) return t.skip(rt.skip);
     const fake = await startFakeServer(t, [freshCredentials]);
     const empty = join(dir, 'empty');
     await mkdir(empty);
@@ -264,7 +268,7 @@ t.test(
     await waitUntil('ready', async () => (await httpRequest(port, 'GET', '/readyz')).status === 200);
     const token = await readFile(join(dir, 'token'), 'utf8');
     t.equal((await httpRequest(port, 'GET', '/v1/credentials', { authorization: token })).status, 200, 'the container endpoint, with its token');
-    const [imds] = await asUser('nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
+    const [imds] = await asUser(rt.node, 'nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
     t.equal(imds!.status, 403, 'mallory gets no IMDS token');
     t.match(imds!.message, /cannot tell which local user is calling: \/proc\/self\/net\/tcp does not exist/);
   },
@@ -278,6 +282,8 @@ t.test(
     await chmod(dir, 0o755);
     const ca = await makeCA(dir);
     const leaf = await makeLeaf(dir, ca, 'serve-callers-ready');
+    const rt = await otherUserRuntime();
+    if ('skip' in rt) return t.skip(rt.skip);
     const cfg = join(dir, 'daemon.yaml');
     // Nothing listens on port 1: the profile is never ready, and /readyz says why (the endpoint, the trust anchor ARN).
     await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'callers: { users: [root] }'));
@@ -289,7 +295,7 @@ t.test(
     t.match(JSON.parse(own.body).profiles.main.reason, /./, 'an allowed user reads why');
     t.equal((await httpRequest(port, 'GET', '/metrics')).status, 200, 'and /metrics');
 
-    const [ready, metrics, container] = await asUser('nobody', [
+    const [ready, metrics, container] = await asUser(rt.node, 'nobody', [
       { host: '127.0.0.1', port, method: 'GET', path: '/readyz' },
       { host: '127.0.0.1', port, method: 'GET', path: '/metrics' },
       { host: '127.0.0.1', port, method: 'GET', path: '/v1/credentials' },
@@ -299,7 +305,7 @@ t.test(
     t.equal(metrics!.status, 403, 'mallory: no /metrics');
     t.match(metrics!.message, /health\.listen/);
     t.equal(container!.status, 401, 'no token: refused before the caller check');
-    await asUser('nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
+    await asUser(rt.node, 'nobody', [{ host: '127.0.0.1', port, method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } }]);
     const line = (await d.waitForOutput(/.*refused a local caller that callers does not allow.*/))[0];
     t.match(line, /"uid":\s*\d+/);
     t.match(line, /"user":\s*"nobody"/, 'the user name');
@@ -311,6 +317,8 @@ t.test('#21 item 7: connections are limited per local user and overall; the rest
   const dir = await tempDir();
   const ca = await makeCA(dir);
   const leaf = await makeLeaf(dir, ca, 'serve-callers-limits');
+  const rt = await otherUserRuntime();
+  if ('skip' in rt) return t.skip(rt.skip);
   const cfg = join(dir, 'daemon.yaml');
   await writeFile(cfg, configYaml(dir, leaf, 'http://127.0.0.1:1', 'connections: { max: 100, maxPerUser: 5 }\ncallers: { users: [root, nobody] }'));
   const d = spawnServe(t, ['--config', cfg]);
@@ -330,7 +338,7 @@ t.test('#21 item 7: connections are limited per local user and overall; the rest
   await waitUntil('3 connections closed', () => closed() >= 3, 4000, 10);
   t.equal(closed(), 3, 'this user: 5 stay open, the next 3 are closed');
   // Asked by another user (this one has no room left).
-  const metricsAs = async () => (await asUser('nobody', [{ host: '127.0.0.1', port, method: 'GET', path: '/metrics' }]))[0]!;
+  const metricsAs = async () => (await asUser(rt.node, 'nobody', [{ host: '127.0.0.1', port, method: 'GET', path: '/metrics' }]))[0]!;
   const asked = await metricsAs();
   t.equal(asked.status, 200, 'another user is served meanwhile');
   const metrics = asked.body;

@@ -19,7 +19,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { CLI, REPO, runProcess } from '../helpers/cli.js';
+import { otherUserRuntime, REPO, runProcess } from '../helpers/cli.js';
 import { atomicUpdate, atomicWriter, containerScript, emptyDir, makeCluster, type ContainerSpec } from '../helpers/kube.js';
 import { makeNetns, run } from '../helpers/netns.js';
 import { makeCA, makeLeaf, openssl, tempDir } from '../helpers/pki.js';
@@ -93,18 +93,15 @@ const envOf = (c: Json): Record<string, string> => Object.fromEntries(((c.env ??
  * /usr/bin/aws is v2.9, which reads only AWS_CONTAINER_AUTHORIZATION_TOKEN, and
  * the current botocore lives under /root.
  */
-const awsCall = (c: Json, stsUrl: string): string[] => {
+const awsCall = (c: Json, stsUrl: string, node: string, script: string): string[] => {
   const m = /\baws sts get-caller-identity\b/.exec(c.command.join(' '));
   if (!m) throw new Error(`${c.name}: no aws sts get-caller-identity in its command`);
-  const sdk = (p: string) => JSON.stringify(join(REPO, 'node_modules', '@aws-sdk', p));
-  return [
-    process.execPath,
-    '-e',
-    `const { STSClient, GetCallerIdentityCommand } = require(${sdk('client-sts')}); const { fromNodeProviderChain } = require(${sdk('credential-providers')});
-     new STSClient({ endpoint: ${JSON.stringify(stsUrl)}, credentials: fromNodeProviderChain(), maxAttempts: 1 }).send(new GetCallerIdentityCommand({}))
-       .then((o) => console.log(JSON.stringify({ Arn: o.Arn })), (e) => { console.error(String(e)); process.exit(1); });`,
-  ];
+  return [node, script, stsUrl];
 };
+/** That call, bundled with the SDK (otherUserRuntime's script): the endpoint is its argument. */
+const AWS_CALL = `const { STSClient, GetCallerIdentityCommand } = require('@aws-sdk/client-sts'); const { fromNodeProviderChain } = require('@aws-sdk/credential-providers');
+  new STSClient({ endpoint: process.argv[2], credentials: fromNodeProviderChain(), maxAttempts: 1 }).send(new GetCallerIdentityCommand({}))
+    .then((o) => console.log(JSON.stringify({ Arn: o.Arn })), (e) => { console.error(String(e)); process.exit(1); });`;
 
 /** kubelet's httpGet probe, from inside the pod's network namespace. */
 async function probe(ns: string, port: number, path: string): Promise<number> {
@@ -122,11 +119,17 @@ async function until(what: string, cond: () => Promise<boolean>, proc: { child: 
 
 // A container's PATH (no /root/.pyenv shims a non-root uid cannot read): Debian's /usr/bin/aws.
 const env0 = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' };
-const nodeCmd = (args: string[]) => [process.execPath, CLI, ...args];
+// The containers' uids run copies of Node, the CLI and the SDK (the clone may be closed to them: /root, a 0700 directory),
+// under /var/tmp: the app containers mount a /tmp of their own (an emptyDir) over the host's.
+const rt = process.getuid?.() === 0 ? await otherUserRuntime('/var/tmp') : undefined;
 
-if (process.getuid?.() !== 0) {
+if (rt === undefined) {
   t.skip('needs root: network and mount namespaces, tmpfs mounts, setpriv');
+} else if ('skip' in rt) {
+  t.plan(0, rt.skip);
 } else {
+  const nodeCmd = (args: string[]) => [rt.node, rt.cli, ...args];
+  const awsCallScript = await rt.script('aws-call.cjs', AWS_CALL);
   t.test('config/kubernetes-pod.yaml: the sidecar starts on its volumes and the app container gets credentials', async (t) => {
     const made = await makeNetns(t, 'ra-kpod');
     if ('skip' in made) return t.skip(made.skip);
@@ -172,7 +175,7 @@ if (process.getuid?.() !== 0) {
 
     // The app container only after the sidecar is started; its own uid, its mounts, its env.
     const app: Json = pod.containers[0];
-    const appSpec = container(pod, app, volumes, awsCall(app, emuUrl));
+    const appSpec = container(pod, app, volumes, awsCall(app, emuUrl, rt.node, awsCallScript));
     const res = await runProcess('ip', ['netns', 'exec', ns, ...unshare(containerScript(appSpec, join(dir, 'scratch-app')))], { cleanEnv: true, env: { ...env0, ...envOf(app) }, timeoutMs: 90_000 });
     t.equal(res.code, 0, res.code === 0 ? "the app container's call succeeded" : `the app container's call failed: ${res.stderr.slice(0, 600)}`);
     if (res.code === 0) t.match(JSON.parse(res.stdout).Arn, /:assumed-role\/app\/app$/, 'as the role and session name of the ConfigMap profile');
@@ -180,7 +183,7 @@ if (process.getuid?.() !== 0) {
     // Another container of the pod with its own uid (a log shipper, say): it can read the token through the
     // fsGroup (0640, group fsGroup), but the daemon's callers check refuses its uid.
     const fetchWithToken = [
-      process.execPath,
+      rt.node,
       '-e',
       `const token = require('fs').readFileSync(process.env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, 'utf8');
        require('http').get(process.env.AWS_CONTAINER_CREDENTIALS_FULL_URI, { headers: { authorization: token } }, (r) => { console.log(r.statusCode); r.resume(); });`,
@@ -313,7 +316,7 @@ if (process.getuid?.() !== 0) {
       } else throw new Error(`volume ${v.name}: not built by this test`);
     }
     const app: Json = pod.containers[0];
-    const appSpec = container(pod, app, podVolumes, awsCall(app, emuUrl));
+    const appSpec = container(pod, app, podVolumes, awsCall(app, emuUrl, rt.node, awsCallScript));
     const res = await runProcess('ip', ['netns', 'exec', ns, ...unshare(containerScript(appSpec, join(dir, 'scratch-app')))], { cleanEnv: true, env: { ...env0, ...envOf(app) }, timeoutMs: 90_000 });
     t.equal(res.code, 0, res.code === 0 ? "the pod's call succeeded" : `the pod's call failed: ${res.stderr.slice(0, 600)}`);
     if (res.code === 0) t.match(JSON.parse(res.stdout).Arn, /:assumed-role\/checkout\//, "the role its service account's binding names");

@@ -87,18 +87,20 @@ export interface OtherUserRuntime {
  * where others cannot enter (/root, a 0700 home or temp dir), so they get copies in a
  * world-traversable temp directory (removed at exit); the files those processes
  * read are the test's own, in temp dirs too. Gives the reason instead when even the
- * temp directory is closed to other users.
+ * temp directory is closed to other users. `under` puts it in another directory than
+ * the temp directory (e.g. /var/tmp, for containers that mount a /tmp of their own).
  */
-export async function otherUserRuntime(): Promise<OtherUserRuntime | { skip: string }> {
+export async function otherUserRuntime(under?: string): Promise<OtherUserRuntime | { skip: string }> {
   const { chmod, copyFile, cp, link, mkdtemp, stat, writeFile } = await import('node:fs/promises');
   const { rmSync } = await import('node:fs');
   const { tmpdir } = await import('node:os');
   const { dirname, join } = await import('node:path');
-  for (let p = tmpdir(); ; p = dirname(p)) {
-    if (!((await stat(p)).mode & 0o001)) return { skip: `other users cannot enter ${p}, above the temp directory ${tmpdir()} (set TMPDIR to a world-traversable directory)` };
+  const parent = under ?? tmpdir();
+  for (let p = parent; ; p = dirname(p)) {
+    if (!((await stat(p)).mode & 0o001)) return { skip: `other users cannot enter ${p}, above ${under ? '' : 'the temp directory '}${parent} (${under ? 'make it world-traversable' : 'set TMPDIR to a world-traversable directory'})` };
     if (dirname(p) === p) break;
   }
-  const dir = await mkdtemp(join(tmpdir(), 'ra-other-user-'));
+  const dir = await mkdtemp(join(parent, 'ra-other-user-'));
   // Removed at exit, not with t.teardown: a root-level teardown registered before the file's first
   // assertion makes tap end the file early when that assertion is asynchronous (t.rejects).
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));

@@ -8,7 +8,7 @@
 import t, { type Test } from 'tap';
 import { chmod, chown, lchown, lstat, mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { REPO, runProcess } from '../helpers/cli.js';
+import { otherUserRuntime, runProcess } from '../helpers/cli.js';
 import { httpRequest, spawnServe, waitUntil, type ServeProcess } from '../helpers/daemon.js';
 import { emulatorProfileYaml, startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
@@ -25,8 +25,12 @@ const setpriv = (uid: number, gid: number, groups: number[]) => ['setpriv', `--r
 const env = { PATH: process.env.PATH, HOME: undefined };
 const NO_MODE_ADVICE = /chmod (go-w|[0-7]*7{2,}|o-w|a-w|-t|\+t)|chmod [^ ]* \/tmp/;
 
-if (process.getuid?.() !== 0) {
+// The other uids run copies of Node, the CLI and the SDK (the clone may be closed to them: /root, a 0700 directory).
+const rt = process.getuid?.() === 0 ? await otherUserRuntime() : undefined;
+if (rt === undefined) {
   t.fail('this test makes root-owned directories and runs the daemon as other uids with setpriv: it needs root (.ci/run runs as root)');
+} else if ('skip' in rt) {
+  t.plan(0, rt.skip);
 } else {
   const base = await tempDir('ra-token-dirs-');
   await chmod(base, 0o755);
@@ -121,7 +125,7 @@ if (process.getuid?.() !== 0) {
       ['listen: ["127.0.0.1:0"]', `tokenFile: ${join(dir, 'token')}`, `callers: { users: [${DAEMON_UID}, ${APP_UID}, 0] }`, 'profiles:', ...emulatorProfileYaml(emu), ''].join('\n'),
       { mode: 0o644 },
     );
-    return spawnServe(t, ['--config', config], env, [...(setpriv(DAEMON_UID, groups[0] ?? DAEMON_UID, groups) as [string, ...string[]]), process.execPath, join(REPO, 'dist', 'cli.js')]);
+    return spawnServe(t, ['--config', config], env, [...(setpriv(DAEMON_UID, groups[0] ?? DAEMON_UID, groups) as [string, ...string[]]), rt.node, rt.cli]);
   };
   const ready = async (d: ServeProcess) => {
     const port = await d.port();
@@ -129,12 +133,12 @@ if (process.getuid?.() !== 0) {
     return port;
   };
   /** The application: the real AWS SDK as its own uid, with the endpoint and the token file path. */
+  const appScript = await rt.script('app.cjs', `require('@aws-sdk/credential-providers').fromHttp({})().then((c) => process.stdout.write(c.accessKeyId), (e) => { process.stderr.write(String(e)); process.exit(1); })`);
   const app = (uid: number, gid: number, groups: number[], port: number, tokenFile: string) => {
-    const sdk = join(REPO, 'node_modules', '@aws-sdk', 'credential-providers');
     const [cmd, ...pre] = setpriv(uid, gid, groups);
     return runProcess(
       cmd!,
-      [...pre, process.execPath, '-e', `require(${JSON.stringify(sdk)}).fromHttp({})().then((c) => process.stdout.write(c.accessKeyId), (e) => { process.stderr.write(String(e)); process.exit(1); })`],
+      [...pre, rt.node, appScript],
       { cleanEnv: true, env: { ...env, AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${port}/v1/credentials`, AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile } },
     );
   };
