@@ -29,6 +29,10 @@ export async function startFuzzDaemon(t: { teardown(fn: () => unknown): void }):
       'listen: ["127.0.0.1:0"]',
       `tokenFile: ${JSON.stringify(tokenFile)}`,
       'logLevel: warn',
+      // Every attacking connection and every normal request here come from one local user: the
+      // per-user cap (default 256, tested in test/cli/serve-callers.test.ts) would refuse them all.
+      'connections:',
+      '  maxPerUser: 2048',
       'imds:',
       '  profile: main',
       'profiles:',
