@@ -263,8 +263,8 @@ export class RolesAnywhereClient {
           body,
           agent,
           tls,
-          ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
-          ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+          connectTimeoutMs: o.connectTimeoutMs, // undefined: the transport's defaults
+          timeoutMs: o.timeoutMs,
           signal,
         });
         if (res.status >= 200 && res.status < 300) {

@@ -194,8 +194,8 @@ export async function assumeRole(
           body,
           agent,
           tls,
-          ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
-          ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+          connectTimeoutMs: o.connectTimeoutMs, // undefined: the transport's defaults
+          timeoutMs: o.timeoutMs,
           signal,
           maxBodyBytes: MAX_STS_BODY,
         });

@@ -8,6 +8,7 @@
 // One build per content: the image is tagged with a hash of the build context's
 // files, so a second run with the same sources reuses it.
 import { chmod, chown, copyFile, readdir, readFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import t from 'tap';
 import { REPO } from '../helpers/cli.js';
@@ -30,6 +31,18 @@ async function contextParts(): Promise<Array<string | Buffer>> {
   const parts: Array<string | Buffer> = [];
   for (const f of files.sort()) parts.push(relative(REPO, f), await readFile(f));
   return parts;
+}
+
+/** A port free on the host's loopback now (the containers share the host's network, and other tests run beside these). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 const skip = await podmanSkipReason();
@@ -75,9 +88,15 @@ async function main() {
       const name = `ra-test-${process.pid}-${cases.indexOf(c)}`;
       await podman(['rm', '-f', name]).catch(() => undefined);
       t.teardown(() => podman(['rm', '-f', '-t', '0', name]).catch(() => undefined));
+      // Not the image's default 9911: with --network host another test on this host may hold it. The
+      // health check is the image's own HEALTHCHECK command, pointed at the same port.
+      const port = await freePort();
+      const [, ...healthTest] = JSON.parse((await podman(['image', 'inspect', '--format', '{{json .Config.Healthcheck.Test}}', image])).stdout) as string[];
+      const healthCmd = JSON.stringify(healthTest.map((a) => a.replace('127.0.0.1:9911', `127.0.0.1:${port}`)));
       await podman([
         'run', '-d', '--name', name, '--network', 'host', ...c.args,
         '-v', `${secrets}:/etc/ra:ro`,
+        '-e', `ROLESANYWHERE_LISTEN=127.0.0.1:${port}`, '--health-cmd', healthCmd,
         image, 'serve',
         '--certificate', '/etc/ra/cert.pem', '--private-key', '/etc/ra/key.pem',
         '--trust-anchor-arn', emu.arns.trustAnchorArn, '--profile-arn', emu.arns.profileArn, '--role-arn', emu.arns.roleArn,
@@ -91,7 +110,7 @@ async function main() {
           for (;;) {
             try {
               const token = fs.readFileSync('/var/run/rolesanywhere/token', 'utf8');
-              const r = await fetch('http://127.0.0.1:9911/v1/credentials', { headers: { Authorization: token } });
+              const r = await fetch('http://127.0.0.1:${port}/v1/credentials', { headers: { Authorization: token } });
               if (r.status === 200) {
                 const b = await r.json();
                 console.log(JSON.stringify({ AccessKeyId: b.AccessKeyId, secret: typeof b.SecretAccessKey, token: typeof b.Token, expiration: typeof b.Expiration, roleArn: b.RoleArn, keys: Object.keys(b).sort() }));
