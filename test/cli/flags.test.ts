@@ -5,24 +5,12 @@
 // "argument is ambiguous" or a later, unrelated complaint; nothing starts.
 import t from 'tap';
 import { readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { runCli } from '../helpers/cli.js';
-import { httpRequest, spawnServe } from '../helpers/daemon.js';
+import { freePort, httpRequest, spawnServe } from '../helpers/daemon.js';
 import { startTestEmulator } from '../helpers/emulator.js';
 import { convertKey, tempDir } from '../helpers/pki.js';
 
-/** A port free right now on 127.0.0.1. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const ARNS = ['--role-arn', 'arn:aws:iam::123456789012:role/app'];
 // [command, option, an option of that command that could follow it]

@@ -8,10 +8,10 @@
 // One build per content: the image is tagged with a hash of the build context's
 // files, so a second run with the same sources reuses it.
 import { chmod, chown, copyFile, readdir, readFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import t from 'tap';
 import { REPO } from '../helpers/cli.js';
+import { freePort } from '../helpers/daemon.js';
 import { startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
 import { BASE_IMAGE as BASE, buildOnce, contentTag, podman, podmanSkipReason } from '../helpers/podman.js';
@@ -33,17 +33,6 @@ async function contextParts(): Promise<Array<string | Buffer>> {
   return parts;
 }
 
-/** A port free on the host's loopback now (the containers share the host's network, and other tests run beside these). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const skip = await podmanSkipReason();
 if (skip) t.plan(0, skip);

@@ -187,6 +187,7 @@ import { Daemon } from '../../src/server/daemon.js';
 import { startTestEmulator, type TestEmulator, type TestEmulatorOptions } from './emulator.js';
 import { tempDir } from './pki.js';
 import { Writable } from 'node:stream';
+import { createServer } from 'node:net';
 
 export interface EmulatedDaemon {
   emu: TestEmulator;
@@ -222,6 +223,13 @@ export async function startEmulatedDaemon(
     ...prepared,
   });
   const config = daemonConfig(dir, [profile], opts.config);
+  const { daemon, logs } = await startLoggedDaemon(t, config);
+  const token = await readFileP(config.tokenFile, 'utf8');
+  return { emu, daemon, config, port: daemon.addresses[0]!.port, token, dir, logs };
+}
+
+/** An in-process daemon for `config`, logging at debug level into a string (closed at teardown). */
+export async function startLoggedDaemon(t: { teardown(fn: () => unknown): void }, config: DaemonConfig): Promise<{ daemon: Daemon; logs(): string }> {
   let logText = '';
   const sink = new Writable({
     write(chunk, _enc, cb) {
@@ -229,11 +237,21 @@ export async function startEmulatedDaemon(
       cb();
     },
   });
-  const logger = await createLogger({ level: 'debug', destination: sink, pretty: false });
-  const daemon = await Daemon.start(config, daemonDeps(logger));
+  const daemon = await Daemon.start(config, daemonDeps(await createLogger({ level: 'debug', destination: sink, pretty: false })));
   t.teardown(() => daemon.close(500));
-  const token = await readFileP(config.tokenFile, 'utf8');
-  return { emu, daemon, config, port: daemon.addresses[0]!.port, token, dir, logs: () => logText };
+  return { daemon, logs: () => logText };
+}
+
+/** A port free on 127.0.0.1 now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 import { readFile as readFileP } from 'node:fs/promises';

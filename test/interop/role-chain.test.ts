@@ -7,15 +7,11 @@
 import t from 'tap';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromHttp } from '@aws-sdk/credential-providers';
-import { Writable } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import { runProcess } from '../helpers/cli.js';
-import { cleanAwsEnv, daemonConfig, httpRequest, profileFor, startEmulatedDaemon, waitUntil } from '../helpers/daemon.js';
+import { cleanAwsEnv, daemonConfig, httpRequest, profileFor, startEmulatedDaemon, startLoggedDaemon, waitUntil } from '../helpers/daemon.js';
 import { startTestEmulator } from '../helpers/emulator.js';
 import { tempDir } from '../helpers/pki.js';
-import { Daemon } from '../../src/server/daemon.js';
-import { daemonDeps } from '../../src/cli/serve.js';
-import { createLogger } from '../../src/log.js';
 import type { ProfileConfig } from '../../src/config/types.js';
 
 const DEPLOY = 'arn:aws:iam::210987654321:role/Deploy';
@@ -42,15 +38,7 @@ t.test('a two-hop chain into two other accounts, served to the JS SDK and the AW
   ]);
   config.imds = { enabled: true, allowV1: false, profile: 'chain' };
   config.defaultProfile = 'chain';
-  let logText = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logText += chunk.toString();
-      cb();
-    },
-  });
-  const daemon = await Daemon.start(config, daemonDeps(await createLogger({ level: 'debug', destination: sink, pretty: false })));
-  t.teardown(() => daemon.close(500));
+  const { daemon, logs } = await startLoggedDaemon(t, config);
   const port = daemon.addresses[0]!.port;
   const token = await readFile(config.tokenFile, 'utf8');
   await daemon.session('chain')!.waitFor((s) => s.status().ready, 15_000);
@@ -121,7 +109,7 @@ t.test('a two-hop chain into two other accounts, served to the JS SDK and the AW
     const plain = await httpRequest(port, 'GET', '/v1/credentials/plain', { authorization: token });
     t.equal(plain.status, 200);
     t.equal(JSON.parse(plain.body).RoleArn, emu.arns.roleArn, 'the profile without a chain serves the Roles Anywhere role');
-    const line = logText.split('\n').find((l) => l.includes('"profile":"wrong"') && l.includes('"event":"refresh"') && l.includes('"outcome":"failure"'));
+    const line = logs().split('\n').find((l) => l.includes('"profile":"wrong"') && l.includes('"event":"refresh"') && l.includes('"outcome":"failure"'));
     t.ok(line, 'the failure is logged');
     if (line) {
       const rec = JSON.parse(line);

@@ -9,16 +9,13 @@ import { join } from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { fromContainerMetadata, fromHttp, fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { AwsCredentialIdentity } from '@aws-sdk/types';
-import { daemonDeps } from '../../src/cli/serve.js';
 import { loadDaemonConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
 import { Daemon } from '../../src/server/daemon.js';
 import { runProcess } from '../helpers/cli.js';
-import { cleanAwsEnv, withEnv, httpRequest, waitUntil } from '../helpers/daemon.js';
+import { cleanAwsEnv, withEnv, httpRequest, startLoggedDaemon, waitUntil } from '../helpers/daemon.js';
 import { DEFAULT_ARNS, startTestEmulator, type TestEmulator } from '../helpers/emulator.js';
 import { algNone, AUDIENCE, ISSUER, makeCluster, makeKey, serveJwks, tampered, type Cluster } from '../helpers/kube.js';
 import { tempDir } from '../helpers/pki.js';
-import { Writable } from 'node:stream';
 
 const ACCOUNT = '123456789012';
 const ROLE = {
@@ -75,15 +72,7 @@ async function startAgent(
   const file = join(dir, 'agent.yaml');
   await writeFile(file, JSON.stringify(yaml, null, 2)); // JSON is YAML
   const config = await loadDaemonConfig({ argv: ['--config', file], env: { HOME: dir } });
-  let logText = '';
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      logText += chunk.toString();
-      cb();
-    },
-  });
-  const daemon = await Daemon.start(config, daemonDeps(await createLogger({ level: 'debug', destination: sink, pretty: false })));
-  t.teardown(() => daemon.close(500));
+  const { daemon, logs } = await startLoggedDaemon(t, config);
   const port = daemon.podAddresses[0]!.port;
   return {
     emu,
@@ -92,7 +81,7 @@ async function startAgent(
     dir,
     port,
     adminPort: daemon.addresses[0]!.port,
-    logs: () => logText,
+    logs,
     async get(token) {
       const r = await httpRequest(port, 'GET', '/v1/credentials', token === undefined ? {} : { authorization: token });
       let json: any;
